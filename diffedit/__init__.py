@@ -1,0 +1,3 @@
+"""diffedit: a Markdown editor that rewrites text by diffusion."""
+
+__version__ = "0.1.0"
