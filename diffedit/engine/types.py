@@ -1,0 +1,112 @@
+"""The engine's message shapes: a job goes in, frames come out, then one result. No Qt, no torch here."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+from diffedit.engine.context import EditRequest
+
+SamplingMode = Literal["fast", "reference"]
+
+
+class EngineError(Exception):
+    """A failure the user should read: says what went wrong and what to do about it."""
+
+
+class ModelLoadError(EngineError):
+    """The model folder is missing, is not a DiffusionGemma checkpoint, or its weights do not load."""
+
+
+class Cancelled(Exception):
+    """The job was cancelled between two steps; nothing of it is left behind."""
+
+
+class CancelToken:
+    """Thread-safe flag the engine reads between denoising steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Per-job knobs; ``None`` means the checkpoint's generation_config default."""
+
+    steps: int | None = None
+    strength: float = 1.0
+    seed: int | None = None
+    sampling: SamplingMode = "fast"
+    max_new_tokens: int | None = None
+    context_tokens: int = 1024
+    entropy_bound: float | None = None
+    t_min: float | None = None
+    t_max: float | None = None
+
+
+@dataclass(frozen=True)
+class RewriteJob:
+    request: EditRequest
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    job_id: int = 0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The canvas after one denoising step.
+
+    ``text`` is the whole replacement as it stands: finished canvases plus this canvas' argmax,
+    trimmed at the end token. ``spans[i]`` is where token ``i`` of this canvas sits in ``text``
+    (an empty span for tokens after the end). ``accepted[i]`` says the sampler kept position i,
+    ``changed[i]`` that its argmax differs from the previous frame's.
+    """
+
+    job_id: int
+    canvas_index: int
+    step: int
+    total_steps: int
+    token_ids: tuple[int, ...]
+    pieces: tuple[str, ...]
+    spans: tuple[tuple[int, int], ...]
+    accepted: tuple[bool, ...]
+    changed: tuple[bool, ...]
+    entropy: tuple[float, ...]
+    text: str
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    job_id: int
+    text: str
+    token_ids: tuple[int, ...]
+    steps: int
+    canvases: int
+    tokens_per_forward: float
+    encode_ms: float
+    step_ms_median: float
+    total_s: float
+    seed: int
+    model: str
+    truncated_context: bool = False
+
+    def as_json(self, document: str) -> dict[str, object]:
+        return {
+            "text": document,
+            "replacement": self.text,
+            "steps": self.steps,
+            "tokens_per_forward": round(self.tokens_per_forward, 3),
+            "encode_ms": round(self.encode_ms, 2),
+            "step_ms_median": round(self.step_ms_median, 2),
+            "total_s": round(self.total_s, 4),
+            "seed": self.seed,
+            "model": self.model,
+        }
