@@ -1,0 +1,171 @@
+"""Block diffusion on DiffusionGemma's components, top to bottom like the algorithm.
+
+For each canvas: encode what is new into the KV cache (the whole prompt once, later only the finished
+canvas), start a canvas (uniform noise, or the original text partly re-noised), then for each step:
+decoder forward with self-conditioning, temperature, sample, accept by entropy bound, re-noise the
+rest, report, check the adaptive stop. The decoder reads the cache and never writes it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers.cache_utils import DynamicCache
+
+from diffedit.engine.sampling import (
+    DenoiseConfig,
+    StableAndConfident,
+    entropy_bound_accept,
+    renoise,
+    sample_fast,
+    sample_reference,
+    start_step,
+    temperature_divisor,
+    uniform_canvas,
+    warm_start_canvas,
+)
+from diffedit.engine.types import CancelToken, Cancelled, SamplingMode
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One step's state as tensors on the model's device; the caller decides what to copy out."""
+
+    canvas_index: int
+    step: int
+    total_steps: int
+    argmax: torch.Tensor  # (canvas_length,)
+    accepted: torch.Tensor  # (canvas_length,) bool
+    entropy: torch.Tensor  # (canvas_length,)
+    finished_tokens: list[int]  # tokens of the canvases already finished
+
+
+@dataclass
+class DenoiseOutcome:
+    tokens: list[int]  # every generated token, pad after the first end token (as transformers returns)
+    forwards: int
+    canvases: int
+    encode_s: float
+    step_s: list[float] = field(default_factory=list)
+
+    @property
+    def step_s_median(self) -> float:
+        return statistics.median(self.step_s) if self.step_s else 0.0
+
+
+def encoder_pass(model: Any, ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
+                 cache: DynamicCache) -> None:
+    """Append ``ids`` to the KV cache (the encoder is causal over everything encoded so far)."""
+    dummy = torch.empty((ids.shape[0], ids.shape[1], 0), dtype=model.dtype, device=ids.device)
+    masks = model.model.encoder.create_masks_for_generate(
+        config=model.config, inputs_embeds=dummy, attention_mask=attention_mask, cache=cache,
+        position_ids=positions,
+    )
+    model.model.encoder(input_ids=ids.contiguous(), attention_mask=masks, cache=cache, position_ids=positions)
+
+
+def denoise(
+    model: Any,
+    prompt_ids: list[int],
+    cfg: DenoiseConfig,
+    *,
+    max_canvases: int,
+    eos_ids: set[int],
+    pad_id: int,
+    generator: torch.Generator,
+    mode: SamplingMode = "fast",
+    warm_canvases: list[list[int]] | None = None,
+    strength: float = 1.0,
+    observe: Callable[[StepView], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> DenoiseOutcome:
+    """Generate up to ``max_canvases`` canvases after ``prompt_ids``; stops at a canvas holding an end token."""
+    device = model.device
+    canvas_length = int(model.config.canvas_length)
+    vocab_size = int(model.config.text_config.vocab_size)
+    embed_dtype = model.model.decoder.embed_tokens.weight.dtype
+    sample = sample_reference if mode == "reference" else sample_fast
+    stopper = StableAndConfident(cfg.stability_threshold, cfg.confidence_threshold)
+
+    ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
+    seen = ids.shape[1]
+    attention_mask = torch.ones((1, seen), dtype=torch.bool, device=device)
+    encoder_positions = torch.arange(0, seen, dtype=torch.int32, device=device)[None]
+    cache = DynamicCache(config=model.config.get_text_config(decoder=True))
+    outcome = DenoiseOutcome(tokens=[], forwards=0, canvases=0, encode_s=0.0)
+    end_tensor = torch.tensor(sorted(eos_ids), device=device)
+
+    with torch.no_grad():
+        for index in range(max_canvases):
+            _check(cancel)
+            t0 = time.perf_counter()
+            encoder_pass(model, ids, attention_mask, encoder_positions, cache)
+            if index == 0:
+                outcome.encode_s = time.perf_counter() - t0
+            decoder_positions = torch.arange(seen, seen + canvas_length, dtype=torch.int32, device=device)[None]
+            decoder_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
+
+            # Canvas start: the original text partly re-noised (refine), or pure noise (fresh).
+            if warm_canvases is not None and index < len(warm_canvases) and strength < 1.0:
+                original = torch.tensor([warm_canvases[index]], dtype=torch.long, device=device)
+                canvas = warm_start_canvas(original, strength, vocab_size, generator)
+                first_step = start_step(strength, cfg.max_steps)
+            else:
+                canvas = uniform_canvas((1, canvas_length), vocab_size, generator, device)
+                first_step = cfg.max_steps
+            masks = model.model.decoder.create_diffusion_decoder_attention_mask(
+                config=model.config, inputs_embeds=canvas.unsqueeze(-1), cache=cache,
+                decoder_attention_mask=decoder_mask,
+            )
+            stopper.reset()
+            self_cond: torch.Tensor | None = None
+            argmax = canvas
+            for cur_step in range(first_step, 0, -1):
+                _check(cancel)
+                t_step = time.perf_counter()
+                logits = model(
+                    decoder_input_ids=canvas, self_conditioning_logits=self_cond, decoder_attention_mask=masks,
+                    cache=cache, decoder_position_ids=decoder_positions,
+                ).logits
+                logits = logits / temperature_divisor(cfg, cur_step, device)
+                drawn = sample(logits, generator)
+                accepted = entropy_bound_accept(drawn.entropy, cfg.entropy_bound)
+                canvas = renoise(torch.where(accepted, drawn.denoised, canvas), accepted, vocab_size, generator)
+                finished = stopper(drawn.argmax, drawn.entropy)
+                argmax = drawn.argmax
+                self_cond = logits.to(embed_dtype)
+                outcome.forwards += 1
+                if observe is not None:
+                    observe(StepView(index, first_step - cur_step + 1, first_step, argmax[0], accepted[0],
+                                     drawn.entropy[0], outcome.tokens))
+                done = bool(finished.all())  # one host sync per step: the stop flag
+                outcome.step_s.append(time.perf_counter() - t_step)
+                if done:
+                    break
+
+            outcome.canvases += 1
+            block = argmax[0]
+            is_end = torch.isin(block, end_tensor)
+            if bool(is_end.any()):
+                first_end = int(is_end.nonzero()[0, 0])
+                block = block.clone()
+                block[first_end + 1 :] = pad_id
+                outcome.tokens.extend(block.tolist())
+                break
+            outcome.tokens.extend(block.tolist())
+            # The finished canvas is the next thing the encoder appends to the cache.
+            ids = argmax
+            encoder_positions = decoder_positions
+            seen += canvas_length
+            attention_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
+    return outcome
+
+
+def _check(cancel: CancelToken | None) -> None:
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled()

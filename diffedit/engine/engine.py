@@ -1,0 +1,194 @@
+"""The engine the editor and the CLI share: one loaded model, rewrite jobs in, frames and a result out."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from diffedit.engine.canvas import layout_canvases, trim_at_end
+from diffedit.engine.denoise import StepView, denoise
+from diffedit.engine.loader import LoadedModel, load_model
+from diffedit.engine.sampling import DenoiseConfig
+from diffedit.engine.context import EditRequest
+from diffedit.engine.types import EngineError, Frame, GenerationSettings, RewriteJob, RewriteResult
+
+# A rewrite may grow: allow twice the original plus some room, in whole canvases, within this cap.
+MAX_CANVASES = 8
+
+
+class Engine:
+    """A loaded DiffusionGemma model, reused across jobs. Jobs run one at a time on the calling thread."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.name = loaded.info.name
+        self.device = loaded.device
+        self.canvas_length = int(self.model.config.canvas_length)
+        gen = self.model.generation_config
+        self.defaults = DenoiseConfig(
+            max_steps=int(gen.max_denoising_steps or 48),
+            entropy_bound=float(gen.sampler_config.entropy_bound if gen.sampler_config else 0.1),
+            t_min=float(gen.t_min if gen.t_min is not None else 0.4),
+            t_max=float(gen.t_max if gen.t_max is not None else 0.8),
+            stability_threshold=int(gen.stability_threshold if gen.stability_threshold is not None else 1),
+            confidence_threshold=float(gen.confidence_threshold if gen.confidence_threshold is not None
+                                       else 0.005),
+        )
+        eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
+        self.eos_ids: set[int] = {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
+        pad = gen.pad_token_id if gen.pad_token_id is not None else self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else next(iter(self.eos_ids)))
+        self._pieces: dict[int, str] = {}
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str | None = None, dtype: str | None = None,
+             progress: Callable[[str], None] | None = None, trust_remote_code: bool = False) -> Engine:
+        if progress:
+            progress(f"Loading model from {path or 'the bundled demo model'}…")
+        engine = cls(load_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code))
+        if progress:
+            progress(f"Loaded {engine.name} on {engine.device}")
+        return engine
+
+    def config_for(self, job: RewriteJob) -> DenoiseConfig:
+        s, d = job.settings, self.defaults
+        if s.steps is not None and s.steps < 1:
+            raise EngineError(f"steps must be at least 1 (got {s.steps})")
+        if not 0.0 < s.strength <= 1.0:
+            raise EngineError(f"strength must be in (0, 1] (got {s.strength})")
+        return DenoiseConfig(
+            max_steps=s.steps or d.max_steps,
+            entropy_bound=s.entropy_bound if s.entropy_bound is not None else d.entropy_bound,
+            t_min=s.t_min if s.t_min is not None else d.t_min,
+            t_max=s.t_max if s.t_max is not None else d.t_max,
+            stability_threshold=d.stability_threshold,
+            confidence_threshold=d.confidence_threshold,
+        )
+
+    def config_for_steps(self, steps: int) -> DenoiseConfig:
+        """The checkpoint's sampler settings with another step budget."""
+        return self.config_for(RewriteJob(EditRequest("", "", ""), GenerationSettings(steps=steps)))
+
+    def max_canvases_for(self, target_tokens: int, max_new_tokens: int | None) -> int:
+        if max_new_tokens is not None:
+            return max(1, math.ceil(max_new_tokens / self.canvas_length))
+        wanted = 2 * target_tokens + 16
+        return max(1, min(MAX_CANVASES, math.ceil(wanted / self.canvas_length)))
+
+    def rewrite(self, job: RewriteJob, on_frame: Callable[[Frame], None] | None = None,
+                cancel: Any = None, frame_interval_s: float = 0.0) -> RewriteResult:
+        """Run one job to the end. Raises ``Cancelled`` if ``cancel`` fires, ``EngineError`` on failure."""
+        started = time.perf_counter()
+        cfg = self.config_for(job)
+        settings = job.settings
+        seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
+        context = self.loaded.context_format.build(self.tokenizer, job.request, settings.context_tokens)
+        target_ids = list(self.tokenizer.encode(job.request.target, add_special_tokens=False))
+        warm = (layout_canvases(target_ids, self.canvas_length, next(iter(sorted(self.eos_ids))), self.pad_id)
+                if settings.strength < 1.0 else None)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+
+        observe = None
+        if on_frame is not None:
+            observe = _FrameEmitter(self, job.job_id, on_frame, frame_interval_s)
+        try:
+            outcome = denoise(
+                self.model, context.input_ids, cfg,
+                max_canvases=self.max_canvases_for(len(target_ids), settings.max_new_tokens),
+                eos_ids=self.eos_ids, pad_id=self.pad_id, generator=generator, mode=settings.sampling,
+                warm_canvases=warm, strength=settings.strength, observe=observe, cancel=cancel,
+            )
+        except torch.OutOfMemoryError as exc:
+            raise EngineError(f"out of memory on {self.device}: shorten the selection or the context, "
+                              "or use a smaller model") from exc
+        except RuntimeError as exc:
+            raise EngineError(f"the model failed: {str(exc).splitlines()[0][:300]}") from exc
+        kept = trim_at_end(outcome.tokens, self.end_ids)
+        text = self.decode(kept)
+        if observe is not None:
+            observe.emit_final(outcome.tokens, text)
+        return RewriteResult(
+            job_id=job.job_id, text=text, token_ids=tuple(outcome.tokens), steps=outcome.forwards,
+            canvases=outcome.canvases,
+            tokens_per_forward=(len(kept) + 1) / max(1, outcome.forwards),
+            encode_ms=outcome.encode_s * 1000, step_ms_median=outcome.step_s_median * 1000,
+            total_s=time.perf_counter() - started, seed=seed, model=self.name,
+            truncated_context=context.truncated,
+        )
+
+    @property
+    def end_ids(self) -> set[int]:
+        return self.eos_ids | {self.pad_id}
+
+    def decode(self, ids: list[int]) -> str:
+        """The replacement text: no special tokens, no trailing blank lines (the block keeps its gap)."""
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return str(text).strip("\n").rstrip()
+
+    def piece(self, token_id: int) -> str:
+        """One token's text, cached: frames decode a canvas per step without a tokenizer round trip."""
+        piece = self._pieces.get(token_id)
+        if piece is None:
+            piece = str(self.tokenizer.decode([token_id], skip_special_tokens=True))
+            self._pieces[token_id] = piece
+        return piece
+
+
+class _FrameEmitter:
+    """Turns step tensors into :class:`Frame` objects, only as often as the caller asked."""
+
+    def __init__(self, engine: Engine, job_id: int, sink: Callable[[Frame], None], interval_s: float) -> None:
+        self.engine = engine
+        self.job_id = job_id
+        self.sink = sink
+        self.interval_s = interval_s
+        self._last_emit = 0.0
+        self._previous: list[int] | None = None
+        self._last_view: StepView | None = None
+
+    def __call__(self, view: StepView) -> None:
+        self._last_view = view
+        now = time.perf_counter()
+        if self.interval_s and now - self._last_emit < self.interval_s:
+            return
+        self._last_emit = now
+        self.sink(self._frame(view, final=False))
+
+    def emit_final(self, tokens: list[int], text: str) -> None:
+        if self._last_view is not None:
+            self.sink(self._frame(self._last_view, final=True, text=text))
+
+    def _frame(self, view: StepView, final: bool, text: str | None = None) -> Frame:
+        eng = self.engine
+        ids = view.argmax.tolist()
+        accepted = view.accepted.tolist()
+        entropy = [round(float(h), 4) for h in view.entropy.tolist()]
+        head = (str(eng.tokenizer.decode(view.finished_tokens, skip_special_tokens=True))
+                if view.finished_tokens else "")
+        pieces: list[str] = []
+        spans: list[tuple[int, int]] = []
+        pos = len(head)
+        ended = False
+        for t in ids:
+            ended = ended or t in eng.end_ids
+            piece = "" if ended else eng.piece(t)
+            pieces.append(piece)
+            spans.append((pos, pos + len(piece)))
+            pos += len(piece)
+        changed = ([True] * len(ids) if self._previous is None
+                   else [a != b for a, b in zip(ids, self._previous, strict=True)])
+        self._previous = ids
+        return Frame(
+            job_id=self.job_id, canvas_index=view.canvas_index, step=view.step, total_steps=view.total_steps,
+            token_ids=tuple(ids), pieces=tuple(pieces), spans=tuple(spans), accepted=tuple(accepted),
+            changed=tuple(changed), entropy=tuple(entropy), text=text if text is not None else head + "".join(pieces),
+            final=final,
+        )

@@ -1,0 +1,189 @@
+"""Load a local DiffusionGemma checkpoint safely: safetensors only, no remote code, no network.
+
+Every failure is a :class:`ModelLoadError` whose message names the folder or file, what was found,
+and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from diffedit.engine.context import ContextFormat, format_for_checkpoint
+from diffedit.engine.types import ModelLoadError
+
+SUPPORTED_MODEL_TYPES = ("diffusion_gemma",)
+DEMO_MODEL_NAME = "diffedit-demo"
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
+
+
+def resources_dir() -> Path:
+    """``resources/`` of a source checkout or editable install, else the copy a wheel installs."""
+    here = Path(__file__).resolve().parents[2] / "resources"
+    if here.is_dir():
+        return here
+    return Path(sys.prefix) / "share" / "diffedit" / "resources"
+
+
+def default_model_path() -> Path:
+    return resources_dir() / "models" / DEMO_MODEL_NAME
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    path: Path
+    name: str
+    model_type: str
+    weight_files: tuple[Path, ...]
+
+
+def inspect_checkpoint(path: str | Path) -> CheckpointInfo:
+    """Check a folder is a loadable DiffusionGemma checkpoint before any weights are read."""
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        raise ModelLoadError(f"model folder {folder} does not exist; pass --model with a DiffusionGemma folder "
+                             "(config.json, *.safetensors, tokenizer.json)")
+    if not folder.is_dir():
+        raise ModelLoadError(f"model path {folder} is a file, not a folder; pass the folder that holds "
+                             "config.json and the *.safetensors weights")
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        found = ", ".join(sorted(p.name for p in folder.iterdir())[:8]) or "nothing"
+        raise ModelLoadError(f"{folder} has no config.json (found: {found}); it is not a transformers checkpoint")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{config_path} is not valid JSON ({exc}); re-download the model") from exc
+    model_type = str(config.get("model_type", "unknown"))
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelLoadError(f"{folder} holds a '{model_type}' model; diffedit supports "
+                             f"{', '.join(SUPPORTED_MODEL_TYPES)} (DiffusionGemma) checkpoints")
+    weights = tuple(sorted(folder.glob("*.safetensors")))
+    if not weights:
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+        if pickles:
+            raise ModelLoadError(f"{folder} has only pickle weights ({', '.join(pickles[:3])}); diffedit loads "
+                                 "safetensors only, because pickle files can run code: convert them to "
+                                 ".safetensors or download the safetensors version")
+        raise ModelLoadError(f"{folder} has no *.safetensors weights")
+    _check_weight_index(folder, weights)
+    for w in weights:
+        _check_safetensors_file(w)
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelLoadError(f"{folder} has no tokenizer (tokenizer.json or tokenizer.model)")
+    return CheckpointInfo(folder, folder.name, model_type, weights)
+
+
+def _check_weight_index(folder: Path, weights: tuple[Path, ...]) -> None:
+    index = folder / "model.safetensors.index.json"
+    if not index.is_file():
+        return
+    try:
+        shard_names = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{index} is damaged ({exc}); re-download the model") from exc
+    missing = sorted(shard_names - {w.name for w in weights})
+    if missing:
+        raise ModelLoadError(f"{folder} is missing weight files named in its index: {', '.join(missing[:3])}")
+
+
+def _check_safetensors_file(path: Path) -> None:
+    """Read the header and check the file is as long as the header says (catches truncated downloads)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise ValueError("shorter than a safetensors header")
+            header_len = int.from_bytes(head, "little")
+            if header_len <= 0 or header_len > min(size - 8, 100_000_000):
+                raise ValueError("header length out of range")
+            header = json.loads(fh.read(header_len))
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+        expected = 8 + header_len + (max(ends) if ends else 0)
+        if size < expected:
+            raise ValueError(f"truncated: {size} bytes, header promises {expected}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"weight file {path} is damaged ({exc}); re-download it") from exc
+
+
+def pick_device(requested: str | None = None) -> str:
+    import torch
+
+    if requested:
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str, requested: str | None = None) -> Any:
+    import torch
+
+    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+             "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
+    if requested:
+        if requested not in names:
+            raise ModelLoadError(f"unknown dtype {requested!r}; use one of bf16, fp16, fp32")
+        return names[requested]
+    # bf16 where the hardware has it; the CPU runs small models fastest and most exactly in fp32.
+    return torch.bfloat16 if device.startswith(("cuda", "mps")) else torch.float32
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    context_format: ContextFormat
+    info: CheckpointInfo
+    device: str
+    dtype: Any
+
+
+def load_model(path: str | Path | None = None, device: str | None = None, dtype: str | None = None,
+               trust_remote_code: bool = False) -> LoadedModel:
+    """Load tokenizer and weights through transformers' native DiffusionGemma classes.
+
+    ``trust_remote_code`` is passed on only when the user opted in for this model; the native classes
+    never need it.
+    """
+    info = inspect_checkpoint(path if path is not None else default_model_path())
+    # Local files only: loading never touches the network, even if a name looks like a hub id.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoTokenizer, DiffusionGemmaForBlockDiffusion
+    from transformers.utils import logging as hf_logging
+
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dev, dtype)
+    hf_logging.set_verbosity_error()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(info.path, local_files_only=True,
+                                                  trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise ModelLoadError(f"the tokenizer in {info.path} does not load: {exc}") from exc
+    try:
+        model = DiffusionGemmaForBlockDiffusion.from_pretrained(
+            info.path, dtype=torch_dtype, use_safetensors=True, local_files_only=True,
+            trust_remote_code=trust_remote_code,
+        )
+    except Exception as exc:
+        raise ModelLoadError(f"the weights in {info.path} do not load: {str(exc).splitlines()[0][:300]}") from exc
+    try:
+        model.to(dev)
+    except (RuntimeError, torch.OutOfMemoryError) as exc:
+        raise ModelLoadError(f"the model does not fit on {dev}: {str(exc).splitlines()[0][:200]}; "
+                             "try --device cpu or a smaller model") from exc
+    model.eval()
+    try:
+        fmt = format_for_checkpoint(info.path, tokenizer)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    return LoadedModel(model, tokenizer, fmt, info, dev, torch_dtype)

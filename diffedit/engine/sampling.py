@@ -1,0 +1,140 @@
+"""The pieces of one denoising step, each alone and testable: schedule, sampling, acceptance, stopping.
+
+Two sampling modes share these pieces:
+
+* ``reference`` makes the same random draws, in the same order, with the same operations as
+  transformers' ``DiffusionGemmaForBlockDiffusion.generate`` (multinomial sampling, entropy through
+  ``Categorical``), so with the same seed it yields the same tokens.
+* ``fast`` samples the same distribution more cheaply: the exponential race (Gumbel-max in disguise:
+  ``argmax(p / E)`` with ``E ~ Exp(1)``) instead of ``torch.multinomial``, and one log-softmax whose
+  entropy serves both acceptance and stopping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class DenoiseConfig:
+    """The sampler's settings for one job (defaults come from the checkpoint's generation_config)."""
+
+    max_steps: int
+    entropy_bound: float
+    t_min: float
+    t_max: float
+    stability_threshold: int
+    confidence_threshold: float
+
+
+def temperature_divisor(cfg: DenoiseConfig, cur_step: int, device: torch.device) -> torch.Tensor:
+    """Linear schedule: ``t_max`` at step N (all noise) down to ``t_min`` at step 0.
+
+    ``cur_step`` counts the steps *remaining* (N..1). Computed with the same tensor ops as transformers'
+    ``LinearTemperatureScheduleLogitsProcessor`` so reference mode divides by the identical float.
+    """
+    step = torch.tensor(cur_step, device=device, dtype=torch.int32)
+    return cfg.t_min + ((cfg.t_max - cfg.t_min) * (step / cfg.max_steps))
+
+
+def uniform_canvas(shape: tuple[int, ...], vocab_size: int, generator: torch.Generator,
+                   device: torch.device) -> torch.Tensor:
+    """A canvas of uniformly random tokens (the uniform-state diffusion prior)."""
+    return torch.randint(0, vocab_size, shape, generator=generator, device=device)
+
+
+@dataclass
+class StepSample:
+    """What one step's sampling produced from the (temperature-scaled) logits."""
+
+    denoised: torch.Tensor  # a sample from the model's distribution at every position
+    argmax: torch.Tensor
+    entropy: torch.Tensor  # per position, of the temperature-scaled distribution
+
+
+def sample_reference(logits: torch.Tensor, generator: torch.Generator) -> StepSample:
+    """transformers' order of operations: softmax, multinomial, argmax; entropy via Categorical."""
+    batch, length, vocab = logits.shape
+    probs = torch.softmax(logits, dim=-1, dtype=torch.float32)
+    denoised = torch.multinomial(probs.view(-1, vocab), num_samples=1, generator=generator)
+    denoised = denoised.squeeze(-1).view(batch, length)
+    argmax = torch.argmax(logits, dim=-1)
+    entropy = torch.distributions.Categorical(logits=logits).entropy()
+    return StepSample(denoised, argmax, entropy)
+
+
+def sample_fast(logits: torch.Tensor, generator: torch.Generator) -> StepSample:
+    """One log-softmax feeds the sample (exponential race), the argmax and the entropy."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    probs = logp.exp()
+    entropy = -(probs * logp).sum(-1)
+    race = torch.empty_like(probs).exponential_(1.0, generator=generator)
+    denoised = torch.argmax(probs / race, dim=-1)
+    argmax = torch.argmax(logp, dim=-1)
+    return StepSample(denoised, argmax, entropy)
+
+
+def entropy_bound_accept(entropy: torch.Tensor, bound: float) -> torch.Tensor:
+    """Accept the k lowest-entropy positions while ``sum(H) - max(H) <= bound`` (per row).
+
+    Sum minus max bounds the joint mutual information of the accepted tokens, so they are close to
+    independent and can be committed together.
+    """
+    sorted_h, order = torch.sort(entropy, dim=-1, descending=False)
+    cumulative = torch.cumsum(sorted_h, dim=-1)
+    keep_sorted = cumulative - sorted_h <= bound
+    return torch.scatter(torch.zeros_like(keep_sorted), dim=-1, index=order, src=keep_sorted)
+
+
+def renoise(accepted_canvas: torch.Tensor, accepted: torch.Tensor, vocab_size: int,
+            generator: torch.Generator) -> torch.Tensor:
+    """Every position the sampler did not accept gets a fresh uniform token (may revise it later)."""
+    fresh = uniform_canvas(tuple(accepted_canvas.shape), vocab_size, generator, accepted_canvas.device)
+    return torch.where(~accepted, fresh, accepted_canvas)
+
+
+class StableAndConfident:
+    """Stop when the argmax canvas is unchanged for ``stability`` steps and mean entropy < threshold."""
+
+    def __init__(self, stability: int, confidence: float) -> None:
+        self.stability = stability
+        self.confidence = confidence
+        self._history: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self._history = None
+
+    def __call__(self, argmax: torch.Tensor, entropy: torch.Tensor) -> torch.Tensor:
+        if self.stability == 0:
+            stable = torch.ones(argmax.shape[0], dtype=torch.bool, device=argmax.device)
+        else:
+            if self._history is None:
+                self._history = torch.full((self.stability, *argmax.shape), -1, dtype=argmax.dtype,
+                                           device=argmax.device)
+            stable = (self._history == argmax[None]).all(dim=-1).all(dim=0)
+            self._history = torch.roll(self._history, shifts=-1, dims=0)
+            self._history[-1] = argmax
+        confident = entropy.mean(dim=-1) < self.confidence
+        return stable & confident
+
+
+def warm_start_canvas(original: torch.Tensor, strength: float, vocab_size: int,
+                      generator: torch.Generator) -> torch.Tensor:
+    """The original tokens with a fraction ``strength`` of positions replaced by uniform noise.
+
+    Diffusion's img2img for text: the job then enters the schedule at the matching step.
+    """
+    length = original.shape[-1]
+    count = round(strength * length)
+    order = torch.randperm(length, generator=generator, device=original.device)
+    noisy = torch.zeros(length, dtype=torch.bool, device=original.device)
+    noisy[order[:count]] = True
+    fresh = uniform_canvas(tuple(original.shape), vocab_size, generator, original.device)
+    return torch.where(noisy, fresh, original)
+
+
+def start_step(strength: float, max_steps: int) -> int:
+    """The remaining-steps counter a warm start enters the schedule at (``max_steps`` for strength 1)."""
+    return max(1, min(max_steps, round(strength * max_steps)))

@@ -1,0 +1,99 @@
+"""Training examples: a Markdown document split at block boundaries into prefix, target and suffix.
+
+The prompt is built with the engine's own :class:`~diffedit.engine.context.InfillFormat` and the target's
+canvas with :func:`~diffedit.engine.canvas.layout_canvases`, so training and inference agree exactly.
+Targets are restricted to one canvas (target tokens + eos fit in ``canvas_length``); longer runs are skipped.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from diffedit.engine.canvas import layout_canvases
+from diffedit.engine.context import EditRequest, InfillFormat
+from diffedit.training.corpus import split_blocks
+
+MAX_TARGET_BLOCKS = 3
+BUCKET = 16  # prompt lengths are cut to a multiple of this, so a batch needs no padding
+
+
+@dataclass(frozen=True)
+class Split:
+    prefix: str
+    target: str
+    suffix: str
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: list[int]
+    canvas: list[int]
+
+
+def block_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the document's Markdown blocks, in order."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for block in split_blocks(text):
+        start = text.find(block, pos)
+        if start < 0:
+            raise ValueError("block not found in its document: the corpus is not normalized")
+        spans.append((start, start + len(block)))
+        pos = start + len(block)
+    return spans
+
+
+def split_at(text: str, spans: Sequence[tuple[int, int]], first: int, count: int) -> Split:
+    """Blocks ``first .. first+count-1`` as the target; everything before and after as prefix and suffix."""
+    start, end = spans[first][0], spans[first + count - 1][1]
+    return Split(text[:start], text[start:end], text[end:])
+
+
+def candidate_splits(text: str, rng: random.Random) -> Iterator[Split]:
+    """For every block: the block alone, and a run of 2..MAX_TARGET_BLOCKS blocks starting there."""
+    spans = block_spans(text)
+    for first in range(len(spans)):
+        yield split_at(text, spans, first, 1)
+        longest = min(MAX_TARGET_BLOCKS, len(spans) - first)
+        if longest >= 2:
+            yield split_at(text, spans, first, rng.randint(2, longest))
+
+
+def bucketed_budget(natural_length: int, budget: int) -> int:
+    """The prompt length an example gets: its full length capped at ``budget``, cut to a multiple of BUCKET."""
+    return max(BUCKET, min(budget, natural_length) // BUCKET * BUCKET)
+
+
+def encode_split(
+    tokenizer: Any, fmt: InfillFormat, split: Split, budget: int, canvas_length: int
+) -> Example | None:
+    """Prompt ids (exactly a multiple of BUCKET long) and the one canvas, or None if the target needs two."""
+    target_ids = list(tokenizer.encode(split.target, add_special_tokens=False))
+    if not target_ids or len(target_ids) + 1 > canvas_length:
+        return None
+    request = EditRequest(split.prefix, split.target, split.suffix)
+    natural = len(fmt.build(tokenizer, request, budget).input_ids)
+    if natural < BUCKET:
+        return None
+    prompt = fmt.build(tokenizer, request, bucketed_budget(natural, budget)).input_ids
+    if len(prompt) % BUCKET:
+        return None
+    (canvas,) = layout_canvases(target_ids, canvas_length, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    return Example(prompt, canvas)
+
+
+def build_examples(
+    tokenizer: Any, texts: Sequence[str], budget: int, canvas_length: int, seed: int = 0
+) -> list[Example]:
+    rng = random.Random(seed)
+    fmt = InfillFormat()
+    out: list[Example] = []
+    for text in texts:
+        for split in candidate_splits(text, rng):
+            ex = encode_split(tokenizer, fmt, split, budget, canvas_length)
+            if ex is not None:
+                out.append(ex)
+    return out

@@ -1,0 +1,52 @@
+"""The demo model's shape: a small DiffusionGemma (text only, a minimal vision tower the model always builds)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from transformers import DiffusionGemmaConfig, DiffusionGemmaTextConfig
+
+# The smallest Gemma 4 vision tower that builds: it is never used, but DiffusionGemma always constructs one.
+TINY_VISION = dict(
+    hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=1, num_key_value_heads=1,
+    head_dim=16, position_embedding_size=8, patch_size=2,
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    vocab_size: int = 4096
+    hidden_size: int = 256
+    intermediate_size: int = 512
+    num_hidden_layers: int = 5
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    head_dim: int = 64
+    global_head_dim: int = 64
+    num_experts: int = 4
+    top_k_experts: int = 2
+    moe_intermediate_size: int = 256
+    canvas_length: int = 128
+    max_position_embeddings: int = 2048
+    sliding_window: int = 512
+
+
+def build_config(shape: Shape) -> DiffusionGemmaConfig:
+    text = asdict(shape)
+    canvas_length = text.pop("canvas_length")
+    layers = shape.num_hidden_layers
+    layer_types = ["sliding_attention"] * (layers - 1) + ["full_attention"]
+    text_config = DiffusionGemmaTextConfig(
+        pad_token_id=0, eos_token_id=1, bos_token_id=2, layer_types=layer_types, **text
+    )
+    return DiffusionGemmaConfig(
+        text_config=text_config.to_dict(),
+        vision_config=dict(TINY_VISION),
+        canvas_length=canvas_length,
+        boi_token_id=None,
+        eoi_token_id=None,
+        image_token_id=None,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )

@@ -1,0 +1,26 @@
+"""Shared fixtures: a tiny random DiffusionGemma checkpoint on disk, config and state in temp folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.checkpoints import build_checkpoint
+
+    return build_checkpoint(tmp_path_factory.mktemp("tiny-dg") / "tiny-dg")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings, recovery files and caches of the app under test never touch the real user folders."""
+    base = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("DIFFEDIT_CONFIG_DIR", str(base / "config"))
+    monkeypatch.setenv("DIFFEDIT_STATE_DIR", str(base / "state"))
