@@ -324,7 +324,7 @@ def write_document(
         raise _os_error(path, exc, action="save") from None
     if existing is not None and stat.S_ISDIR(existing.st_mode):
         raise _os_error(path, IsADirectoryError(errno.EISDIR, "Is a directory"), action="save")
-    if existing is not None and not os.access(target, os.W_OK):
+    if existing is not None and not _writable_file(target, existing):
         # os.replace would happily swap out a read-only file; respect the user's read-only flag instead.
         raise StorageError(
             path,
@@ -459,9 +459,19 @@ def _sha256_file(path: Path) -> str:
 def file_is_writable(path: str | os.PathLike[str]) -> bool:
     """Whether a save to ``path`` could succeed as far as permissions go (the file, or else its folder)."""
     target = Path(os.path.realpath(path))
-    if target.exists():
-        return os.access(target, os.W_OK) and os.access(target.parent, os.W_OK | os.X_OK)
-    return os.access(target.parent, os.W_OK | os.X_OK)
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return os.access(target.parent, os.W_OK | os.X_OK)
+    except OSError:
+        return False
+    return _writable_file(target, st) and os.access(target.parent, os.W_OK | os.X_OK)
+
+
+def _writable_file(path: Path, st: os.stat_result) -> bool:
+    # The mode bits count too: root may write anything, but a file without write bits was made read-only
+    # on purpose, and a save should not quietly undo that.
+    return os.access(path, os.W_OK) and bool(st.st_mode & 0o222)
 
 
 # ---------------------------------------------------------------------------------------------- messages

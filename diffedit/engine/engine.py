@@ -150,14 +150,14 @@ class _FrameEmitter:
         self.job_id = job_id
         self.sink = sink
         self.interval_s = interval_s
-        self._last_emit = 0.0
+        self._last_emit: float | None = None
         self._previous: list[int] | None = None
         self._last_view: StepView | None = None
 
     def __call__(self, view: StepView) -> None:
         self._last_view = view
         now = time.perf_counter()
-        if self.interval_s and now - self._last_emit < self.interval_s:
+        if self._last_emit is not None and now - self._last_emit < self.interval_s:
             return
         self._last_emit = now
         self.sink(self._frame(view, final=False))

@@ -1,0 +1,196 @@
+"""``diffedit rewrite`` and ``diffedit blocks``: the engine from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from diffedit.document.blocks import Block, first_words, parse_blocks
+from diffedit.engine.context import EditRequest
+from diffedit.engine.types import Cancelled, EngineError, Frame, GenerationSettings, RewriteJob
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2, nothing written."""
+
+
+def read_markdown(path: Path) -> str:
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give a Markdown file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if b"\x00" in data[:8192]:
+        raise UsageError(f"{path} looks like a binary file, not Markdown text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8 (bad byte at offset {exc.start}); convert it first, "
+                         f"e.g. iconv -f cp1252 -t utf-8 {path.name}") from exc
+    return text
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temp file in the same folder, fsync, then replace: the file is old or new, never half-written."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def select_blocks(blocks: list[Block], first: int, last: int | None, path: Path) -> tuple[Block, Block]:
+    if not blocks:
+        raise UsageError(f"{path} has no Markdown blocks to rewrite (it is empty)")
+    last = first if last is None else last
+    for n in (first, last):
+        if not 1 <= n <= len(blocks):
+            raise UsageError(f"block {n} is out of range: {path} has {len(blocks)} blocks (1..{len(blocks)}); "
+                             f"see `diffedit blocks {path}`")
+    if last < first:
+        raise UsageError(f"--to {last} comes before --block {first}")
+    return blocks[first - 1], blocks[last - 1]
+
+
+class TerminalCanvas:
+    """Repaints the canvas in a fixed terminal region every step, like llama.cpp's --diffusion-visual.
+
+    Unaccepted positions are dim and struck through (noise), accepted ones plain, this step's changes
+    reverse-video. Uses synchronized output so a repaint never tears; leaves the final text on screen.
+    """
+
+    DIM, STRIKE, REVERSE, RESET = "\x1b[2m", "\x1b[9m", "\x1b[7m", "\x1b[0m"
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.lines = 0
+
+    def paint(self, frame: Frame) -> None:
+        parts: list[str] = []
+        for piece, ok, changed in zip(frame.pieces, frame.accepted, frame.changed, strict=True):
+            if not piece:
+                continue
+            style = self.REVERSE if changed and frame.step > 1 else (self.DIM + self.STRIKE if not ok else "")
+            shown = piece.replace("\n", "⏎\n") if not ok else piece
+            parts.append(f"{style}{shown}{self.RESET}" if style else shown)
+        header = f"{self.DIM}canvas {frame.canvas_index + 1} · step {frame.step}/{frame.total_steps}{self.RESET}"
+        body = header + "\n" + "".join(parts)
+        self._repaint(body)
+
+    def finish(self, text: str) -> None:
+        self._repaint(text)
+        self.out.write("\n")
+        self.out.flush()
+
+    def _repaint(self, body: str) -> None:
+        buf = ["\x1b[?2026h"]  # begin synchronized update
+        if self.lines:
+            buf.append(f"\x1b[{self.lines}F")  # cursor to the region's first line
+        buf.append("\x1b[J")  # clear the region
+        buf.append(body)
+        buf.append("\x1b[?2026l")
+        self.out.write("".join(buf))
+        self.out.flush()
+        self.lines = body.count("\n")
+
+
+def cmd_blocks(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    text = read_markdown(path)
+    blocks = parse_blocks(text)
+    if not blocks:
+        print(f"{path} has no Markdown blocks (it is empty)")
+    for b in blocks:
+        lines = f"{b.first_line}" if b.first_line == b.last_line else f"{b.first_line}-{b.last_line}"
+        print(f"{b.number:>4}  {b.kind:<10} lines {lines:<8} {first_words(b.text(text))}")
+    return 0
+
+
+def cmd_rewrite(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    text = read_markdown(path)
+    first, last = select_blocks(parse_blocks(text), args.block, args.to, path)
+    if not 0.0 < args.strength <= 1.0:
+        raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {args.steps}")
+
+    from diffedit.engine.engine import Engine
+
+    engine = Engine.load(args.model, device=args.device)
+    request = EditRequest.from_document(text, first.start, last.end, args.instruction or "")
+    settings = GenerationSettings(steps=args.steps, strength=args.strength, seed=args.seed,
+                                  sampling=args.sampling)
+    canvas = TerminalCanvas(sys.stderr if args.json or not args.in_place else sys.stdout) if args.visual else None
+    result = engine.rewrite(RewriteJob(request, settings), on_frame=canvas.paint if canvas else None)
+    if canvas:
+        canvas.finish(result.text)
+    new_text = text[: first.start] + result.text + text[last.end :]
+    if args.in_place:
+        write_atomically(path, new_text)
+    if args.json:
+        print(json.dumps(result.as_json(new_text), ensure_ascii=False))
+    elif not args.in_place:
+        sys.stdout.write(new_text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="diffedit", description="Rewrite Markdown blocks by diffusion.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_blocks = sub.add_parser("blocks", help="list a file's Markdown blocks with their numbers")
+    p_blocks.add_argument("file")
+    p_blocks.set_defaults(func=cmd_blocks)
+
+    p = sub.add_parser("rewrite", help="rewrite blocks N..M of a Markdown file")
+    p.add_argument("file")
+    p.add_argument("--block", type=int, required=True, help="first block to rewrite (from 1; see `blocks`)")
+    p.add_argument("--to", type=int, help="last block to rewrite (default: the same block)")
+    p.add_argument("--instruction", help="what to do, e.g. 'shorter' (instruct models)")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="1 writes afresh; lower values refine the original text (default 1)")
+    p.add_argument("--steps", type=int, help="maximum denoising steps (default: the model's)")
+    p.add_argument("--seed", type=int, help="random seed, for a reproducible result")
+    p.add_argument("--model", help="DiffusionGemma checkpoint folder (default: the bundled demo model)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+    p.add_argument("--sampling", choices=["fast", "reference"], default="fast",
+                   help="reference makes transformers' exact random draws (slower)")
+    p.add_argument("--visual", action="store_true", help="animate the canvas in the terminal as it denoises")
+    p.add_argument("--json", action="store_true", help="print a JSON report instead of the document")
+    p.add_argument("--in-place", action="store_true", help="write the result back to FILE atomically")
+    p.set_defaults(func=cmd_rewrite)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"diffedit: {exc}", file=sys.stderr)
+        return 2
+    except EngineError as exc:
+        print(f"diffedit: {exc}", file=sys.stderr)
+        return 2
+    except (Cancelled, KeyboardInterrupt):
+        print("diffedit: cancelled; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Committed regenerations and the frames to replay them, with a fixed memory bound. Pure Python."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from diffedit.document.session import CanvasPaint, TrackedSpan
+
+MAX_FRAMES_PER_ENTRY = 96
+MAX_ENTRIES_WITH_FRAMES = 24
+MAX_ENTRIES = 200
+
+
+class FrameRecorder:
+    """At most ``limit`` frames of one run: when full, every other one goes (first and last stay)."""
+
+    def __init__(self, limit: int = MAX_FRAMES_PER_ENTRY) -> None:
+        self.limit = max(2, limit)
+        self.frames: list[CanvasPaint] = []
+        self._stride = 1
+        self._seen = 0
+
+    def add(self, paint: CanvasPaint) -> None:
+        self._seen += 1
+        if paint.final or (self._seen - 1) % self._stride == 0:
+            self.frames.append(paint)
+        if len(self.frames) > self.limit:
+            last = self.frames[-1]
+            self.frames = [*self.frames[:-1:2], last]
+            self._stride *= 2
+
+
+@dataclass
+class HistoryEntry:
+    when: datetime
+    blocks: str  # e.g. "3" or "3-5"
+    instruction: str
+    steps: int
+    tokens_per_forward: float
+    seconds: float
+    model: str
+    seed: int
+    original: str
+    replacement: str
+    span: TrackedSpan
+    frames: list[CanvasPaint] = field(default_factory=list)
+
+    def label(self) -> str:
+        what = f"“{self.instruction}”" if self.instruction else "rewrite"
+        return (f"{self.when:%H:%M:%S}  blocks {self.blocks}  {what}  {self.steps} steps  "
+                f"{self.tokens_per_forward:.1f} tok/fwd  {self.seconds:.2f} s")
+
+
+class History:
+    """Newest last; old entries lose their frames first, then go."""
+
+    def __init__(self) -> None:
+        self.entries: deque[HistoryEntry] = deque(maxlen=MAX_ENTRIES)
+
+    def add(self, entry: HistoryEntry) -> None:
+        self.entries.append(entry)
+        for old in list(self.entries)[:-MAX_ENTRIES_WITH_FRAMES]:
+            old.frames = []
+
+    def apply_change(self, position: int, removed: int, added: int) -> None:
+        for e in self.entries:
+            e.span.apply_change(position, removed, added)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> HistoryEntry:
+        return self.entries[i]

@@ -1,0 +1,102 @@
+"""The app's settings: one typed object, stored as JSON in the user's config folder.
+
+``DIFFEDIT_CONFIG_DIR`` overrides the folder (tests point it at a temporary one). Unknown keys are
+ignored and a bad value falls back to its default, so an old or hand-edited file never stops the app.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+
+Theme = Literal["light", "dark"]
+CONFIG_ENV = "DIFFEDIT_CONFIG_DIR"
+FILE_NAME = "settings.json"
+MAX_RECENT = 10
+
+
+def config_dir() -> Path:
+    override = os.environ.get(CONFIG_ENV)
+    return Path(override) if override else Path(platformdirs.user_config_dir("diffedit"))
+
+
+@dataclass
+class Settings:
+    theme: Theme = "light"
+    font_family: str = "DejaVu Sans Mono"
+    font_size: int = 11
+    word_wrap: bool = True
+    show_preview: bool = False
+    show_outline: bool = True
+    show_history: bool = False
+    recent_files: list[str] = field(default_factory=list)
+    window_geometry: str = ""  # hex of QMainWindow.saveGeometry()
+    window_state: str = ""  # hex of QMainWindow.saveState()
+    # Regeneration
+    steps: int = 24
+    strength: float = 1.0
+    model_path: str = ""  # empty: the bundled demo model
+    device: str = ""  # empty: let the engine choose
+    dtype: str = ""
+
+    def add_recent(self, path: str | Path) -> None:
+        p = str(Path(path).resolve())
+        self.recent_files = [p, *(r for r in self.recent_files if r != p)][:MAX_RECENT]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        out = cls()
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            default = getattr(out, f.name)
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                value = float(value) if ok else value
+            elif isinstance(default, list):
+                ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            else:
+                ok = isinstance(value, str)
+            if ok:
+                setattr(out, f.name, value)
+        if out.theme not in ("light", "dark"):
+            out.theme = "light"
+        out.strength = min(1.0, max(0.1, out.strength))
+        out.steps = min(256, max(1, out.steps))
+        out.font_size = min(48, max(6, out.font_size))
+        out.recent_files = out.recent_files[:MAX_RECENT]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def load(cls, folder: Path | None = None) -> Settings:
+        path = (folder or config_dir()) / FILE_NAME
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return cls()
+        return cls.from_dict(data) if isinstance(data, dict) else cls()
+
+    def save(self, folder: Path | None = None) -> None:
+        """Write atomically (temp file, then replace); a failure to save settings is never fatal."""
+        folder = folder or config_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / (FILE_NAME + ".tmp")
+            tmp.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+            os.replace(tmp, folder / FILE_NAME)
+        except OSError:
+            pass

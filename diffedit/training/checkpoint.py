@@ -1,0 +1,45 @@
+"""Write the demo checkpoint: bf16 weights, config, generation config, tokenizer and the infill format."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers.models.diffusion_gemma.generation_diffusion_gemma import (
+    DiffusionGemmaGenerationConfig,
+    EntropyBoundSamplerConfig,
+)
+
+from diffedit.engine.context import INFILL_FILE, InfillFormat
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "resources" / "models" / "diffedit-demo"
+DENOISING_STEPS = 24
+
+
+def generation_config(canvas_length: int) -> DiffusionGemmaGenerationConfig:
+    """The sampler the demo ships with: fewer steps than the 26B default (48), the same acceptance rule."""
+    return DiffusionGemmaGenerationConfig(
+        max_new_tokens=canvas_length,
+        max_denoising_steps=DENOISING_STEPS,
+        sampler_config=EntropyBoundSamplerConfig(entropy_bound=0.1),
+        t_min=0.4,
+        t_max=0.8,
+        stability_threshold=1,
+        confidence_threshold=0.005,
+        bos_token_id=2,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
+
+
+def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: Path) -> None:
+    """Everything ``DiffusionGemmaForBlockDiffusion.from_pretrained`` and the editor need, weights in bf16."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    bf16.generation_config = generation_config(model.config.canvas_length)
+    bf16.save_pretrained(str(out_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(out_dir))
+    (out_dir / INFILL_FILE).write_text(json.dumps(InfillFormat().to_json(), indent=2) + "\n", encoding="utf-8")

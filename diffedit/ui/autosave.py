@@ -1,0 +1,215 @@
+"""Autosave into recovery files: a few seconds after the last change, at once after a committed rewrite.
+
+One ``AutoSaver`` per open document. It knows nothing about the window: it asks its ``provider`` for a
+``DocumentSnapshot`` whenever it is time to save, and writes that to the ``RecoveryStore``. The provider
+returns None when there is nothing sensible to save right now; a snapshot with ``modified=False`` means the
+text matches the file on disk, and the recovery entry is removed instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QTextDocument
+from PySide6.QtWidgets import QPlainTextEdit, QTextEdit
+
+from diffedit.document.recovery import RecoveryEntry, RecoveryStore, new_doc_id
+from diffedit.document.storage import LoadedDocument
+
+DEFAULT_DELAY_MS = 3000
+"""Save this long after the last change: long enough not to write on every keystroke."""
+DEFAULT_MAX_DELAY_MS = 30_000
+"""...but never later than this after the first unsaved change, however long the typing goes on."""
+
+
+@dataclass(frozen=True)
+class DocumentSnapshot:
+    """What the autosaver needs to know about a document at one moment."""
+
+    doc_id: str
+    path: str | None
+    display_name: str
+    text: str
+    modified: bool
+    like: LoadedDocument | None = None
+    """How the file was stored (encoding, BOM, newlines), and its fingerprint when it was read."""
+
+    def to_entry(self) -> RecoveryEntry:
+        like = self.like
+        return RecoveryEntry(
+            doc_id=self.doc_id,
+            path=self.path,
+            display_name=self.display_name,
+            text=self.text,
+            saved_at=time.time(),
+            encoding=like.encoding if like else "utf-8",
+            bom=like.bom if like else False,
+            newline=like.newline if like else "\n",
+            base_sha256=like.sha256 if like else None,
+            base_size=like.size if like else None,
+        )
+
+
+DocumentProvider = Callable[[], DocumentSnapshot | None]
+
+
+class EditorSnapshots:
+    """A ``DocumentProvider`` over a text widget; on Save As, update ``path``, ``display_name``, ``like``."""
+
+    def __init__(
+        self,
+        editor: QPlainTextEdit | QTextEdit,
+        *,
+        doc_id: str | None = None,
+        path: str | None = None,
+        display_name: str = "Untitled",
+        like: LoadedDocument | None = None,
+    ) -> None:
+        self.editor = editor
+        self.doc_id = doc_id or new_doc_id()
+        self.path = path
+        self.display_name = display_name
+        self.like = like
+        self.busy = False
+        """Set while a regeneration draws into the editor: no snapshot is taken then."""
+
+    def __call__(self) -> DocumentSnapshot | None:
+        if self.busy:
+            return None
+        document = self.editor.document()
+        return DocumentSnapshot(
+            doc_id=self.doc_id,
+            path=self.path,
+            display_name=self.display_name,
+            text=document.toPlainText(),
+            modified=document.isModified(),
+            like=self.like,
+        )
+
+
+class AutoSaver(QObject):
+    """Keeps one document's recovery entry up to date.
+
+    Call ``schedule()`` on every change (or let ``watch()`` connect it), ``save_now()`` after a committed
+    regeneration and before quitting, ``document_saved()`` after the user saved the file, and ``discard()``
+    when the document is closed on purpose without saving. ``hold()``/``release()`` pause saving while a
+    regeneration animates in the editor, so half-denoised text never lands in a recovery file.
+    """
+
+    saved = Signal(str)
+    """The entry for this doc id was written."""
+    failed = Signal(str)
+    """Writing the recovery file failed; a one-line message for the status bar (emitted once per streak)."""
+
+    def __init__(
+        self,
+        store: RecoveryStore,
+        provider: DocumentProvider,
+        parent: QObject | None = None,
+        *,
+        delay_ms: int = DEFAULT_DELAY_MS,
+        max_delay_ms: int = DEFAULT_MAX_DELAY_MS,
+    ) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._provider = provider
+        self._delay_ms = delay_ms
+        self._max_delay_ms = max_delay_ms
+        self._dirty = False
+        self._first_change: float | None = None
+        self._holds = 0
+        self._failing = False
+        self._doc_id: str | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.save_now)
+
+    # -- hooks for the window ---------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> bool:
+        """A change is waiting to be written."""
+        return self._dirty
+
+    def schedule(self) -> None:
+        """The document changed: save ``delay_ms`` after the last change, ``max_delay_ms`` after the first."""
+        self._dirty = True
+        now = time.monotonic()
+        if self._first_change is None:
+            self._first_change = now
+        if self._holds:
+            return
+        waited_ms = (now - self._first_change) * 1000
+        self._timer.start(int(max(0, min(self._delay_ms, self._max_delay_ms - waited_ms))))
+
+    def save_now(self) -> bool:
+        """Write the recovery entry now if anything changed; True when nothing is left unsaved."""
+        self._timer.stop()
+        if not self._dirty:
+            return True
+        snapshot = self._provider()
+        if snapshot is None:
+            return False  # the provider is busy; the next change or release() tries again
+        try:
+            if snapshot.modified:
+                self._store.save(snapshot.to_entry())
+            else:
+                self._store.remove(snapshot.doc_id)
+        except (OSError, ValueError) as exc:
+            if not self._failing:
+                self.failed.emit(f"Could not write the recovery copy of {snapshot.display_name}: {exc}")
+            self._failing = True
+            self._timer.start(max(self._delay_ms, 5000))  # try again later, changes or not
+            return False
+        self._failing = False
+        self._dirty = False
+        self._first_change = None
+        self._doc_id = snapshot.doc_id
+        if snapshot.modified:
+            self.saved.emit(snapshot.doc_id)
+        return True
+
+    def hold(self) -> None:
+        """Pause autosave (a regeneration is drawing frames); what was typed before is written first."""
+        if self._holds == 0:
+            self.save_now()
+        self._holds += 1
+        self._timer.stop()
+
+    def release(self) -> None:
+        self._holds = max(0, self._holds - 1)
+        if self._holds == 0 and self._dirty:
+            self._timer.start(self._delay_ms)
+
+    def document_saved(self, doc_id: str | None = None) -> None:
+        """The user saved the file (or undid back to it): the recovery entry is not needed any more."""
+        self._timer.stop()
+        self._dirty = False
+        self._first_change = None
+        doc = doc_id or self._current_doc_id()
+        if doc:
+            self._store.remove(doc)
+
+    def discard(self) -> None:
+        """The document was closed on purpose without saving: forget its recovery entry."""
+        self.document_saved()
+
+    def watch(self, document: QTextDocument) -> None:
+        """Follow ``document``: every change schedules a save; going back to unmodified removes the entry."""
+        document.contentsChanged.connect(self.schedule)
+        document.modificationChanged.connect(self._modification_changed)
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _modification_changed(self, modified: bool) -> None:
+        if not modified and self._holds == 0:
+            self.document_saved()
+
+    def _current_doc_id(self) -> str | None:
+        if self._doc_id is None:
+            snapshot = self._provider()
+            self._doc_id = snapshot.doc_id if snapshot else None
+        return self._doc_id

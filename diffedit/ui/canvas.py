@@ -1,0 +1,157 @@
+"""Draws a rewrite in place without touching the document.
+
+The document keeps the original text, byte for byte, for the whole run: no edit, no undo entry, no
+"modified" flag. What the user sees instead is built from display-only layout state that Qt already has
+for input methods:
+
+* the first block of the target gets the canvas as its *pre-edit area* (``QTextLayout.setPreeditArea``):
+  the layout wraps and sizes it like real text, and ranges inside it can be styled with
+  ``QTextLayout.setFormats`` (the syntax highlighter keeps ranges inside a pre-edit area);
+* that block's own text is drawn transparent and one point high by the highlighter;
+* the other blocks of the target are hidden (``QTextBlock.setVisible(False)``), as code folding does.
+
+All three are view state: ``clear()`` removes them and the document is exactly as it was.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor, QFont, QTextBlock, QTextCharFormat, QTextDocument, QTextLayout
+from PySide6.QtWidgets import QPlainTextEdit
+
+from diffedit.document.session import CanvasPaint, PaintKind
+from diffedit.ui.highlighter import MarkdownHighlighter
+from diffedit.ui.theme import Theme
+
+LINE_SEPARATOR = "\u2028"  # a line break inside one block's layout
+# Same length in, same length out, so run offsets stay valid: breaks become in-block line breaks and
+# control characters (random-weight models emit them) become visible replacement marks.
+_DISPLAY = str.maketrans(
+    {
+        "\n": LINE_SEPARATOR,
+        "\r": LINE_SEPARATOR,
+        "\u2029": LINE_SEPARATOR,
+        **{chr(c): "\ufffd" for c in range(32) if chr(c) not in "\n\r\t"},
+    }
+)
+
+
+class CanvasRenderer:
+    def __init__(self, editor: QPlainTextEdit, highlighter: MarkdownHighlighter, theme: Theme) -> None:
+        self.editor = editor
+        self.highlighter = highlighter
+        self.span: tuple[int, int] | None = None
+        self.paint: CanvasPaint | None = None
+        self._hidden: list[QTextBlock] = []
+        self.set_theme(theme)
+        highlighter.hidden_span = lambda: self.span
+
+    @property
+    def document(self) -> QTextDocument:
+        return self.editor.document()
+
+    @property
+    def active(self) -> bool:
+        return self.span is not None
+
+    def set_theme(self, theme: Theme) -> None:
+        self.formats: dict[PaintKind, QTextCharFormat] = {}
+        text = QTextCharFormat()
+        text.setForeground(theme.color("text"))
+        text.setBackground(theme.color("running_bg"))
+        noise = QTextCharFormat()
+        noise.setForeground(theme.color("noise_fg"))
+        noise.setFontFamilies(["DejaVu Sans Mono", "monospace"])
+        noise.setFontItalic(True)
+        noise.setBackground(theme.color("running_bg"))
+        fresh = QTextCharFormat(text)
+        fresh.setBackground(theme.color("fresh_bg"))
+        fresh.setFontWeight(QFont.Weight.DemiBold)
+        self.formats = {PaintKind.TEXT: text, PaintKind.NOISE: noise, PaintKind.FRESH: fresh}
+        self.placeholder = QTextCharFormat(noise)
+        self.placeholder.setForeground(QColor(theme.muted))
+        if self.span is not None and self.paint is not None:
+            self.show(self.span[0], self.span[1], self.paint)
+
+    def move(self, start: int, end: int) -> None:
+        """The target moved (an edit before it); the blocks and pre-edit move with the document by themselves."""
+        if self.span is not None:
+            self.span = (start, end)
+
+    def show(self, start: int, end: int, paint: CanvasPaint) -> None:
+        """Draw ``paint`` in place of the document range ``start..end`` (Qt positions)."""
+        doc = self.document
+        first_time = self.span is None
+        self.span = (start, end)
+        self.paint = paint
+        host = doc.findBlock(start)
+        if not host.isValid():
+            return
+        if first_time:
+            self._hide_rest(host, end)
+        layout = host.layout()
+        offset = start - host.position()
+        text = paint.text or " "  # an empty canvas still takes one line, so the target does not vanish
+        layout.setPreeditArea(offset, text.translate(_DISPLAY))
+        ranges: list[QTextLayout.FormatRange] = []
+        if not paint.text:
+            ranges.append(self._range(offset, 1, self.placeholder))
+        for s, e, kind in paint.runs:
+            ranges.append(
+                self._range(offset + _units(paint.text, s), _units(paint.text[s:e]), self.formats[kind])
+            )
+        layout.setFormats(ranges)
+        self.highlighter.rehighlightBlock(host)  # adds the block's own (hidden) formats, keeps ours
+        doc.markContentsDirty(host.position(), host.length())
+        self.editor.viewport().update()
+
+    def clear(self, hint: tuple[int, int] | None = None) -> None:
+        """Remove every trace of the canvas. ``hint``: a document range to sweep as well (after edits)."""
+        if self.span is None:
+            return
+        start, end = self.span
+        if hint is not None:
+            start, end = min(start, hint[0]), max(end, hint[1])
+        self.span = None
+        self.paint = None
+        doc = self.document
+        start = max(0, min(start, doc.characterCount() - 1))
+        end = max(start, min(end, doc.characterCount() - 1))
+        block = doc.findBlock(start)
+        while block.isValid() and block.position() <= end:
+            block.setVisible(True)
+            layout = block.layout()
+            if layout.preeditAreaText():
+                layout.setPreeditArea(-1, "")
+                layout.clearFormats()
+            self.highlighter.rehighlightBlock(block)
+            block = block.next()
+        for b in self._hidden:  # blocks the sweep missed (an edit moved them): never leave one hidden
+            if b.isValid() and not b.isVisible():
+                b.setVisible(True)
+        self._hidden = []
+        doc.markContentsDirty(start, end - start + 1)
+        self.editor.viewport().update()
+
+    def _hide_rest(self, host: QTextBlock, end: int) -> None:
+        block = host.next()
+        while block.isValid() and block.position() <= end:
+            block.setVisible(False)
+            self._hidden.append(block)
+            block = block.next()
+        if self._hidden:
+            last = self._hidden[-1]
+            self.document.markContentsDirty(
+                host.position(), last.position() + last.length() - host.position()
+            )
+
+    @staticmethod
+    def _range(start: int, length: int, fmt: QTextCharFormat) -> QTextLayout.FormatRange:
+        r = QTextLayout.FormatRange()
+        r.start, r.length, r.format = start, length, fmt
+        return r
+
+
+def _units(text: str, index: int | None = None) -> int:
+    """UTF-16 length of ``text[:index]`` (Qt layouts count UTF-16 units)."""
+    head = text if index is None else text[:index]
+    return len(head.encode("utf-16-le")) // 2

@@ -1,0 +1,134 @@
+"""The Markdown editor widget: a QPlainTextEdit with highlighting, target marking and the canvas."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QContextMenuEvent, QFont, QFontDatabase, QTextCursor, QTextFormat
+from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
+
+from diffedit.document.targets import snap_target
+from diffedit.document.textpos import from_utf16, to_utf16
+from diffedit.ui.canvas import CanvasRenderer
+from diffedit.ui.highlighter import MarkdownHighlighter
+from diffedit.ui.theme import LIGHT, Theme
+
+SELECTION_MARK_DELAY_MS = 120
+
+
+class MarkdownEditor(QPlainTextEdit):
+    """Plain text in, plain text out; everything else (highlighting, canvas, marks) is view state."""
+
+    targetChanged = Signal(object)  # (start, end) in Qt positions, or None
+
+    def __init__(self, parent: QWidget | None = None, theme: Theme = LIGHT) -> None:
+        super().__init__(parent)
+        self.theme = theme
+        self.setObjectName("editor")
+        self.setTabChangesFocus(False)
+        self.setCenterOnScroll(False)
+        self.highlighter = MarkdownHighlighter(self.document(), theme)
+        self.canvas = CanvasRenderer(self, self.highlighter, theme)
+        self.context_actions: list[QAction] = []
+        self.target: tuple[int, int] | None = None  # the snapped selection, Qt positions
+        self._marks: dict[str, list[QTextEdit.ExtraSelection]] = {}
+        self._normal_cursor_width = self.cursorWidth()
+        self._target_timer = QTimer(self, singleShot=True, interval=SELECTION_MARK_DELAY_MS)
+        self._target_timer.timeout.connect(self.update_target)
+        self.selectionChanged.connect(self._target_timer.start)
+        self.cursorPositionChanged.connect(self._update_cursor_visibility)
+        self.set_editor_font("DejaVu Sans Mono", 11)
+
+    # -- appearance --------------------------------------------------------------------------------
+    def set_editor_font(self, family: str, size: int) -> None:
+        font = QFont(family, size) if family else QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        font.setStyleHint(QFont.StyleHint.TypeWriter)
+        self.setFont(font)
+        self.setTabStopDistance(4 * self.fontMetrics().horizontalAdvance(" "))
+
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self.highlighter.set_theme(theme)
+        self.canvas.set_theme(theme)
+        self.update_target()
+
+    def set_word_wrap(self, on: bool) -> None:
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth if on else QPlainTextEdit.LineWrapMode.NoWrap)
+
+    # -- text access in Qt positions ---------------------------------------------------------------
+    def text_range(self, start: int, end: int) -> str:
+        """Document text between two Qt positions, with "\\n" line breaks."""
+        c = QTextCursor(self.document())
+        c.setPosition(start)
+        c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        return c.selectedText().replace("\u2029", "\n")
+
+    def snapped_target(self) -> tuple[int, int] | None:
+        """The whole blocks the selection (or the caret) touches, in Qt positions."""
+        text = self.toPlainText()
+        c = self.textCursor()
+        a, b = from_utf16(text, c.selectionStart()), from_utf16(text, c.selectionEnd())
+        snapped = snap_target(text, a, b)
+        if snapped is None:
+            return None
+        return to_utf16(text, snapped[0]), to_utf16(text, snapped[1])
+
+    def update_target(self) -> None:
+        """Mark the snapped selection (only while something is selected and no canvas is shown)."""
+        target = self.snapped_target() if self.textCursor().hasSelection() and not self.canvas.active else None
+        self.target = target
+        self.set_mark("target", [target] if target else [], "target_bg")
+        self.targetChanged.emit(target)
+
+    # -- marks (ExtraSelections) -------------------------------------------------------------------
+    def set_mark(self, name: str, spans: list[tuple[int, int]], color: str) -> None:
+        """Background ``color`` (a Theme attribute name) over ``spans``, kept under ``name``."""
+        sels = []
+        for start, end in spans:
+            sel = QTextEdit.ExtraSelection()
+            c = QTextCursor(self.document())
+            c.setPosition(start)
+            c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+            sel.cursor = c  # type: ignore[misc]
+            sel.format.setBackground(self.theme.color(color))
+            sel.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
+            sels.append(sel)
+        self._marks[name] = sels
+        self.setExtraSelections([s for group in self._marks.values() for s in group])
+
+    def clear_mark(self, name: str) -> None:
+        if self._marks.pop(name, None) is not None:
+            self.setExtraSelections([s for group in self._marks.values() for s in group])
+
+    # -- caret and menus ---------------------------------------------------------------------------
+    def _update_cursor_visibility(self) -> None:
+        # A caret inside the canvas would be drawn at a meaningless spot of the pre-edit text: hide it.
+        span = self.canvas.span
+        inside = span is not None and span[0] <= self.textCursor().position() <= span[1]
+        self.setCursorWidth(0 if inside else self._normal_cursor_width)
+
+    def move_caret_out_of(self, start: int, end: int) -> None:
+        c = self.textCursor()
+        c.clearSelection()
+        doc_end = self.document().characterCount() - 1
+        c.setPosition(end + 1 if end + 1 <= doc_end else max(0, start - 1))
+        self.setTextCursor(c)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 - Qt's name
+        menu = self.createStandardContextMenu(event.pos())
+        if self.context_actions:
+            first = menu.actions()[0] if menu.actions() else None
+            for action in self.context_actions:
+                menu.insertAction(first, action)
+            menu.insertSeparator(first)
+        menu.exec(event.globalPos())
+        menu.deleteLater()
+
+    def center_on(self, position: int, select_to: int | None = None) -> None:
+        c = self.textCursor()
+        c.setPosition(position)
+        if select_to is not None:
+            c.setPosition(select_to, QTextCursor.MoveMode.KeepAnchor)
+        self.setTextCursor(c)
+        self.centerCursor()
+        self.setFocus(Qt.FocusReason.OtherFocusReason)
+

@@ -1,0 +1,277 @@
+"""The one bridge between the engine and Qt: a QThread that owns the model and runs one job at a time.
+
+Data flows one way: the UI submits a job and gets a job id; the worker thread loads the model once, runs
+jobs in order, and reports through queued signals. Frames are not queued per step: the engine's callback
+drops each frame into a one-slot mailbox and the UI pulls the newest one on its own timer (coalescing
+for free, at whatever rate it paints). Results of jobs the UI has moved on from are dropped here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from diffedit.engine.context import EditRequest
+from diffedit.engine.types import (
+    Cancelled,
+    CancelToken,
+    EngineError,
+    Frame,
+    GenerationSettings,
+    RewriteJob,
+    RewriteResult,
+)
+
+FRAME_INTERVAL_S = 1 / 30
+
+
+class EngineLike(Protocol):
+    name: str
+    device: str
+
+    def rewrite(self, job: RewriteJob, on_frame: Callable[[Frame], None] | None = ...,
+                cancel: CancelToken | None = ..., frame_interval_s: float = ...) -> RewriteResult: ...
+
+
+Loader = Callable[..., EngineLike]
+
+
+def default_loader(path: str | Path | None = None, device: str | None = None, dtype: str | None = None,
+                   progress: Callable[[str], None] | None = None) -> EngineLike:
+    # Imported here, on the worker thread: importing torch and transformers takes seconds.
+    from diffedit.engine.engine import Engine
+
+    return Engine.load(path, device=device, dtype=dtype, progress=progress)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    path: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+
+
+@dataclass
+class _Ticket:
+    job: RewriteJob
+    cancel: CancelToken
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One message a user can act on, whatever went wrong inside the engine."""
+    if isinstance(exc, EngineError):
+        return str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return "Out of memory: select less text, or use a smaller model."
+    first = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"The model failed ({type(exc).__name__}{': ' + first if first else ''})."
+
+
+class _Worker(QObject):
+    """Lives on the worker thread; every slot runs there."""
+
+    loadProgress = Signal(str)
+    loaded = Signal(str, str)
+    loadFailed = Signal(str)
+    started = Signal(int)
+    finished = Signal(int, object)
+    failed = Signal(int, str)
+    cancelled = Signal(int)
+
+    def __init__(self, loader: Loader, mailbox: _Mailbox) -> None:
+        super().__init__()
+        self._loader = loader
+        self._mailbox = mailbox
+        self.engine: EngineLike | None = None
+        self.load_error = ""
+
+    @Slot(object)
+    def load(self, spec: ModelSpec) -> None:
+        if self.engine is not None:
+            return
+        try:
+            self.engine = self._loader(spec.path, device=spec.device, dtype=spec.dtype,
+                                       progress=self.loadProgress.emit)
+        except Exception as exc:
+            self.load_error = describe_failure(exc)
+            self.loadFailed.emit(self.load_error)
+            return
+        self.load_error = ""
+        self.loaded.emit(str(getattr(self.engine, "name", "model")), str(getattr(self.engine, "device", "?")))
+
+    @Slot(object)
+    def run(self, ticket: _Ticket) -> None:
+        job_id = ticket.job.job_id
+        if ticket.cancel.cancelled:
+            self.cancelled.emit(job_id)
+            return
+        if self.engine is None:
+            self.failed.emit(job_id, f"The model is not loaded: {self.load_error or 'unknown reason'}")
+            return
+        self.started.emit(job_id)
+
+        def on_frame(frame: Frame) -> None:
+            self._mailbox.put(frame)
+
+        try:
+            result = self.engine.rewrite(ticket.job, on_frame=on_frame, cancel=ticket.cancel,
+                                         frame_interval_s=FRAME_INTERVAL_S)
+        except Cancelled:
+            self.cancelled.emit(job_id)
+            return
+        except Exception as exc:
+            traceback.print_exc()
+            self.failed.emit(job_id, describe_failure(exc))
+            return
+        if ticket.cancel.cancelled:
+            self.cancelled.emit(job_id)
+        else:
+            self.finished.emit(job_id, result)
+
+
+class _Mailbox:
+    """Newest frame wins; a lock because the engine writes from the worker thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._frame: Frame | None = None
+
+    def put(self, frame: Frame) -> None:
+        with self._lock:
+            # A final frame is never replaced by a late non-final one of the same job.
+            if not (self._frame is not None and self._frame.final and self._frame.job_id == frame.job_id):
+                self._frame = frame
+
+    def take(self, job_id: int) -> Frame | None:
+        with self._lock:
+            frame, self._frame = self._frame, None
+        return frame if frame is not None and frame.job_id == job_id else None
+
+
+class EngineBridge(QObject):
+    """The UI thread's handle on the engine. Never blocks: everything heavy happens on the worker thread."""
+
+    modelLoading = Signal(str)
+    modelLoaded = Signal(str, str)  # name, device
+    modelFailed = Signal(str)
+    jobStarted = Signal(int)
+    jobFinished = Signal(int, object)  # job id, RewriteResult
+    jobFailed = Signal(int, str)
+    jobCancelled = Signal(int)
+
+    _requestLoad = Signal(object)
+    _requestRun = Signal(object)
+
+    def __init__(self, loader: Loader | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._ids = itertools.count(1)
+        self._mailbox = _Mailbox()
+        self._thread = QThread()
+        self._thread.setObjectName("diffedit-engine")
+        self._worker = _Worker(loader or default_loader, self._mailbox)
+        self._worker.moveToThread(self._thread)
+        self._requestLoad.connect(self._worker.load)
+        self._requestRun.connect(self._worker.run)
+        self._worker.loadProgress.connect(self.modelLoading)
+        self._worker.loaded.connect(self._on_loaded)
+        self._worker.loadFailed.connect(self._on_load_failed)
+        self._worker.started.connect(self._on_started)
+        self._worker.finished.connect(self._on_finished)
+        self._worker.failed.connect(self._on_failed)
+        self._worker.cancelled.connect(self._on_cancelled)
+        self._thread.start()
+        self._spec: ModelSpec | None = None
+        self.state = "unloaded"  # unloaded | loading | ready | failed
+        self.model_name = ""
+        self.device = ""
+        self.error = ""
+        self._current: _Ticket | None = None
+
+    # -- model -------------------------------------------------------------------------------------
+    def load(self, spec: ModelSpec | None = None) -> None:
+        """Start loading (once); a failed load is tried again on the next call."""
+        if self.state in ("loading", "ready"):
+            return
+        self._spec = spec or self._spec or ModelSpec()
+        self.state = "loading"
+        self._requestLoad.emit(self._spec)
+
+    @Slot(str, str)
+    def _on_loaded(self, name: str, device: str) -> None:
+        self.state, self.model_name, self.device, self.error = "ready", name, device, ""
+        self.modelLoaded.emit(name, device)
+
+    @Slot(str)
+    def _on_load_failed(self, message: str) -> None:
+        self.state, self.error = "failed", message
+        self.modelFailed.emit(message)
+
+    # -- jobs --------------------------------------------------------------------------------------
+    def submit(self, request: EditRequest, settings: GenerationSettings) -> int:
+        """Queue a job (cancelling the one in flight) and return its id."""
+        self.cancel()
+        if self.state in ("unloaded", "failed"):
+            self.load()
+        job_id = next(self._ids)
+        self._current = _Ticket(RewriteJob(request, settings, job_id), CancelToken())
+        self._requestRun.emit(self._current)
+        return job_id
+
+    def cancel(self, job_id: int | None = None) -> None:
+        """Ask the current job (or job ``job_id`` if it is current) to stop after its current step."""
+        if self._current is not None and (job_id is None or self._current.job.job_id == job_id):
+            self._current.cancel.cancel()
+
+    @property
+    def current_job(self) -> int | None:
+        return self._current.job.job_id if self._current is not None else None
+
+    def take_frame(self, job_id: int) -> Frame | None:
+        """The newest frame of ``job_id`` since the last call, or None."""
+        return self._mailbox.take(job_id)
+
+    def _is_current(self, job_id: int) -> bool:
+        return self._current is not None and self._current.job.job_id == job_id
+
+    def _done(self, job_id: int) -> None:
+        if self._is_current(job_id):
+            self._current = None
+
+    @Slot(int)
+    def _on_started(self, job_id: int) -> None:
+        if self._is_current(job_id):
+            self.jobStarted.emit(job_id)
+
+    @Slot(int, object)
+    def _on_finished(self, job_id: int, result: Any) -> None:
+        if self._is_current(job_id) and not self._current.cancel.cancelled:  # type: ignore[union-attr]
+            self._done(job_id)
+            self.jobFinished.emit(job_id, result)
+        elif self._is_current(job_id):
+            self._done(job_id)
+            self.jobCancelled.emit(job_id)
+
+    @Slot(int, str)
+    def _on_failed(self, job_id: int, message: str) -> None:
+        if self._is_current(job_id):
+            self._done(job_id)
+            self.jobFailed.emit(job_id, message)
+
+    @Slot(int)
+    def _on_cancelled(self, job_id: int) -> None:
+        if self._is_current(job_id):
+            self._done(job_id)
+        self.jobCancelled.emit(job_id)
+
+    def shutdown(self, wait_ms: int = 10_000) -> None:
+        """Cancel the job in flight and stop the thread (called on quit)."""
+        self.cancel()
+        self._thread.quit()
+        self._thread.wait(wait_ms)

@@ -1,0 +1,96 @@
+"""The sampler pieces alone: the fast sampler draws the model's distribution; acceptance; stopping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffedit.engine.sampling import (
+    DenoiseConfig,
+    StableAndConfident,
+    entropy_bound_accept,
+    sample_fast,
+    sample_reference,
+    start_step,
+    temperature_divisor,
+    warm_start_canvas,
+)
+
+# chi-square critical value, 5 degrees of freedom, p = 0.001
+CHI2_CRIT_DF5 = 20.515
+
+
+def _chi_square(counts: torch.Tensor, probs: torch.Tensor) -> float:
+    expected = probs * counts.sum()
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+def _draw_counts(sampler, logits_row: torch.Tensor, draws: int, seed: int) -> torch.Tensor:
+    logits = logits_row.expand(1, draws, logits_row.shape[-1]).contiguous()
+    picked = sampler(logits, torch.Generator().manual_seed(seed)).denoised
+    return torch.bincount(picked.flatten(), minlength=logits_row.shape[-1]).float()
+
+
+@pytest.mark.parametrize("sampler", [sample_fast, sample_reference], ids=["fast", "reference"])
+def test_sampler_draws_the_softmax_distribution(sampler) -> None:
+    logits_row = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, 0.3])
+    probs = torch.softmax(logits_row, -1)
+    counts = _draw_counts(sampler, logits_row, 40_000, seed=11)
+    assert _chi_square(counts, probs) < CHI2_CRIT_DF5
+
+
+def test_chi_square_catches_a_wrong_distribution() -> None:
+    # The test above has power: the same draws judged against a uniform distribution fail it badly.
+    logits_row = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, 0.3])
+    counts = _draw_counts(sample_fast, logits_row, 40_000, seed=11)
+    assert _chi_square(counts, torch.full((6,), 1 / 6)) > 10 * CHI2_CRIT_DF5
+
+
+def test_fast_and_reference_agree_on_argmax_and_entropy() -> None:
+    logits = torch.randn(2, 32, 50, generator=torch.Generator().manual_seed(0)) * 3
+    fast = sample_fast(logits, torch.Generator().manual_seed(1))
+    ref = sample_reference(logits, torch.Generator().manual_seed(1))
+    assert torch.equal(fast.argmax, ref.argmax)
+    assert torch.allclose(fast.entropy, ref.entropy, atol=1e-5)
+
+
+def test_entropy_bound_accepts_lowest_entropy_positions_within_bound() -> None:
+    entropy = torch.tensor([[0.5, 0.01, 0.02, 0.9, 0.03]])
+    # sorted: 0.01, 0.02, 0.03, 0.5, 0.9; cum - self: 0, 0.01, 0.03, 0.06, 0.56
+    accepted = entropy_bound_accept(entropy, bound=0.1)
+    assert accepted.tolist() == [[True, True, True, False, True]]
+    # The lowest-entropy position is always accepted, so every step makes progress.
+    assert entropy_bound_accept(torch.tensor([[5.0, 6.0]]), bound=0.0).tolist() == [[True, False]]
+
+
+def test_stopping_needs_a_stable_and_confident_canvas() -> None:
+    stop = StableAndConfident(stability=1, confidence=0.1)
+    canvas = torch.tensor([[4, 5, 6]])
+    low = torch.full((1, 3), 0.01)
+    assert not bool(stop(canvas, low))  # nothing to compare with yet
+    assert bool(stop(canvas, low))  # unchanged and confident
+    assert not bool(stop(canvas, torch.full((1, 3), 1.0)))  # unchanged but unsure
+    assert not bool(stop(torch.tensor([[4, 5, 7]]), low))  # confident but changed
+
+
+def test_temperature_runs_linearly_from_t_max_to_t_min() -> None:
+    cfg = DenoiseConfig(max_steps=10, entropy_bound=0.1, t_min=0.4, t_max=0.8, stability_threshold=1,
+                        confidence_threshold=0.005)
+    cpu = torch.device("cpu")
+    assert float(temperature_divisor(cfg, 10, cpu)) == pytest.approx(0.8)
+    assert float(temperature_divisor(cfg, 5, cpu)) == pytest.approx(0.6)
+    assert float(temperature_divisor(cfg, 0, cpu)) == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("strength", [0.1, 0.3, 0.5, 0.9])
+def test_warm_start_renoises_the_requested_share(strength: float) -> None:
+    original = torch.arange(100, 164)[None]
+    canvas = warm_start_canvas(original, strength, vocab_size=100, generator=torch.Generator().manual_seed(0))
+    # fresh tokens come from [0, 100) and the original ids are >= 100, so changed positions are exact
+    assert int((canvas != original).sum()) == round(strength * 64)
+
+
+def test_warm_start_enters_the_schedule_at_the_matching_step() -> None:
+    assert start_step(1.0, 48) == 48
+    assert start_step(0.5, 48) == 24
+    assert start_step(0.01, 48) == 1
