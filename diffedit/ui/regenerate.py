@@ -1,0 +1,328 @@
+"""Runs a regeneration from the editor's point of view: target, animation, commit, review, history.
+
+Data flows one way: editor selection -> ``GenerationSession`` + engine job (through ``EngineBridge``) ->
+frames pulled by a timer -> ``CanvasRenderer`` (view state only) -> one edit block on commit.
+The document is not touched until the commit, so Stop, failures and conflicts have nothing to restore.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QTextCursor
+
+from diffedit.document.history import FrameRecorder, History, HistoryEntry
+from diffedit.document.session import (
+    CanvasPaint,
+    EditEffect,
+    GenerationSession,
+    SessionState,
+    SpanConflict,
+    TrackedSpan,
+    normalize_replacement,
+    paint_frame,
+)
+from diffedit.document.targets import block_numbers
+from diffedit.document.textpos import from_utf16, utf16_len
+from diffedit.engine.context import EditRequest
+from diffedit.engine.types import GenerationSettings, RewriteResult
+from diffedit.ui.editor import MarkdownEditor
+from diffedit.worker import EngineBridge
+
+FRAME_PERIOD_MS = 33  # ~30 fps; frames that arrive faster are coalesced in the bridge's mailbox
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    instruction: str = ""
+    strength: float = 1.0
+    steps: int | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total_steps: int
+    tokens: int
+    elapsed_s: float
+    tokens_per_forward: float | None = None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class RegenerationController(QObject):
+    notice = Signal(str, str)  # level ("info" | "error"), message
+    progress = Signal(object)  # Progress
+    runningChanged = Signal(bool)
+    committed = Signal(object)  # HistoryEntry
+    reviewOffered = Signal(str)
+    reviewClosed = Signal()
+
+    def __init__(self, editor: MarkdownEditor, bridge: EngineBridge, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.editor = editor
+        self.bridge = bridge
+        self.history = History()
+        self.session: GenerationSession | None = None
+        self.options = RunOptions()
+        self._recorder = FrameRecorder()
+        self._started_at = 0.0
+        self._review: HistoryEntry | None = None
+        self._review_undo_steps = -1
+        self._committing = False
+        self._replay: list[CanvasPaint] = []
+        self._replay_span: tuple[int, int] | None = None
+        self._timer = QTimer(self, interval=FRAME_PERIOD_MS)
+        self._timer.timeout.connect(self._tick)
+        self._replay_timer = QTimer(self, interval=FRAME_PERIOD_MS * 2)
+        self._replay_timer.timeout.connect(self._replay_tick)
+        editor.document().contentsChange.connect(self._on_contents_change)
+        bridge.jobFinished.connect(self._on_finished)
+        bridge.jobFailed.connect(self._on_failed)
+        bridge.jobCancelled.connect(self._on_cancelled)
+
+    @property
+    def running(self) -> bool:
+        return self.session is not None and self.session.running
+
+    # -- start / stop ------------------------------------------------------------------------------
+    def start(self, options: RunOptions | None = None, span: tuple[int, int] | None = None) -> bool:
+        """Start rewriting the snapped selection (or ``span``, Qt positions). False if there is nothing to do."""
+        if options is not None:
+            self.options = options
+        if self.running:
+            self.stop(quiet=True)
+        self.stop_replay()
+        self.close_review()
+        target = span or self.editor.snapped_target()
+        if target is None:
+            self.notice.emit("info", "Nothing to rewrite here: select a paragraph (or put the caret in one).")
+            return False
+        start, end = target
+        text = self.editor.toPlainText()
+        a, b = from_utf16(text, start), from_utf16(text, end)
+        original = text[a:b]
+        request = EditRequest.from_document(text, a, b, self.options.instruction.strip())
+        seed = self.options.seed if self.options.seed is not None else secrets.randbelow(2**31)
+        settings = GenerationSettings(steps=self.options.steps, strength=self.options.strength, seed=seed)
+        job_id = self.bridge.submit(request, settings)
+        self.session = GenerationSession(job_id, start, end, original, self.editor.text_range,
+                                         self.options.instruction.strip())
+        self._recorder = FrameRecorder()
+        self._started_at = time.perf_counter()
+        self.editor.clear_mark("target")
+        self.editor.move_caret_out_of(start, end)
+        placeholder = CanvasPaint("", (), 0, settings.steps or 0)
+        self.editor.canvas.show(start, end, placeholder)
+        self.editor.update_target()
+        self._timer.start()
+        self.runningChanged.emit(True)
+        self.progress.emit(Progress(0, settings.steps or 0, 0, 0.0))
+        return True
+
+    def stop(self, quiet: bool = False) -> None:
+        """Stop the run; the document is exactly as before it started (it was never changed)."""
+        if not self.running:
+            return
+        assert self.session is not None
+        self.bridge.cancel(self.session.job_id)
+        self._end(SessionState.CANCELLED)
+        if not quiet:
+            self.notice.emit("info", "Stopped. The text is unchanged.")
+
+    def _end(self, state: SessionState, hint: tuple[int, int] | None = None) -> None:
+        session = self.session
+        self._timer.stop()
+        self.editor.canvas.clear(hint)
+        if session is not None:
+            session.finish(state)
+        self.session = None
+        self.editor.update_target()
+        self.runningChanged.emit(False)
+
+    # -- document changes --------------------------------------------------------------------------
+    def _on_contents_change(self, position: int, removed: int, added: int) -> None:
+        if self._committing:
+            return
+        self.history.apply_change(position, removed, added)
+        if self._replay_span is not None:
+            self.stop_replay()
+        if removed != added and self._review is not None:
+            self.close_review()  # an edit after a commit means the user kept it
+        session = self.session
+        if session is None or not session.running:
+            return
+        effect = session.apply_change(position, removed, added)
+        if effect is EditEffect.BEFORE:
+            self.editor.canvas.move(session.start, session.end)
+        elif effect is EditEffect.INSIDE:
+            self.bridge.cancel(session.job_id)
+            self._end(SessionState.CANCELLED, hint=(position, position + added + session.end - session.start))
+            self.notice.emit("info", "Rewrite cancelled: the text being rewritten was edited.")
+
+    # -- frames ------------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        frame = self.bridge.take_frame(session.job_id)
+        if frame is None:
+            return
+        paint = paint_frame(frame)
+        self._show(paint)
+        tokens = sum(1 for a in frame.accepted if a) + frame.canvas_index * len(frame.accepted)
+        self.progress.emit(Progress(frame.step, frame.total_steps, tokens,
+                                    time.perf_counter() - self._started_at))
+
+    def _show(self, paint: CanvasPaint) -> None:
+        session = self.session
+        assert session is not None
+        session.latest = paint
+        self._recorder.add(paint)
+        self.editor.canvas.show(session.start, session.end, paint)
+
+    # -- results -----------------------------------------------------------------------------------
+    def _on_finished(self, job_id: int, result: RewriteResult) -> None:
+        session = self.session
+        if session is None or session.job_id != job_id or not session.running:
+            return  # stale: the user moved on
+        replacement = normalize_replacement(result.text)
+        self._recorder.add(CanvasPaint.plain(replacement))
+        try:
+            start, end = session.commit_span()
+        except SpanConflict as exc:
+            self._end(SessionState.FAILED)
+            self.notice.emit("error", str(exc))
+            return
+        self._end(SessionState.COMMITTED)
+        self._apply(start, end, replacement)
+        text = self.editor.toPlainText()
+        a = from_utf16(text, start)
+        entry = HistoryEntry(
+            when=datetime.now(), blocks=block_numbers(text, a, a + len(replacement)),
+            instruction=session.instruction, steps=result.steps, tokens_per_forward=result.tokens_per_forward,
+            seconds=result.total_s, model=result.model, seed=result.seed, original=session.original,
+            replacement=replacement, span=TrackedSpan(start, start + utf16_len(replacement)),
+            frames=list(self._recorder.frames),
+        )
+        self.history.add(entry)
+        self._review = entry
+        self._review_undo_steps = self.editor.document().availableUndoSteps()
+        self.editor.set_mark("committed", [(entry.span.start, entry.span.end)], "committed_bg")
+        tokens = len(result.token_ids)
+        self.progress.emit(Progress(result.steps, result.steps, tokens, result.total_s, result.tokens_per_forward))
+        self.committed.emit(entry)
+        self.reviewOffered.emit(f"Rewrote blocks {entry.blocks} in {result.total_s:.1f} s "
+                                f"({result.steps} steps, {result.tokens_per_forward:.1f} tokens per forward).")
+
+    def _apply(self, start: int, end: int, replacement: str) -> None:
+        """The commit: one edit block, so one Ctrl+Z restores the original exactly."""
+        cursor = QTextCursor(self.editor.document())
+        self._committing = True
+        try:
+            cursor.beginEditBlock()
+            cursor.setPosition(start)
+            cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+            cursor.insertText(replacement)
+            cursor.endEditBlock()
+        finally:
+            self._committing = False
+        # Shift history spans by hand: the commit itself was not fed through _on_contents_change.
+        self.history.apply_change(start, end - start, utf16_len(replacement))
+
+    def _on_failed(self, job_id: int, message: str) -> None:
+        session = self.session
+        if session is None or session.job_id != job_id:
+            return
+        self._end(SessionState.FAILED)
+        self.notice.emit("error", f"Rewrite failed: {message} The text is unchanged.")
+
+    def _on_cancelled(self, job_id: int) -> None:
+        session = self.session
+        if session is not None and session.job_id == job_id and session.running:
+            self._end(SessionState.CANCELLED)
+
+    # -- review: keep / undo / try again -----------------------------------------------------------
+    def _review_is_latest(self) -> bool:
+        return self._review is not None and \
+            self.editor.document().availableUndoSteps() == self._review_undo_steps
+
+    def keep(self) -> None:
+        self.close_review()
+
+    def undo(self) -> bool:
+        """Undo the commit under review (only while it is still the latest undo step)."""
+        if not self._review_is_latest():
+            self.close_review()
+            return False
+        self.close_review()
+        self.editor.undo()
+        return True
+
+    def try_again(self) -> bool:
+        """Undo the commit and rewrite the same blocks again with a new seed."""
+        entry = self._review
+        if entry is None or not self._review_is_latest():
+            self.close_review()
+            return False
+        start = entry.span.start
+        self.undo()
+        span = (start, start + utf16_len(entry.original))
+        return self.start(RunOptions(entry.instruction, self.options.strength, self.options.steps, None), span)
+
+    def close_review(self) -> None:
+        if self._review is not None:
+            self._review = None
+            self.editor.clear_mark("committed")
+            self.reviewClosed.emit()
+
+    # -- history -----------------------------------------------------------------------------------
+    def jump_to(self, index: int) -> None:
+        entry = self.history[index]
+        self.editor.center_on(entry.span.end, entry.span.start)
+
+    def replay(self, index: int) -> bool:
+        """Play a committed run's frames over its span (view only); any edit stops it."""
+        if self.running or not (0 <= index < len(self.history)):
+            return False
+        entry = self.history[index]
+        if not entry.frames:
+            self.notice.emit("info", "No frames kept for this rewrite (only the latest ones are kept).")
+            return False
+        self.stop_replay()
+        self.close_review()
+        self._replay = list(entry.frames)
+        self._replay_span = (entry.span.start, entry.span.end)
+        self.editor.clear_mark("target")
+        self._replay_tick()
+        self._replay_timer.start()
+        return True
+
+    def _replay_tick(self) -> None:
+        if self._replay_span is None:
+            return
+        if not self._replay:
+            self.stop_replay()
+            return
+        paint = self._replay.pop(0)
+        self.editor.canvas.show(self._replay_span[0], self._replay_span[1], paint)
+
+    def stop_replay(self) -> None:
+        if self._replay_span is None:
+            return
+        self._replay_timer.stop()
+        self._replay = []
+        self._replay_span = None
+        self.editor.canvas.clear()
+        self.editor.update_target()
+
+    @property
+    def replaying(self) -> bool:
+        return self._replay_span is not None

@@ -1,0 +1,35 @@
+"""Status bar: model and device, step k/N, tokens per forward, speed, word count."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QStatusBar
+
+from diffedit.ui.regenerate import Progress
+
+
+class StatusPanel:
+    def __init__(self, bar: QStatusBar) -> None:
+        self.bar = bar
+        self.model = self._label("modelStatus", "Model: not loaded")
+        self.step = self._label("stepStatus", "")
+        self.tpf = self._label("tpfStatus", "")
+        self.speed = self._label("speedStatus", "")
+        self.words = self._label("wordStatus", "0 words")
+
+    def _label(self, name: str, text: str) -> QLabel:
+        label = QLabel(text, self.bar)
+        label.setObjectName(name)
+        self.bar.addPermanentWidget(label)
+        return label
+
+    def set_model(self, text: str) -> None:
+        self.model.setText(text)
+
+    def set_words(self, count: int) -> None:
+        self.words.setText(f"{count:,} words")
+
+    def set_progress(self, p: Progress) -> None:
+        self.step.setText(f"Step {p.step}/{p.total_steps}" if p.total_steps else f"Step {p.step}")
+        if p.tokens_per_forward is not None:
+            self.tpf.setText(f"{p.tokens_per_forward:.2f} tok/forward")
+        self.speed.setText(f"{p.tokens_per_s:.1f} tok/s" if p.elapsed_s > 0 else "")

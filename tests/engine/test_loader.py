@@ -1,0 +1,100 @@
+"""Safe loading: each bad model folder fails with a message naming what is wrong."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from diffedit.engine.loader import inspect_checkpoint, load_model, pick_dtype
+from diffedit.engine.types import ModelLoadError
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        inspect_checkpoint(tmp_path / "nope")
+
+
+def test_file_instead_of_folder(tmp_path: Path) -> None:
+    f = tmp_path / "model.safetensors"
+    f.write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match="is a file, not a folder"):
+        inspect_checkpoint(f)
+
+
+def test_not_a_checkpoint_names_what_was_found(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(ModelLoadError, match=r"no config.json \(found: notes.txt\)"):
+        inspect_checkpoint(tmp_path)
+
+
+def test_other_architecture_says_what_is_supported(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    ck = _copy(tiny_checkpoint, tmp_path / "llama")
+    cfg = json.loads((ck / "config.json").read_text())
+    cfg["model_type"] = "llama"
+    (ck / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="holds a 'llama' model; diffedit supports diffusion_gemma"):
+        inspect_checkpoint(ck)
+
+
+def test_pickle_weights_are_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    ck = _copy(tiny_checkpoint, tmp_path / "pickled")
+    (ck / "model.safetensors").rename(ck / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match=r"only pickle weights \(pytorch_model.bin\).*safetensors only"):
+        load_model(ck)
+
+
+def test_truncated_weights_name_the_file(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    ck = _copy(tiny_checkpoint, tmp_path / "truncated")
+    weights = ck / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match=r"model.safetensors is damaged \(truncated"):
+        load_model(ck)
+
+
+def test_garbage_config_is_named(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    ck = _copy(tiny_checkpoint, tmp_path / "badcfg")
+    (ck / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="config.json is not valid JSON"):
+        inspect_checkpoint(ck)
+
+
+def test_missing_tokenizer(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    ck = _copy(tiny_checkpoint, tmp_path / "notok")
+    (ck / "tokenizer.json").unlink()
+    with pytest.raises(ModelLoadError, match="no tokenizer"):
+        inspect_checkpoint(ck)
+
+
+def test_missing_shard_from_index(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    ck = _copy(tiny_checkpoint, tmp_path / "sharded")
+    (ck / "model.safetensors.index.json").write_text(json.dumps(
+        {"weight_map": {"a": "model.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    with pytest.raises(ModelLoadError, match="model-00002-of-00002.safetensors"):
+        inspect_checkpoint(ck)
+
+
+def test_weights_that_do_not_fit_the_config(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    ck = _copy(tiny_checkpoint, tmp_path / "mismatch")
+    cfg = json.loads((ck / "config.json").read_text())
+    cfg["text_config"]["hidden_size"] = 96
+    (ck / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="do not load"):
+        load_model(ck)
+
+
+def test_loads_without_remote_code_and_picks_cpu_fp32(tiny_checkpoint: Path) -> None:
+    import torch
+
+    loaded = load_model(tiny_checkpoint)
+    assert loaded.device == "cpu" and loaded.dtype == torch.float32
+    assert loaded.context_format.name == "infill"
+    assert pick_dtype("cuda") == torch.bfloat16
