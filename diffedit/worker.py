@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+import diffedit.ui.qt_compat  # noqa: F401  (PySide6 6.12 on Python 3.11: see the module)
 from diffedit.engine.context import EditRequest
 from diffedit.engine.types import (
     Cancelled,

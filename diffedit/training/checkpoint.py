@@ -42,4 +42,6 @@ def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: Path) -> No
     bf16.generation_config = generation_config(model.config.canvas_length)
     bf16.save_pretrained(str(out_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir))
-    (out_dir / INFILL_FILE).write_text(json.dumps(InfillFormat().to_json(), indent=2) + "\n", encoding="utf-8")
+    (out_dir / INFILL_FILE).write_text(
+        json.dumps(InfillFormat().to_json(), indent=2) + "\n", encoding="utf-8"
+    )

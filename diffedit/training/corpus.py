@@ -1,6 +1,6 @@
 """The demo model's corpus: Python 3.11's documentation (PSF licence), converted to Markdown prose.
 
-Fetched from Debian's ``python3.11-doc`` package (reST sources under ``/usr/share/doc/python3.11/html/_sources``),
+Fetched from Debian's ``python3.11-doc`` (reST sources in ``/usr/share/doc/python3.11/html/_sources``),
 converted with pandoc and a Lua filter, then filtered block by block for prose. Documents are split into
 train and held-out sets by document (a deterministic hash of the source path), never by paragraph.
 
@@ -24,7 +24,13 @@ DEBIAN_PACKAGES = ("python3.11-doc", "pandoc")
 LUA_FILTER = Path(__file__).with_name("rst_to_md.lua")
 # Directories whose pages are almost all API entries, grammar or changelogs rather than prose.
 SKIP_DIRS = ("c-api", "whatsnew", "includes", "distutils")
-SKIP_FILES = ("contents.rst.txt", "genindex.rst.txt", "license.rst.txt", "copyright.rst.txt", "glossary.rst.txt")
+SKIP_FILES = (
+    "contents.rst.txt",
+    "genindex.rst.txt",
+    "license.rst.txt",
+    "copyright.rst.txt",
+    "glossary.rst.txt",
+)
 HELDOUT_PERCENT = 8
 MAX_CODE_LINES = 14
 
@@ -40,7 +46,9 @@ def ensure_sources() -> None:
     if SOURCES_DIR.is_dir() and shutil.which("pandoc"):
         return
     subprocess.run(["apt-get", "update", "-q"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *DEBIAN_PACKAGES], check=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *DEBIAN_PACKAGES], check=True
+    )
 
 
 def source_files(root: Path = SOURCES_DIR) -> list[Path]:
@@ -51,7 +59,9 @@ def source_files(root: Path = SOURCES_DIR) -> list[Path]:
 def rst_to_markdown(path: Path) -> str:
     out = subprocess.run(
         ["pandoc", "-f", "rst", "-t", "gfm", "--wrap=none", "--lua-filter", str(LUA_FILTER), str(path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return out.stdout if out.returncode == 0 else ""
 
@@ -154,7 +164,9 @@ def read_documents(path: Path) -> list[Document]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("data/corpus"))
     args = parser.parse_args(argv)
     ensure_sources()

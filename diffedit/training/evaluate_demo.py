@@ -68,7 +68,7 @@ def encode_splits(tokenizer: Any, splits: Sequence[Split], budget: int, canvas_l
 
 
 def train_target_examples(tokenizer: Any, budget: int, canvas_length: int, data_dir: Path) -> list[Example]:
-    """The training examples (cached by the training run if present), for the baseline's most frequent token."""
+    """The training examples (cached by the training run if present), for the baseline's token."""
     cache = data_dir / "train_examples.pkl"
     if cache.is_file():
         return pickle.loads(cache.read_bytes())[1]
@@ -76,10 +76,15 @@ def train_target_examples(tokenizer: Any, budget: int, canvas_length: int, data_
     return build_examples(tokenizer, [d.text for d in docs], budget, canvas_length)
 
 
-def regenerate(model: DiffusionGemmaForBlockDiffusion, tokenizer: Any, split: Split, budget: int,
-               seed: int = 0) -> Regeneration:
+def regenerate(
+    model: DiffusionGemmaForBlockDiffusion, tokenizer: Any, split: Split, budget: int, seed: int = 0
+) -> Regeneration:
     """Full regeneration of the target from random noise with the checkpoint's own sampler settings."""
-    prompt = InfillFormat().build(tokenizer, EditRequest(split.prefix, split.target, split.suffix), budget).input_ids
+    prompt = (
+        InfillFormat()
+        .build(tokenizer, EditRequest(split.prefix, split.target, split.suffix), budget)
+        .input_ids
+    )
     torch.manual_seed(seed)
     start = time.perf_counter()
     out = model.generate(torch.tensor([prompt]), max_new_tokens=model.config.canvas_length)
@@ -118,7 +123,9 @@ def evaluate(checkpoint: Path, data_dir: Path, generations: int) -> dict[str, An
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", type=Path, default=DEMO_DIR)
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--generations", type=int, default=5)
@@ -126,8 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     results = evaluate(args.checkpoint, args.data, args.generations)
-    (args.checkpoint / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n",
-                                                encoding="utf-8")
+    (args.checkpoint / RESULTS_FILE).write_text(
+        json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     summary = {k: v for k, v in results.items() if k != "regenerations"}
     print(json.dumps(summary, indent=2))
 

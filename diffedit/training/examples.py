@@ -63,7 +63,7 @@ def candidate_splits(text: str, rng: random.Random) -> Iterator[Split]:
 
 
 def bucketed_budget(natural_length: int, budget: int) -> int:
-    """The prompt length an example gets: its full length capped at ``budget``, cut to a multiple of BUCKET."""
+    """The prompt length an example gets: its full length, at most ``budget``, cut to a multiple of BUCKET."""
     return max(BUCKET, min(budget, natural_length) // BUCKET * BUCKET)
 
 

@@ -33,7 +33,7 @@ def renoise_positions(canvas: list[int], pad_id: int, fraction: float, gen: torc
 def renoise(
     canvas: list[int], pad_id: int, vocab_size: int, fraction: float, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The noised canvas (uniform random tokens at the chosen positions, the rest kept) and those positions."""
+    """The noised canvas (random tokens at the chosen positions, the rest kept) and those positions."""
     clean = torch.tensor(canvas)
     positions = renoise_positions(canvas, pad_id, fraction, gen)
     noised = clean.clone()
@@ -46,7 +46,9 @@ def group_by_prompt_length(examples: Sequence[Example], batch_size: int) -> list
     by_len: dict[int, list[int]] = {}
     for i, ex in enumerate(examples):
         by_len.setdefault(len(ex.prompt), []).append(i)
-    return [idx[j : j + batch_size] for _, idx in sorted(by_len.items()) for j in range(0, len(idx), batch_size)]
+    return [
+        idx[j : j + batch_size] for _, idx in sorted(by_len.items()) for j in range(0, len(idx), batch_size)
+    ]
 
 
 @torch.no_grad()
@@ -90,7 +92,12 @@ def most_frequent_token(examples: Sequence[Example], pad_id: int) -> int:
 
 
 def baseline_accuracy(
-    examples: Sequence[Example], token: int, pad_id: int, vocab_size: int, fraction: float = 0.5, seed: int = 1234
+    examples: Sequence[Example],
+    token: int,
+    pad_id: int,
+    vocab_size: int,
+    fraction: float = 0.5,
+    seed: int = 1234,
 ) -> Accuracy:
     """The same positions as :func:`one_pass_accuracy`, always answered with ``token``."""
     gen = torch.Generator().manual_seed(seed)

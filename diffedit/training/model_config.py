@@ -1,4 +1,4 @@
-"""The demo model's shape: a small DiffusionGemma (text only, a minimal vision tower the model always builds)."""
+"""The demo model's shape: a small DiffusionGemma, text only (its always-built vision tower kept minimal)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,14 @@ from transformers import DiffusionGemmaConfig, DiffusionGemmaTextConfig
 
 # The smallest Gemma 4 vision tower that builds: it is never used, but DiffusionGemma always constructs one.
 TINY_VISION = dict(
-    hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=1, num_key_value_heads=1,
-    head_dim=16, position_embedding_size=8, patch_size=2,
+    hidden_size=16,
+    intermediate_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=1,
+    num_key_value_heads=1,
+    head_dim=16,
+    position_embedding_size=8,
+    patch_size=2,
 )
 
 

@@ -66,11 +66,14 @@ def load_corpus(data_dir: Path) -> tuple[list[corpus.Document], list[corpus.Docu
     corpus_dir = data_dir / "corpus"
     if not (corpus_dir / "train.jsonl").is_file():
         corpus.main(["--out", str(corpus_dir)])
-    return corpus.read_documents(corpus_dir / "train.jsonl"), corpus.read_documents(corpus_dir / "heldout.jsonl")
+    return corpus.read_documents(corpus_dir / "train.jsonl"), corpus.read_documents(
+        corpus_dir / "heldout.jsonl"
+    )
 
 
-def cached_examples(path: Path, tokenizer: Any, docs: Sequence[corpus.Document], args: TrainArgs,
-                    canvas_length: int) -> list[Example]:
+def cached_examples(
+    path: Path, tokenizer: Any, docs: Sequence[corpus.Document], args: TrainArgs, canvas_length: int
+) -> list[Example]:
     key = f"{len(docs)}-{sum(len(d.text) for d in docs)}-{args.budget}-{canvas_length}-{len(tokenizer)}"
     if path.is_file():
         stored_key, examples = pickle.loads(path.read_bytes())
@@ -81,18 +84,25 @@ def cached_examples(path: Path, tokenizer: Any, docs: Sequence[corpus.Document],
     return examples
 
 
-def write_heldout_sample(path: Path, docs: Sequence[corpus.Document], count: int = 60, context_chars: int = 1500,
-                         seed: int = 7) -> None:
+def write_heldout_sample(
+    path: Path, docs: Sequence[corpus.Document], count: int = 60, context_chars: int = 1500, seed: int = 7
+) -> None:
     """A small committed sample of held-out (prefix, target, suffix) splits for the tests."""
     from diffedit.training.examples import candidate_splits
 
     rng = random.Random(seed)
-    splits = [(d.source, s) for d in docs for s in candidate_splits(d.text, rng) if 40 <= len(s.target) <= 450]
+    splits = [
+        (d.source, s) for d in docs for s in candidate_splits(d.text, rng) if 40 <= len(s.target) <= 450
+    ]
     rng.shuffle(splits)
     with path.open("w", encoding="utf-8") as f:
         for source, s in splits[:count]:
-            row = {"source": source, "prefix": s.prefix[-context_chars:], "target": s.target,
-                   "suffix": s.suffix[:context_chars]}
+            row = {
+                "source": source,
+                "prefix": s.prefix[-context_chars:],
+                "target": s.target,
+                "suffix": s.suffix[:context_chars],
+            }
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -125,8 +135,10 @@ def sample_t(batch: int, gen: torch.Generator) -> torch.Tensor:
     return 1.0 - u
 
 
-def corrupt(clean: torch.Tensor, t: torch.Tensor, vocab: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Replace a ``t`` share of each row's positions with uniform random tokens; returns (noised, noise mask)."""
+def corrupt(
+    clean: torch.Tensor, t: torch.Tensor, vocab: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace a ``t`` share of each row's positions with uniform random tokens: (noised, noise mask)."""
     mask = torch.rand(clean.shape, generator=gen) < t[:, None]
     noise = torch.randint(0, vocab, clean.shape, generator=gen)
     return torch.where(mask, noise, clean), mask
@@ -147,15 +159,22 @@ def new_cache(model: DiffusionGemmaForBlockDiffusion) -> DynamicCache:
     return DynamicCache(config=model.config.get_text_config(decoder=True))
 
 
-def self_conditioning_logits(model: DiffusionGemmaForBlockDiffusion, prompts: torch.Tensor,
-                             noised: torch.Tensor) -> torch.Tensor:
-    """A first estimate of the clean canvas, without gradients, fed back as the decoder's self-conditioning."""
+def self_conditioning_logits(
+    model: DiffusionGemmaForBlockDiffusion, prompts: torch.Tensor, noised: torch.Tensor
+) -> torch.Tensor:
+    """A first estimate of the clean canvas, without gradients, fed back as self-conditioning."""
     with torch.no_grad():
         return model(input_ids=prompts, cache=new_cache(model), decoder_input_ids=noised).logits
 
 
-def training_step(model: DiffusionGemmaForBlockDiffusion, examples: Sequence[Example], batch: list[int],
-                  use_self_cond: bool, gen: torch.Generator, args: TrainArgs) -> tuple[torch.Tensor, int]:
+def training_step(
+    model: DiffusionGemmaForBlockDiffusion,
+    examples: Sequence[Example],
+    batch: list[int],
+    use_self_cond: bool,
+    gen: torch.Generator,
+    args: TrainArgs,
+) -> tuple[torch.Tensor, int]:
     prompts = torch.tensor([examples[i].prompt for i in batch])
     clean = torch.tensor([examples[i].canvas for i in batch])
     vocab = model.config.get_text_config().vocab_size
@@ -164,8 +183,13 @@ def training_step(model: DiffusionGemmaForBlockDiffusion, examples: Sequence[Exa
     if use_self_cond:
         sc_logits = self_conditioning_logits(model, prompts, noised)
         sc_mask = torch.ones(len(batch), dtype=torch.bool)
-    out = model(input_ids=prompts, cache=new_cache(model), decoder_input_ids=noised,
-                self_conditioning_logits=sc_logits, self_conditioning_mask=sc_mask)
+    out = model(
+        input_ids=prompts,
+        cache=new_cache(model),
+        decoder_input_ids=noised,
+        self_conditioning_logits=sc_logits,
+        self_conditioning_mask=sc_mask,
+    )
     loss = diffusion_loss(out.logits, clean, position_weights(clean, mask, model.config.pad_token_id, args))
     return loss, prompts.numel() + clean.numel()
 
@@ -191,8 +215,10 @@ def make_optimizer(model: torch.nn.Module, args: TrainArgs) -> torch.optim.Optim
 def progress_line(step: int, total: int, loss: float, tok_s: float, elapsed: float) -> str:
     done = int(30 * step / total)
     eta = elapsed / max(1, step) * (total - step)
-    return (f"[{'#' * done}{'.' * (30 - done)}] {step}/{total} loss {loss:.3f} "
-            f"{tok_s:,.0f} tok/s elapsed {elapsed / 60:.1f} min eta {eta / 60:.1f} min")
+    return (
+        f"[{'#' * done}{'.' * (30 - done)}] {step}/{total} loss {loss:.3f} "
+        f"{tok_s:,.0f} tok/s elapsed {elapsed / 60:.1f} min eta {eta / 60:.1f} min"
+    )
 
 
 def append_curve(path: Path, row: dict[str, Any]) -> None:
@@ -212,15 +238,21 @@ def train(args: TrainArgs) -> None:
     train_docs, heldout_docs = load_corpus(DATA_DIR)
     shape = Shape()
     tokenizer = save_tokenizer(train_bpe(d.text for d in train_docs), DATA_DIR / "tokenizer")
-    train_ex = cached_examples(DATA_DIR / "train_examples.pkl", tokenizer, train_docs, args, shape.canvas_length)
-    heldout_ex = cached_examples(DATA_DIR / "heldout_examples.pkl", tokenizer, heldout_docs, args,
-                                 shape.canvas_length)
+    train_ex = cached_examples(
+        DATA_DIR / "train_examples.pkl", tokenizer, train_docs, args, shape.canvas_length
+    )
+    heldout_ex = cached_examples(
+        DATA_DIR / "heldout_examples.pkl", tokenizer, heldout_docs, args, shape.canvas_length
+    )
     eval_ex = random.Random(args.seed).sample(heldout_ex, min(args.eval_examples, len(heldout_ex)))
     pad_id = tokenizer.pad_token_id
     frequent = most_frequent_token(train_ex, pad_id)
     base = baseline_accuracy(eval_ex, frequent, pad_id, shape.vocab_size)
-    print(f"{len(train_ex)} train / {len(heldout_ex)} held-out examples; baseline (token {frequent!r}) "
-          f"{base.value:.4f}", flush=True)
+    print(
+        f"{len(train_ex)} train / {len(heldout_ex)} held-out examples; baseline (token {frequent!r}) "
+        f"{base.value:.4f}",
+        flush=True,
+    )
 
     args.out.mkdir(parents=True, exist_ok=True)
     write_heldout_sample(args.out / HELDOUT_SAMPLE_FILE, heldout_docs)
@@ -250,21 +282,33 @@ def train(args: TrainArgs) -> None:
             print(progress_line(step + 1, args.steps, smooth, tokens / elapsed, elapsed), flush=True)
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             acc = one_pass_accuracy(model, eval_ex, pad_id)
-            row = {"step": step + 1, "loss": round(smooth, 4), "heldout_acc": round(acc.value, 4),
-                   "baseline_acc": round(base.value, 4), "lr": round(lr_at(step, args), 6),
-                   "elapsed_min": round((time.time() - start) / 60, 2)}
+            row = {
+                "step": step + 1,
+                "loss": round(smooth, 4),
+                "heldout_acc": round(acc.value, 4),
+                "baseline_acc": round(base.value, 4),
+                "lr": round(lr_at(step, args), 6),
+                "elapsed_min": round((time.time() - start) / 60, 2),
+            }
             append_curve(curve, row)
             print("EVAL " + json.dumps(row), flush=True)
             save_checkpoint(model, tokenizer, args.out)
-    summary = {"args": {k: str(v) for k, v in asdict(args).items()}, "shape": asdict(shape),
-               "wall_time_min": round((time.time() - start) / 60, 1), "train_examples": len(train_ex),
-               "heldout_examples": len(heldout_ex), "argv": sys.argv}
+    summary = {
+        "args": {k: str(v) for k, v in asdict(args).items()},
+        "shape": asdict(shape),
+        "wall_time_min": round((time.time() - start) / 60, 1),
+        "train_examples": len(train_ex),
+        "heldout_examples": len(heldout_ex),
+        "argv": sys.argv,
+    }
     (args.out / "training_run.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print("done " + json.dumps(summary), flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainArgs:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     defaults = TrainArgs(out=DEMO_DIR)
     parser.add_argument("--out", type=Path, default=defaults.out)
     for name in ("steps", "batch_size", "warmup", "budget", "seed", "eval_every", "eval_examples", "threads"):

@@ -1,4 +1,4 @@
-"""The shipped demo checkpoint: it loads, generates, and denoises held-out text far better than a unigram guess."""
+"""The shipped demo checkpoint: it loads, generates, and denoises held-out text far better than unigrams."""
 
 from __future__ import annotations
 
@@ -31,8 +31,16 @@ def tokenizer() -> object:
 
 
 def test_checkpoint_files_and_size() -> None:
-    for name in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-                 "tokenizer_config.json", INFILL_FILE, "README.md", "heldout_sample.jsonl"):
+    for name in (
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        INFILL_FILE,
+        "README.md",
+        "heldout_sample.jsonl",
+    ):
         assert (DEMO / name).is_file(), name
     assert (DEMO / "model.safetensors").stat().st_size <= MAX_BYTES
     assert (DEMO / "heldout_sample.jsonl").stat().st_size < 300 * 1024
@@ -58,21 +66,25 @@ def test_project_loader_loads_the_demo() -> None:
     assert loaded.tokenizer.eos_token_id == 1
 
 
-def test_generate_runs_and_fills_one_canvas(model: DiffusionGemmaForBlockDiffusion, tokenizer: object) -> None:
+def test_generate_runs_and_fills_one_canvas(
+    model: DiffusionGemmaForBlockDiffusion, tokenizer: object
+) -> None:
     row = json.loads((DEMO / "heldout_sample.jsonl").read_text(encoding="utf-8").splitlines()[0])
     request = EditRequest(row["prefix"], row["target"], row["suffix"])
     prompt = InfillFormat().build(tokenizer, request, 192).input_ids
     torch.manual_seed(0)
-    out = model.generate(torch.tensor([prompt]), max_new_tokens=model.config.canvas_length,
-                         max_denoising_steps=8)
-    canvas = out.sequences[0, len(prompt):]
+    out = model.generate(
+        torch.tensor([prompt]), max_new_tokens=model.config.canvas_length, max_denoising_steps=8
+    )
+    canvas = out.sequences[0, len(prompt) :]
     assert canvas.shape[0] == model.config.canvas_length
     text = tokenizer.decode(trim_at_end(canvas, {tokenizer.eos_token_id, tokenizer.pad_token_id}))
     assert isinstance(text, str)
 
 
-def test_one_pass_denoising_beats_unigram_baseline(model: DiffusionGemmaForBlockDiffusion,
-                                                   tokenizer: object) -> None:
+def test_one_pass_denoising_beats_unigram_baseline(
+    model: DiffusionGemmaForBlockDiffusion, tokenizer: object
+) -> None:
     splits = read_sample(DEMO / "heldout_sample.jsonl")
     examples = encode_splits(tokenizer, splits, training_budget(DEMO), model.config.canvas_length)
     assert len(examples) >= 40

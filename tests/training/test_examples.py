@@ -41,8 +41,15 @@ def tokenizer() -> object:
 
 def test_blocks_keep_fenced_code_whole() -> None:
     blocks = split_blocks(DOC)
-    assert [block_kind(b) for b in blocks] == ["heading", "paragraph", "list", "list", "code", "heading",
-                                               "paragraph"]
+    assert [block_kind(b) for b in blocks] == [
+        "heading",
+        "paragraph",
+        "list",
+        "list",
+        "code",
+        "heading",
+        "paragraph",
+    ]
     assert blocks[4].startswith("```python") and blocks[4].endswith("```") and "\n\n>>> a" in blocks[4]
 
 

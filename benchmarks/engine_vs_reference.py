@@ -1,0 +1,129 @@
+"""Our denoising loop vs transformers' DiffusionGemmaForBlockDiffusion.generate, side by side in one run.
+
+Same model, prompt, seed and settings; early stopping off so both run the same number of steps.
+Prints per-run timings, then medians and the ratio ours / reference.
+
+    python benchmarks/engine_vs_reference.py                      # the bundled demo model
+    python benchmarks/engine_vs_reference.py --model PATH --steps 48 --context 512
+    python benchmarks/engine_vs_reference.py --random tiny        # a random model of the 'tiny' shape
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.checkpoints
+
+from diffedit.engine.denoise import denoise
+from diffedit.engine.engine import Engine
+from diffedit.engine.sampling import DenoiseConfig
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _timed(fn, device: str) -> float:
+    _sync(device)
+    t = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="checkpoint folder (default: the bundled demo model)")
+    ap.add_argument("--random", choices=["tiny"], help="build a random-weight model of this shape instead")
+    ap.add_argument("--steps", type=int, default=24)
+    ap.add_argument("--context", type=int, default=256, help="prompt length in tokens")
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device")
+    args = ap.parse_args()
+
+    if args.random:
+        from tests.checkpoints import build_checkpoint  # the same builder the tests use
+
+        path = build_checkpoint(Path(tempfile.mkdtemp()) / "random-tiny", canvas_length=128, hidden=256,
+                                layers=4, max_steps=args.steps)
+    else:
+        path = args.model
+    engine = Engine.load(path, device=args.device)
+    model, device = engine.model, engine.device
+    vocab = int(model.config.text_config.vocab_size)
+    g = torch.Generator().manual_seed(1234)
+    prompt = torch.randint(3, vocab, (args.context,), generator=g).tolist()
+    # Early stopping off on both sides: a threshold no entropy goes under.
+    off = 1e-30
+    cfg = DenoiseConfig(args.steps, engine.defaults.entropy_bound, engine.defaults.t_min, engine.defaults.t_max,
+                        engine.defaults.stability_threshold, off)
+    canvas = engine.canvas_length
+    ids = torch.tensor([prompt], device=device)
+
+    def reference() -> None:
+        torch.manual_seed(args.seed)
+        model.generate(ids, max_new_tokens=canvas, max_denoising_steps=args.steps, confidence_threshold=off,
+                       eos_token_id=None)
+
+    def ours(mode: str) -> None:
+        denoise(model, prompt, cfg, max_canvases=1, eos_ids={-1}, pad_id=engine.pad_id,
+                generator=torch.Generator(device=device).manual_seed(args.seed), mode=mode)  # type: ignore[arg-type]
+
+    # the bare model work: one prefill plus `steps` decoder forwards
+    def bare() -> None:
+        from transformers.cache_utils import DynamicCache
+
+        from diffedit.engine.denoise import encoder_pass
+
+        with torch.no_grad():
+            cache = DynamicCache(config=model.config.get_text_config(decoder=True))
+            n = ids.shape[1]
+            encoder_pass(model, ids, torch.ones((1, n), dtype=torch.bool, device=device),
+                         torch.arange(n, dtype=torch.int32, device=device)[None], cache)
+            cv = torch.randint(0, vocab, (1, canvas), device=device)
+            pos = torch.arange(n, n + canvas, dtype=torch.int32, device=device)[None]
+            sc = None
+            for _ in range(args.steps):
+                sc = model(decoder_input_ids=cv, cache=cache, decoder_position_ids=pos,
+                           self_conditioning_logits=sc).logits
+
+    runs: dict[str, list[float]] = {"reference": [], "ours_fast": [], "ours_reference_mode": [], "bare_forwards": []}
+    fns = {"reference": reference, "ours_fast": lambda: ours("fast"),
+           "ours_reference_mode": lambda: ours("reference"), "bare_forwards": bare}
+    for fn in fns.values():
+        fn()  # warm up
+    for rep in range(args.reps):
+        for name, fn in fns.items():  # interleaved, so drift in machine load hits all alike
+            runs[name].append(_timed(fn, device))
+        print(json.dumps({"rep": rep, **{k: round(v[-1], 4) for k, v in runs.items()}}), flush=True)
+
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "device": torch.cuda.get_device_name() if device.startswith("cuda") else device,
+        "model": engine.name, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "canvas": canvas, "context": args.context, "steps": args.steps, "reps": args.reps,
+        "median_s": {k: round(v, 4) for k, v in med.items()},
+        "per_step_ms": {k: round(1000 * v / args.steps, 2) for k, v in med.items()},
+        "ratio_ours_fast_vs_reference": round(med["ours_fast"] / med["reference"], 3),
+        "ratio_ours_reference_mode_vs_reference": round(med["ours_reference_mode"] / med["reference"], 3),
+        "reference_vs_bare_forwards": round(med["reference"] / med["bare_forwards"], 3),
+        "ours_fast_vs_bare_forwards": round(med["ours_fast"] / med["bare_forwards"], 3),
+        "torch": torch.__version__,
+    }
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""A test double with the engine's interface: deterministic frames, controllable speed, failures on demand."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from diffedit.engine.types import (
+    Cancelled,
+    CancelToken,
+    EngineError,
+    Frame,
+    ModelLoadError,
+    RewriteJob,
+    RewriteResult,
+)
+
+
+def fake_rewrite_text(target: str, instruction: str = "", seed: int = 0) -> str:
+    words = target.split()
+    head = f"[{instruction}] " if instruction else ""
+    return head + " ".join(w[::-1] for w in words) + f" ({seed % 100})"
+
+
+class FakeEngine:
+    name = "fake-dg"
+    device = "cpu"
+
+    def __init__(self, step_delay_s: float = 0.01, fail_with: Exception | None = None,
+                 gate: threading.Event | None = None) -> None:
+        self.step_delay_s = step_delay_s
+        self.fail_with = fail_with
+        self.gate = gate  # when set, each step waits for it: tests hold a run mid-way
+        self.jobs: list[RewriteJob] = []
+        self.steps_done = 0
+
+    def rewrite(self, job: RewriteJob, on_frame: Callable[[Frame], None] | None = None,
+                cancel: CancelToken | None = None, frame_interval_s: float = 0.0) -> RewriteResult:
+        self.jobs.append(job)
+        started = time.perf_counter()
+        seed = job.settings.seed or 0
+        final = fake_rewrite_text(job.request.target, job.request.instruction, seed)
+        pieces = [w + " " for w in final.split(" ")]
+        pieces[-1] = pieces[-1].rstrip()
+        n = len(pieces)
+        steps = job.settings.steps or 8
+        noise = ["#~%"[i % 3] * max(1, len(p) - 1) + " " for i, p in enumerate(pieces)]
+        previous: list[str] | None = None
+        for step in range(1, steps + 1):
+            if self.gate is not None:
+                while not self.gate.wait(0.01):
+                    if cancel is not None and cancel.cancelled:
+                        raise Cancelled()
+            time.sleep(self.step_delay_s)
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled()
+            if self.fail_with is not None and step == 2:
+                raise self.fail_with
+            accepted = [i < n * step // steps for i in range(n)]
+            shown = [pieces[i] if accepted[i] else noise[i] for i in range(n)]
+            spans, pos = [], 0
+            for p in shown:
+                spans.append((pos, pos + len(p)))
+                pos += len(p)
+            changed = [previous is None or previous[i] != shown[i] for i in range(n)]
+            previous = shown
+            self.steps_done += 1
+            if on_frame is not None:
+                on_frame(Frame(job.job_id, 0, step, steps, tuple(range(n)), tuple(shown), tuple(spans),
+                               tuple(accepted), tuple(changed), (0.0,) * n, "".join(shown), step == steps))
+        return RewriteResult(job.job_id, final, tuple(range(n)), steps, 1, n / steps, 1.0, 2.0,
+                             time.perf_counter() - started, seed, self.name)
+
+
+def fake_loader(engine: FakeEngine | None = None, fail: str = "") -> Callable[..., FakeEngine]:
+    def load(path: str | Path | None = None, device: str | None = None, dtype: str | None = None,
+             progress: Callable[[str], None] | None = None) -> FakeEngine:
+        if progress:
+            progress("Loading fake model…")
+        if fail:
+            raise ModelLoadError(fail)
+        return engine or FakeEngine()
+
+    return load
+
+
+__all__ = ["EngineError", "FakeEngine", "fake_loader", "fake_rewrite_text"]
