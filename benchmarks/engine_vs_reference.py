@@ -55,8 +55,13 @@ def main() -> None:
     if args.random:
         from tests.checkpoints import build_checkpoint  # the same builder the tests use
 
-        path = build_checkpoint(Path(tempfile.mkdtemp()) / "random-tiny", canvas_length=128, hidden=256,
-                                layers=4, max_steps=args.steps)
+        path = build_checkpoint(
+            Path(tempfile.mkdtemp()) / "random-tiny",
+            canvas_length=128,
+            hidden=256,
+            layers=4,
+            max_steps=args.steps,
+        )
     else:
         path = args.model
     engine = Engine.load(path, device=args.device)
@@ -66,19 +71,38 @@ def main() -> None:
     prompt = torch.randint(3, vocab, (args.context,), generator=g).tolist()
     # Early stopping off on both sides: a threshold no entropy goes under.
     off = 1e-30
-    cfg = DenoiseConfig(args.steps, engine.defaults.entropy_bound, engine.defaults.t_min, engine.defaults.t_max,
-                        engine.defaults.stability_threshold, off)
+    cfg = DenoiseConfig(
+        args.steps,
+        engine.defaults.entropy_bound,
+        engine.defaults.t_min,
+        engine.defaults.t_max,
+        engine.defaults.stability_threshold,
+        off,
+    )
     canvas = engine.canvas_length
     ids = torch.tensor([prompt], device=device)
 
     def reference() -> None:
         torch.manual_seed(args.seed)
-        model.generate(ids, max_new_tokens=canvas, max_denoising_steps=args.steps, confidence_threshold=off,
-                       eos_token_id=None)
+        model.generate(
+            ids,
+            max_new_tokens=canvas,
+            max_denoising_steps=args.steps,
+            confidence_threshold=off,
+            eos_token_id=None,
+        )
 
     def ours(mode: str) -> None:
-        denoise(model, prompt, cfg, max_canvases=1, eos_ids={-1}, pad_id=engine.pad_id,
-                generator=torch.Generator(device=device).manual_seed(args.seed), mode=mode)  # type: ignore[arg-type]
+        denoise(
+            model,
+            prompt,
+            cfg,
+            max_canvases=1,
+            eos_ids={-1},
+            pad_id=engine.pad_id,
+            generator=torch.Generator(device=device).manual_seed(args.seed),
+            mode=mode,
+        )  # type: ignore[arg-type]
 
     # the bare model work: one prefill plus `steps` decoder forwards
     def bare() -> None:
@@ -89,18 +113,33 @@ def main() -> None:
         with torch.no_grad():
             cache = DynamicCache(config=model.config.get_text_config(decoder=True))
             n = ids.shape[1]
-            encoder_pass(model, ids, torch.ones((1, n), dtype=torch.bool, device=device),
-                         torch.arange(n, dtype=torch.int32, device=device)[None], cache)
+            encoder_pass(
+                model,
+                ids,
+                torch.ones((1, n), dtype=torch.bool, device=device),
+                torch.arange(n, dtype=torch.int32, device=device)[None],
+                cache,
+            )
             cv = torch.randint(0, vocab, (1, canvas), device=device)
             pos = torch.arange(n, n + canvas, dtype=torch.int32, device=device)[None]
             sc = None
             for _ in range(args.steps):
-                sc = model(decoder_input_ids=cv, cache=cache, decoder_position_ids=pos,
-                           self_conditioning_logits=sc).logits
+                sc = model(
+                    decoder_input_ids=cv, cache=cache, decoder_position_ids=pos, self_conditioning_logits=sc
+                ).logits
 
-    runs: dict[str, list[float]] = {"reference": [], "ours_fast": [], "ours_reference_mode": [], "bare_forwards": []}
-    fns = {"reference": reference, "ours_fast": lambda: ours("fast"),
-           "ours_reference_mode": lambda: ours("reference"), "bare_forwards": bare}
+    runs: dict[str, list[float]] = {
+        "reference": [],
+        "ours_fast": [],
+        "ours_reference_mode": [],
+        "bare_forwards": [],
+    }
+    fns = {
+        "reference": reference,
+        "ours_fast": lambda: ours("fast"),
+        "ours_reference_mode": lambda: ours("reference"),
+        "bare_forwards": bare,
+    }
     for fn in fns.values():
         fn()  # warm up
     for rep in range(args.reps):
@@ -112,8 +151,12 @@ def main() -> None:
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
         "device": torch.cuda.get_device_name() if device.startswith("cuda") else device,
-        "model": engine.name, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-        "canvas": canvas, "context": args.context, "steps": args.steps, "reps": args.reps,
+        "model": engine.name,
+        "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "canvas": canvas,
+        "context": args.context,
+        "steps": args.steps,
+        "reps": args.reps,
         "median_s": {k: round(v, 4) for k, v in med.items()},
         "per_step_ms": {k: round(1000 * v / args.steps, 2) for k, v in med.items()},
         "ratio_ours_fast_vs_reference": round(med["ours_fast"] / med["reference"], 3),

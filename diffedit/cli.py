@@ -33,8 +33,10 @@ def read_markdown(path: Path) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{path} is not UTF-8 (bad byte at offset {exc.start}); convert it first, "
-                         f"e.g. iconv -f cp1252 -t utf-8 {path.name}") from exc
+        raise UsageError(
+            f"{path} is not UTF-8 (bad byte at offset {exc.start}); convert it first, "
+            f"e.g. iconv -f cp1252 -t utf-8 {path.name}"
+        ) from exc
     return text
 
 
@@ -60,8 +62,10 @@ def select_blocks(blocks: list[Block], first: int, last: int | None, path: Path)
     last = first if last is None else last
     for n in (first, last):
         if not 1 <= n <= len(blocks):
-            raise UsageError(f"block {n} is out of range: {path} has {len(blocks)} blocks (1..{len(blocks)}); "
-                             f"see `diffedit blocks {path}`")
+            raise UsageError(
+                f"block {n} is out of range: {path} has {len(blocks)} blocks (1..{len(blocks)}); "
+                f"see `diffedit blocks {path}`"
+            )
     if last < first:
         raise UsageError(f"--to {last} comes before --block {first}")
     return blocks[first - 1], blocks[last - 1]
@@ -88,7 +92,9 @@ class TerminalCanvas:
             style = self.REVERSE if changed and frame.step > 1 else (self.DIM + self.STRIKE if not ok else "")
             shown = piece.replace("\n", "⏎\n") if not ok else piece
             parts.append(f"{style}{shown}{self.RESET}" if style else shown)
-        header = f"{self.DIM}canvas {frame.canvas_index + 1} · step {frame.step}/{frame.total_steps}{self.RESET}"
+        header = (
+            f"{self.DIM}canvas {frame.canvas_index + 1} · step {frame.step}/{frame.total_steps}{self.RESET}"
+        )
         body = header + "\n" + "".join(parts)
         self._repaint(body)
 
@@ -134,9 +140,12 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
 
     engine = Engine.load(args.model, device=args.device)
     request = EditRequest.from_document(text, first.start, last.end, args.instruction or "")
-    settings = GenerationSettings(steps=args.steps, strength=args.strength, seed=args.seed,
-                                  sampling=args.sampling)
-    canvas = TerminalCanvas(sys.stderr if args.json or not args.in_place else sys.stdout) if args.visual else None
+    settings = GenerationSettings(
+        steps=args.steps, strength=args.strength, seed=args.seed, sampling=args.sampling
+    )
+    canvas = (
+        TerminalCanvas(sys.stderr if args.json or not args.in_place else sys.stdout) if args.visual else None
+    )
     result = engine.rewrite(RewriteJob(request, settings), on_frame=canvas.paint if canvas else None)
     if canvas:
         canvas.finish(result.text)
@@ -162,14 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block", type=int, required=True, help="first block to rewrite (from 1; see `blocks`)")
     p.add_argument("--to", type=int, help="last block to rewrite (default: the same block)")
     p.add_argument("--instruction", help="what to do, e.g. 'shorter' (instruct models)")
-    p.add_argument("--strength", type=float, default=1.0,
-                   help="1 writes afresh; lower values refine the original text (default 1)")
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="1 writes afresh; lower values refine the original text (default 1)",
+    )
     p.add_argument("--steps", type=int, help="maximum denoising steps (default: the model's)")
     p.add_argument("--seed", type=int, help="random seed, for a reproducible result")
     p.add_argument("--model", help="DiffusionGemma checkpoint folder (default: the bundled demo model)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
-    p.add_argument("--sampling", choices=["fast", "reference"], default="fast",
-                   help="reference makes transformers' exact random draws (slower)")
+    p.add_argument(
+        "--sampling",
+        choices=["fast", "reference"],
+        default="fast",
+        help="reference makes transformers' exact random draws (slower)",
+    )
     p.add_argument("--visual", action="store_true", help="animate the canvas in the terminal as it denoises")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of the document")
     p.add_argument("--in-place", action="store_true", help="write the result back to FILE atomically")

@@ -42,37 +42,78 @@ def build_tokenizer(folder: Path, vocab_size: int = 320) -> PreTrainedTokenizerF
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator([TRAINING_TEXT] * 4, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>",
-                                   bos_token="<bos>", unk_token="<unk>",
-                                   additional_special_tokens=["<|prefix|>", "<|suffix|>", "<|middle|>"])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        bos_token="<bos>",
+        unk_token="<unk>",
+        additional_special_tokens=["<|prefix|>", "<|suffix|>", "<|middle|>"],
+    )
     fast.save_pretrained(folder)
     return fast
 
 
-def build_checkpoint(folder: Path, *, canvas_length: int = 16, seed: int = 0, hidden: int = 64,
-                     layers: int = 2, max_steps: int = 8, confidence_threshold: float = 0.005, t_min: float = 0.4, t_max: float = 0.8,
-                     dtype: torch.dtype = torch.float32) -> Path:
+def build_checkpoint(
+    folder: Path,
+    *,
+    canvas_length: int = 16,
+    seed: int = 0,
+    hidden: int = 64,
+    layers: int = 2,
+    max_steps: int = 8,
+    confidence_threshold: float = 0.005,
+    t_min: float = 0.4,
+    t_max: float = 0.8,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
     """A random-weight DiffusionGemma with the infill format, saved like a real checkpoint."""
     folder.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(folder)
     vocab = len(tok)
     text = DiffusionGemmaTextConfig(
-        vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=32, global_head_dim=32, num_experts=2,
-        top_k_experts=1, moe_intermediate_size=hidden, sliding_window=64, max_position_embeddings=4096,
-        pad_token_id=0, eos_token_id=1, bos_token_id=2,
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        global_head_dim=32,
+        num_experts=2,
+        top_k_experts=1,
+        moe_intermediate_size=hidden,
+        sliding_window=64,
+        max_position_embeddings=4096,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
     )
-    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=1,
-                  num_key_value_heads=1, head_dim=16)
-    config = DiffusionGemmaConfig(text_config=text.to_dict(), vision_config=vision, canvas_length=canvas_length)
+    vision = dict(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        head_dim=16,
+    )
+    config = DiffusionGemmaConfig(
+        text_config=text.to_dict(), vision_config=vision, canvas_length=canvas_length
+    )
     torch.manual_seed(seed)
     model = DiffusionGemmaForBlockDiffusion(config).to(dtype).eval()
     model.generation_config.update(
-        max_denoising_steps=max_steps, eos_token_id=1, pad_token_id=0, bos_token_id=2,
-        confidence_threshold=confidence_threshold, t_min=t_min, t_max=t_max,
+        max_denoising_steps=max_steps,
+        eos_token_id=1,
+        pad_token_id=0,
+        bos_token_id=2,
+        confidence_threshold=confidence_threshold,
+        t_min=t_min,
+        t_max=t_max,
     )
     model.save_pretrained(folder)
     (folder / INFILL_FILE).write_text(json.dumps(InfillFormat().to_json()), encoding="utf-8")

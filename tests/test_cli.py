@@ -39,8 +39,9 @@ def test_blocks_lists_numbers_kinds_and_first_words(md: Path, capsys) -> None:
 
 
 def test_rewrite_changes_only_the_chosen_block(md: Path, tiny_checkpoint: Path, capsys) -> None:
-    code, out, _ = _run(capsys, "rewrite", str(md), "--block", "2", "--model", str(tiny_checkpoint),
-                        "--seed", "4")
+    code, out, _ = _run(
+        capsys, "rewrite", str(md), "--block", "2", "--model", str(tiny_checkpoint), "--seed", "4"
+    )
     assert code == 0
     b = parse_blocks(DOC)[1]
     assert out.startswith(DOC[: b.start])
@@ -50,12 +51,35 @@ def test_rewrite_changes_only_the_chosen_block(md: Path, tiny_checkpoint: Path, 
 
 
 def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
-    code, out, _ = _run(capsys, "rewrite", str(md), "--block", "3", "--to", "4", "--model", str(tiny_checkpoint),
-                        "--seed", "2", "--steps", "3", "--json")
+    code, out, _ = _run(
+        capsys,
+        "rewrite",
+        str(md),
+        "--block",
+        "3",
+        "--to",
+        "4",
+        "--model",
+        str(tiny_checkpoint),
+        "--seed",
+        "2",
+        "--steps",
+        "3",
+        "--json",
+    )
     assert code == 0
     report = json.loads(out)
-    assert set(report) == {"text", "replacement", "steps", "tokens_per_forward", "encode_ms", "step_ms_median",
-                           "total_s", "seed", "model"}
+    assert set(report) == {
+        "text",
+        "replacement",
+        "steps",
+        "tokens_per_forward",
+        "encode_ms",
+        "step_ms_median",
+        "total_s",
+        "seed",
+        "model",
+    }
     assert report["seed"] == 2 and report["model"] == tiny_checkpoint.name
     assert report["steps"] % 3 == 0 and report["steps"] >= 3
     blocks = parse_blocks(DOC)
@@ -63,27 +87,55 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
 
 
 def test_in_place_writes_the_file(md: Path, tiny_checkpoint: Path, capsys) -> None:
-    code, out, _ = _run(capsys, "rewrite", str(md), "--block", "5", "--model", str(tiny_checkpoint),
-                        "--seed", "1", "--in-place", "--json")
+    code, out, _ = _run(
+        capsys,
+        "rewrite",
+        str(md),
+        "--block",
+        "5",
+        "--model",
+        str(tiny_checkpoint),
+        "--seed",
+        "1",
+        "--in-place",
+        "--json",
+    )
     assert code == 0
     assert md.read_text(encoding="utf-8") == json.loads(out)["text"]
     assert [p.name for p in md.parent.iterdir()] == ["doc.md"]  # no temp files left behind
 
 
-def test_in_place_failure_leaves_the_file_intact(md: Path, tiny_checkpoint: Path, capsys, monkeypatch) -> None:
+def test_in_place_failure_leaves_the_file_intact(
+    md: Path, tiny_checkpoint: Path, capsys, monkeypatch
+) -> None:
     def boom(*_a: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError):
-        main(["rewrite", str(md), "--block", "2", "--model", str(tiny_checkpoint), "--seed", "1", "--in-place"])
+        main(
+            ["rewrite", str(md), "--block", "2", "--model", str(tiny_checkpoint), "--seed", "1", "--in-place"]
+        )
     assert md.read_text(encoding="utf-8") == DOC
     assert [p.name for p in md.parent.iterdir()] == ["doc.md"]
 
 
 def test_visual_animates_then_leaves_the_final_text(md: Path, tiny_checkpoint: Path, capsys) -> None:
-    code, out, err = _run(capsys, "rewrite", str(md), "--block", "2", "--model", str(tiny_checkpoint),
-                          "--seed", "3", "--steps", "4", "--visual", "--json")
+    code, out, err = _run(
+        capsys,
+        "rewrite",
+        str(md),
+        "--block",
+        "2",
+        "--model",
+        str(tiny_checkpoint),
+        "--seed",
+        "3",
+        "--steps",
+        "4",
+        "--visual",
+        "--json",
+    )
     assert code == 0
     assert err.count("\x1b[?2026h") >= 5  # one synchronized repaint per step, plus the final one
     assert "step 4/4" in err and "\x1b[9m" in err  # noisy positions are struck through
@@ -105,8 +157,13 @@ def test_visual_animates_then_leaves_the_final_text(md: Path, tiny_checkpoint: P
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path: Path, capsys, setup, args, message) -> None:
     f = tmp_path / "in.md"
-    content = {"latin1": b"caf\xe9\n", "binary": b"\x89PNG\x00\x00", "doc": DOC.encode(), "empty": b"\n\n",
-               None: None}[setup]
+    content = {
+        "latin1": b"caf\xe9\n",
+        "binary": b"\x89PNG\x00\x00",
+        "doc": DOC.encode(),
+        "empty": b"\n\n",
+        None: None,
+    }[setup]
     if content is not None:
         f.write_bytes(content)
     argv = [a.format(file=f, dir=tmp_path) for a in args] + ["--in-place"]
@@ -122,8 +179,27 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path: Path, capsys, se
 
 
 def test_entry_point_runs_as_a_program(md: Path, tiny_checkpoint: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "diffedit", "rewrite", str(md), "--block", "2", "--model",
-                           str(tiny_checkpoint), "--steps", "2", "--seed", "1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "diffedit",
+            "rewrite",
+            str(md),
+            "--block",
+            "2",
+            "--model",
+            str(tiny_checkpoint),
+            "--steps",
+            "2",
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("# Title\n\n") and proc.stdout.endswith("- item a\n- item b\n\nLast paragraph.\n")
+    assert proc.stdout.startswith("# Title\n\n") and proc.stdout.endswith(
+        "- item a\n- item b\n\nLast paragraph.\n"
+    )

@@ -196,6 +196,10 @@ class RecoveryStore:
         """Forget this instance's entry for ``doc_id`` (the document was saved, or closed on purpose)."""
         _unlink(self._path_for(doc_id, self.instance_id))
 
+    def has_live(self, doc_id: str) -> bool:
+        """Whether this instance has an entry for ``doc_id`` on disk."""
+        return self._path_for(doc_id, self.instance_id).exists()
+
     def live_entries(self) -> list[RecoveryEntry]:
         """This instance's own entries."""
         return [e for path, e in self._read_all() if self._owner_of(path) == self.instance_id]

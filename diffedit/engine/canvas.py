@@ -20,7 +20,7 @@ def layout_canvases(target_ids: list[int], canvas_length: int, eos_id: int, pad_
 def trim_at_end(tokens: torch.Tensor | list[int], end_ids: set[int]) -> list[int]:
     """The tokens before the first end token (eos, pad or any id in ``end_ids``)."""
     out: list[int] = []
-    for t in (tokens.tolist() if isinstance(tokens, torch.Tensor) else tokens):
+    for t in tokens.tolist() if isinstance(tokens, torch.Tensor) else tokens:
         if int(t) in end_ids:
             break
         out.append(int(t))

@@ -54,7 +54,8 @@ class Tokenizer(Protocol):
 
 
 class ContextFormat(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def build(self, tokenizer: Any, request: EditRequest, budget: int) -> ModelContext: ...
 
@@ -118,12 +119,16 @@ class InfillFormat:
         }
 
     def special_ids(self, tokenizer: Any) -> tuple[int, int, int]:
-        ids = tuple(int(tokenizer.convert_tokens_to_ids(t)) for t in (self.suffix_token, self.prefix_token,
-                                                                        self.middle_token))
+        ids = tuple(
+            int(tokenizer.convert_tokens_to_ids(t))
+            for t in (self.suffix_token, self.prefix_token, self.middle_token)
+        )
         unk = getattr(tokenizer, "unk_token_id", None)
         if any(i is None or i == unk for i in ids):
-            raise ValueError("the tokenizer lacks the infill special tokens "
-                             f"{self.suffix_token}, {self.prefix_token}, {self.middle_token}")
+            raise ValueError(
+                "the tokenizer lacks the infill special tokens "
+                f"{self.suffix_token}, {self.prefix_token}, {self.middle_token}"
+            )
         return ids  # type: ignore[return-value]
 
     def build(self, tokenizer: Any, request: EditRequest, budget: int) -> ModelContext:
@@ -133,8 +138,13 @@ class InfillFormat:
         prefix = _encode_tail(tokenizer, request.prefix, room)
         suffix = _encode_head(tokenizer, request.suffix, room)
         keep_p, keep_s = split_budget(len(prefix), len(suffix), room)
-        truncated = keep_p < len(prefix) or keep_s < len(suffix) or (
-            len(request.prefix) > room * _CHARS_PER_TOKEN_CAP or len(request.suffix) > room * _CHARS_PER_TOKEN_CAP
+        truncated = (
+            keep_p < len(prefix)
+            or keep_s < len(suffix)
+            or (
+                len(request.prefix) > room * _CHARS_PER_TOKEN_CAP
+                or len(request.suffix) > room * _CHARS_PER_TOKEN_CAP
+            )
         )
         prefix = prefix[len(prefix) - keep_p :]
         suffix = suffix[:keep_s]
@@ -151,7 +161,7 @@ TARGET_CLOSE = "REWRITE>>>"
 
 @dataclass(frozen=True)
 class ChatFormat:
-    """Instruct checkpoints: the document with the target marked, and the instruction, in the chat template."""
+    """Instruct checkpoints: the marked document and the instruction, in the chat template."""
 
     name: str = "chat"
 

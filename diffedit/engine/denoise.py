@@ -29,7 +29,7 @@ from diffedit.engine.sampling import (
     uniform_canvas,
     warm_start_canvas,
 )
-from diffedit.engine.types import CancelToken, Cancelled, SamplingMode
+from diffedit.engine.types import Cancelled, CancelToken, SamplingMode
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,16 @@ class DenoiseOutcome:
         return statistics.median(self.step_s) if self.step_s else 0.0
 
 
-def encoder_pass(model: Any, ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
-                 cache: DynamicCache) -> None:
+def encoder_pass(
+    model: Any, ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor, cache: DynamicCache
+) -> None:
     """Append ``ids`` to the KV cache (the encoder is causal over everything encoded so far)."""
     dummy = torch.empty((ids.shape[0], ids.shape[1], 0), dtype=model.dtype, device=ids.device)
     masks = model.model.encoder.create_masks_for_generate(
-        config=model.config, inputs_embeds=dummy, attention_mask=attention_mask, cache=cache,
+        config=model.config,
+        inputs_embeds=dummy,
+        attention_mask=attention_mask,
+        cache=cache,
         position_ids=positions,
     )
     model.model.encoder(input_ids=ids.contiguous(), attention_mask=masks, cache=cache, position_ids=positions)
@@ -84,7 +88,7 @@ def denoise(
     observe: Callable[[StepView], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> DenoiseOutcome:
-    """Generate up to ``max_canvases`` canvases after ``prompt_ids``; stops at a canvas holding an end token."""
+    """Up to ``max_canvases`` canvases after ``prompt_ids``; stops after a canvas holding an end token."""
     device = model.device
     canvas_length = int(model.config.canvas_length)
     vocab_size = int(model.config.text_config.vocab_size)
@@ -107,7 +111,9 @@ def denoise(
             encoder_pass(model, ids, attention_mask, encoder_positions, cache)
             if index == 0:
                 outcome.encode_s = time.perf_counter() - t0
-            decoder_positions = torch.arange(seen, seen + canvas_length, dtype=torch.int32, device=device)[None]
+            decoder_positions = torch.arange(seen, seen + canvas_length, dtype=torch.int32, device=device)[
+                None
+            ]
             decoder_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
 
             # Canvas start: the original text partly re-noised (refine), or pure noise (fresh).
@@ -119,7 +125,9 @@ def denoise(
                 canvas = uniform_canvas((1, canvas_length), vocab_size, generator, device)
                 first_step = cfg.max_steps
             masks = model.model.decoder.create_diffusion_decoder_attention_mask(
-                config=model.config, inputs_embeds=canvas.unsqueeze(-1), cache=cache,
+                config=model.config,
+                inputs_embeds=canvas.unsqueeze(-1),
+                cache=cache,
                 decoder_attention_mask=decoder_mask,
             )
             stopper.reset()
@@ -129,20 +137,34 @@ def denoise(
                 _check(cancel)
                 t_step = time.perf_counter()
                 logits = model(
-                    decoder_input_ids=canvas, self_conditioning_logits=self_cond, decoder_attention_mask=masks,
-                    cache=cache, decoder_position_ids=decoder_positions,
+                    decoder_input_ids=canvas,
+                    self_conditioning_logits=self_cond,
+                    decoder_attention_mask=masks,
+                    cache=cache,
+                    decoder_position_ids=decoder_positions,
                 ).logits
                 logits = logits / temperature_divisor(cfg, cur_step, device)
                 drawn = sample(logits, generator)
                 accepted = entropy_bound_accept(drawn.entropy, cfg.entropy_bound)
-                canvas = renoise(torch.where(accepted, drawn.denoised, canvas), accepted, vocab_size, generator)
+                canvas = renoise(
+                    torch.where(accepted, drawn.denoised, canvas), accepted, vocab_size, generator
+                )
                 finished = stopper(drawn.argmax, drawn.entropy)
                 argmax = drawn.argmax
                 self_cond = logits.to(embed_dtype)
                 outcome.forwards += 1
                 if observe is not None:
-                    observe(StepView(index, first_step - cur_step + 1, first_step, argmax[0], accepted[0],
-                                     drawn.entropy[0], outcome.tokens))
+                    observe(
+                        StepView(
+                            index,
+                            first_step - cur_step + 1,
+                            first_step,
+                            argmax[0],
+                            accepted[0],
+                            drawn.entropy[0],
+                            outcome.tokens,
+                        )
+                    )
                 done = bool(finished.all())  # one host sync per step: the stop flag
                 outcome.step_s.append(time.perf_counter() - t_step)
                 if done:

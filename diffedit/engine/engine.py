@@ -12,10 +12,10 @@ from typing import Any
 import torch
 
 from diffedit.engine.canvas import layout_canvases, trim_at_end
+from diffedit.engine.context import EditRequest
 from diffedit.engine.denoise import StepView, denoise
 from diffedit.engine.loader import LoadedModel, load_model
 from diffedit.engine.sampling import DenoiseConfig
-from diffedit.engine.context import EditRequest
 from diffedit.engine.types import EngineError, Frame, GenerationSettings, RewriteJob, RewriteResult
 
 # A rewrite may grow: allow twice the original plus some room, in whole canvases, within this cap.
@@ -39,8 +39,9 @@ class Engine:
             t_min=float(gen.t_min if gen.t_min is not None else 0.4),
             t_max=float(gen.t_max if gen.t_max is not None else 0.8),
             stability_threshold=int(gen.stability_threshold if gen.stability_threshold is not None else 1),
-            confidence_threshold=float(gen.confidence_threshold if gen.confidence_threshold is not None
-                                       else 0.005),
+            confidence_threshold=float(
+                gen.confidence_threshold if gen.confidence_threshold is not None else 0.005
+            ),
         )
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids: set[int] = {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
@@ -49,8 +50,14 @@ class Engine:
         self._pieces: dict[int, str] = {}
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | None = None, dtype: str | None = None,
-             progress: Callable[[str], None] | None = None, trust_remote_code: bool = False) -> Engine:
+    def load(
+        cls,
+        path: str | Path | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        progress: Callable[[str], None] | None = None,
+        trust_remote_code: bool = False,
+    ) -> Engine:
         if progress:
             progress(f"Loading model from {path or 'the bundled demo model'}…")
         engine = cls(load_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code))
@@ -83,8 +90,13 @@ class Engine:
         wanted = 2 * target_tokens + 16
         return max(1, min(MAX_CANVASES, math.ceil(wanted / self.canvas_length)))
 
-    def rewrite(self, job: RewriteJob, on_frame: Callable[[Frame], None] | None = None,
-                cancel: Any = None, frame_interval_s: float = 0.0) -> RewriteResult:
+    def rewrite(
+        self,
+        job: RewriteJob,
+        on_frame: Callable[[Frame], None] | None = None,
+        cancel: Any = None,
+        frame_interval_s: float = 0.0,
+    ) -> RewriteResult:
         """Run one job to the end. Raises ``Cancelled`` if ``cancel`` fires, ``EngineError`` on failure."""
         started = time.perf_counter()
         cfg = self.config_for(job)
@@ -92,8 +104,11 @@ class Engine:
         seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         context = self.loaded.context_format.build(self.tokenizer, job.request, settings.context_tokens)
         target_ids = list(self.tokenizer.encode(job.request.target, add_special_tokens=False))
-        warm = (layout_canvases(target_ids, self.canvas_length, next(iter(sorted(self.eos_ids))), self.pad_id)
-                if settings.strength < 1.0 else None)
+        warm = (
+            layout_canvases(target_ids, self.canvas_length, next(iter(sorted(self.eos_ids))), self.pad_id)
+            if settings.strength < 1.0
+            else None
+        )
         generator = torch.Generator(device=self.device).manual_seed(seed)
 
         observe = None
@@ -101,14 +116,24 @@ class Engine:
             observe = _FrameEmitter(self, job.job_id, on_frame, frame_interval_s)
         try:
             outcome = denoise(
-                self.model, context.input_ids, cfg,
+                self.model,
+                context.input_ids,
+                cfg,
                 max_canvases=self.max_canvases_for(len(target_ids), settings.max_new_tokens),
-                eos_ids=self.eos_ids, pad_id=self.pad_id, generator=generator, mode=settings.sampling,
-                warm_canvases=warm, strength=settings.strength, observe=observe, cancel=cancel,
+                eos_ids=self.eos_ids,
+                pad_id=self.pad_id,
+                generator=generator,
+                mode=settings.sampling,
+                warm_canvases=warm,
+                strength=settings.strength,
+                observe=observe,
+                cancel=cancel,
             )
         except torch.OutOfMemoryError as exc:
-            raise EngineError(f"out of memory on {self.device}: shorten the selection or the context, "
-                              "or use a smaller model") from exc
+            raise EngineError(
+                f"out of memory on {self.device}: shorten the selection or the context, "
+                "or use a smaller model"
+            ) from exc
         except RuntimeError as exc:
             raise EngineError(f"the model failed: {str(exc).splitlines()[0][:300]}") from exc
         kept = trim_at_end(outcome.tokens, self.end_ids)
@@ -116,11 +141,17 @@ class Engine:
         if observe is not None:
             observe.emit_final(outcome.tokens, text)
         return RewriteResult(
-            job_id=job.job_id, text=text, token_ids=tuple(outcome.tokens), steps=outcome.forwards,
+            job_id=job.job_id,
+            text=text,
+            token_ids=tuple(outcome.tokens),
+            steps=outcome.forwards,
             canvases=outcome.canvases,
             tokens_per_forward=(len(kept) + 1) / max(1, outcome.forwards),
-            encode_ms=outcome.encode_s * 1000, step_ms_median=outcome.step_s_median * 1000,
-            total_s=time.perf_counter() - started, seed=seed, model=self.name,
+            encode_ms=outcome.encode_s * 1000,
+            step_ms_median=outcome.step_s_median * 1000,
+            total_s=time.perf_counter() - started,
+            seed=seed,
+            model=self.name,
             truncated_context=context.truncated,
         )
 
@@ -171,8 +202,11 @@ class _FrameEmitter:
         ids = view.argmax.tolist()
         accepted = view.accepted.tolist()
         entropy = [round(float(h), 4) for h in view.entropy.tolist()]
-        head = (str(eng.tokenizer.decode(view.finished_tokens, skip_special_tokens=True))
-                if view.finished_tokens else "")
+        head = (
+            str(eng.tokenizer.decode(view.finished_tokens, skip_special_tokens=True))
+            if view.finished_tokens
+            else ""
+        )
         pieces: list[str] = []
         spans: list[tuple[int, int]] = []
         pos = len(head)
@@ -183,12 +217,23 @@ class _FrameEmitter:
             pieces.append(piece)
             spans.append((pos, pos + len(piece)))
             pos += len(piece)
-        changed = ([True] * len(ids) if self._previous is None
-                   else [a != b for a, b in zip(ids, self._previous, strict=True)])
+        changed = (
+            [True] * len(ids)
+            if self._previous is None
+            else [a != b for a, b in zip(ids, self._previous, strict=True)]
+        )
         self._previous = ids
         return Frame(
-            job_id=self.job_id, canvas_index=view.canvas_index, step=view.step, total_steps=view.total_steps,
-            token_ids=tuple(ids), pieces=tuple(pieces), spans=tuple(spans), accepted=tuple(accepted),
-            changed=tuple(changed), entropy=tuple(entropy), text=text if text is not None else head + "".join(pieces),
+            job_id=self.job_id,
+            canvas_index=view.canvas_index,
+            step=view.step,
+            total_steps=view.total_steps,
+            token_ids=tuple(ids),
+            pieces=tuple(pieces),
+            spans=tuple(spans),
+            accepted=tuple(accepted),
+            changed=tuple(changed),
+            entropy=tuple(entropy),
+            text=text if text is not None else head + "".join(pieces),
             final=final,
         )

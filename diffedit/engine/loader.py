@@ -46,30 +46,40 @@ def inspect_checkpoint(path: str | Path) -> CheckpointInfo:
     """Check a folder is a loadable DiffusionGemma checkpoint before any weights are read."""
     folder = Path(path).expanduser()
     if not folder.exists():
-        raise ModelLoadError(f"model folder {folder} does not exist; pass --model with a DiffusionGemma folder "
-                             "(config.json, *.safetensors, tokenizer.json)")
+        raise ModelLoadError(
+            f"model folder {folder} does not exist; pass --model with a DiffusionGemma folder "
+            "(config.json, *.safetensors, tokenizer.json)"
+        )
     if not folder.is_dir():
-        raise ModelLoadError(f"model path {folder} is a file, not a folder; pass the folder that holds "
-                             "config.json and the *.safetensors weights")
+        raise ModelLoadError(
+            f"model path {folder} is a file, not a folder; pass the folder that holds "
+            "config.json and the *.safetensors weights"
+        )
     config_path = folder / "config.json"
     if not config_path.is_file():
         found = ", ".join(sorted(p.name for p in folder.iterdir())[:8]) or "nothing"
-        raise ModelLoadError(f"{folder} has no config.json (found: {found}); it is not a transformers checkpoint")
+        raise ModelLoadError(
+            f"{folder} has no config.json (found: {found}); it is not a transformers checkpoint"
+        )
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"{config_path} is not valid JSON ({exc}); re-download the model") from exc
     model_type = str(config.get("model_type", "unknown"))
     if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ModelLoadError(f"{folder} holds a '{model_type}' model; diffedit supports "
-                             f"{', '.join(SUPPORTED_MODEL_TYPES)} (DiffusionGemma) checkpoints")
+        raise ModelLoadError(
+            f"{folder} holds a '{model_type}' model; diffedit supports "
+            f"{', '.join(SUPPORTED_MODEL_TYPES)} (DiffusionGemma) checkpoints"
+        )
     weights = tuple(sorted(folder.glob("*.safetensors")))
     if not weights:
         pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
         if pickles:
-            raise ModelLoadError(f"{folder} has only pickle weights ({', '.join(pickles[:3])}); diffedit loads "
-                                 "safetensors only, because pickle files can run code: convert them to "
-                                 ".safetensors or download the safetensors version")
+            raise ModelLoadError(
+                f"{folder} has only pickle weights ({', '.join(pickles[:3])}); diffedit loads "
+                "safetensors only, because pickle files can run code: convert them to "
+                ".safetensors or download the safetensors version"
+            )
         raise ModelLoadError(f"{folder} has no *.safetensors weights")
     _check_weight_index(folder, weights)
     for w in weights:
@@ -127,8 +137,14 @@ def pick_device(requested: str | None = None) -> str:
 def pick_dtype(device: str, requested: str | None = None) -> Any:
     import torch
 
-    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
-             "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
+    names = {
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "fp32": torch.float32,
+        "float32": torch.float32,
+    }
     if requested:
         if requested not in names:
             raise ModelLoadError(f"unknown dtype {requested!r}; use one of bf16, fp16, fp32")
@@ -147,8 +163,12 @@ class LoadedModel:
     dtype: Any
 
 
-def load_model(path: str | Path | None = None, device: str | None = None, dtype: str | None = None,
-               trust_remote_code: bool = False) -> LoadedModel:
+def load_model(
+    path: str | Path | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
     """Load tokenizer and weights through transformers' native DiffusionGemma classes.
 
     ``trust_remote_code`` is passed on only when the user opted in for this model; the native classes
@@ -165,22 +185,30 @@ def load_model(path: str | Path | None = None, device: str | None = None, dtype:
     torch_dtype = pick_dtype(dev, dtype)
     hf_logging.set_verbosity_error()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(info.path, local_files_only=True,
-                                                  trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            info.path, local_files_only=True, trust_remote_code=trust_remote_code
+        )
     except Exception as exc:
         raise ModelLoadError(f"the tokenizer in {info.path} does not load: {exc}") from exc
     try:
         model = DiffusionGemmaForBlockDiffusion.from_pretrained(
-            info.path, dtype=torch_dtype, use_safetensors=True, local_files_only=True,
+            info.path,
+            dtype=torch_dtype,
+            use_safetensors=True,
+            local_files_only=True,
             trust_remote_code=trust_remote_code,
         )
     except Exception as exc:
-        raise ModelLoadError(f"the weights in {info.path} do not load: {str(exc).splitlines()[0][:300]}") from exc
+        raise ModelLoadError(
+            f"the weights in {info.path} do not load: {str(exc).splitlines()[0][:300]}"
+        ) from exc
     try:
-        model.to(dev)
+        model.to(dev)  # type: ignore[arg-type]
     except (RuntimeError, torch.OutOfMemoryError) as exc:
-        raise ModelLoadError(f"the model does not fit on {dev}: {str(exc).splitlines()[0][:200]}; "
-                             "try --device cpu or a smaller model") from exc
+        raise ModelLoadError(
+            f"the model does not fit on {dev}: {str(exc).splitlines()[0][:200]}; "
+            "try --device cpu or a smaller model"
+        ) from exc
     model.eval()
     try:
         fmt = format_for_checkpoint(info.path, tokenizer)

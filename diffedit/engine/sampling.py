@@ -39,8 +39,9 @@ def temperature_divisor(cfg: DenoiseConfig, cur_step: int, device: torch.device)
     return cfg.t_min + ((cfg.t_max - cfg.t_min) * (step / cfg.max_steps))
 
 
-def uniform_canvas(shape: tuple[int, ...], vocab_size: int, generator: torch.Generator,
-                   device: torch.device) -> torch.Tensor:
+def uniform_canvas(
+    shape: tuple[int, ...], vocab_size: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     """A canvas of uniformly random tokens (the uniform-state diffusion prior)."""
     return torch.randint(0, vocab_size, shape, generator=generator, device=device)
 
@@ -88,8 +89,9 @@ def entropy_bound_accept(entropy: torch.Tensor, bound: float) -> torch.Tensor:
     return torch.scatter(torch.zeros_like(keep_sorted), dim=-1, index=order, src=keep_sorted)
 
 
-def renoise(accepted_canvas: torch.Tensor, accepted: torch.Tensor, vocab_size: int,
-            generator: torch.Generator) -> torch.Tensor:
+def renoise(
+    accepted_canvas: torch.Tensor, accepted: torch.Tensor, vocab_size: int, generator: torch.Generator
+) -> torch.Tensor:
     """Every position the sampler did not accept gets a fresh uniform token (may revise it later)."""
     fresh = uniform_canvas(tuple(accepted_canvas.shape), vocab_size, generator, accepted_canvas.device)
     return torch.where(~accepted, fresh, accepted_canvas)
@@ -111,8 +113,9 @@ class StableAndConfident:
             stable = torch.ones(argmax.shape[0], dtype=torch.bool, device=argmax.device)
         else:
             if self._history is None:
-                self._history = torch.full((self.stability, *argmax.shape), -1, dtype=argmax.dtype,
-                                           device=argmax.device)
+                self._history = torch.full(
+                    (self.stability, *argmax.shape), -1, dtype=argmax.dtype, device=argmax.device
+                )
             stable = (self._history == argmax[None]).all(dim=-1).all(dim=0)
             self._history = torch.roll(self._history, shifts=-1, dims=0)
             self._history[-1] = argmax
@@ -120,8 +123,9 @@ class StableAndConfident:
         return stable & confident
 
 
-def warm_start_canvas(original: torch.Tensor, strength: float, vocab_size: int,
-                      generator: torch.Generator) -> torch.Tensor:
+def warm_start_canvas(
+    original: torch.Tensor, strength: float, vocab_size: int, generator: torch.Generator
+) -> torch.Tensor:
     """The original tokens with a fraction ``strength`` of positions replaced by uniform noise.
 
     Diffusion's img2img for text: the job then enters the schedule at the matching step.

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import PreTrainedModel
 from transformers.models.diffusion_gemma.generation_diffusion_gemma import (
     DiffusionGemmaGenerationConfig,
     EntropyBoundSamplerConfig,
@@ -35,11 +36,12 @@ def generation_config(canvas_length: int) -> DiffusionGemmaGenerationConfig:
     )
 
 
-def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out_dir: Path) -> None:
+def save_checkpoint(model: PreTrainedModel, tokenizer: Any, out_dir: Path) -> None:
     """Everything ``DiffusionGemmaForBlockDiffusion.from_pretrained`` and the editor need, weights in bf16."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    bf16 = copy.deepcopy(model).to(torch.bfloat16)
-    bf16.generation_config = generation_config(model.config.canvas_length)
+    bf16: Any = copy.deepcopy(model)
+    bf16.to(torch.bfloat16)
+    bf16.generation_config = generation_config(int(model.config.canvas_length))
     bf16.save_pretrained(str(out_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir))
     (out_dir / INFILL_FILE).write_text(

@@ -98,6 +98,7 @@ def evaluate(checkpoint: Path, data_dir: Path, generations: int) -> dict[str, An
     model, tokenizer = load_checkpoint(checkpoint)
     budget = training_budget(checkpoint)
     canvas = model.config.canvas_length
+    assert canvas is not None
     docs = corpus.read_documents(data_dir / "corpus" / "heldout.jsonl")
     heldout = build_examples(tokenizer, [d.text for d in docs], budget, canvas)
     pad = tokenizer.pad_token_id

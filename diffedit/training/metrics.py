@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers.cache_utils import DynamicCache
@@ -52,14 +53,14 @@ def group_by_prompt_length(examples: Sequence[Example], batch_size: int) -> list
 
 
 @torch.no_grad()
-def canvas_logits(model: torch.nn.Module, prompts: torch.Tensor, canvases: torch.Tensor) -> torch.Tensor:
+def canvas_logits(model: Any, prompts: torch.Tensor, canvases: torch.Tensor) -> torch.Tensor:
     cache = DynamicCache(config=model.config.get_text_config(decoder=True))
     return model(input_ids=prompts, cache=cache, decoder_input_ids=canvases).logits
 
 
 @torch.no_grad()
 def one_pass_accuracy(
-    model: torch.nn.Module,
+    model: Any,
     examples: Sequence[Example],
     pad_id: int,
     fraction: float = 0.5,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from transformers import DiffusionGemmaConfig, DiffusionGemmaTextConfig
 
@@ -17,6 +18,9 @@ TINY_VISION = dict(
     position_embedding_size=8,
     patch_size=2,
 )
+
+# The tokenizer's ids (diffedit.training.tokenizer.SPECIAL_TOKENS), on both the text and the top-level config.
+SPECIAL_IDS: dict[str, Any] = dict(pad_token_id=0, eos_token_id=1, bos_token_id=2)
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,7 @@ def build_config(shape: Shape) -> DiffusionGemmaConfig:
     canvas_length = text.pop("canvas_length")
     layers = shape.num_hidden_layers
     layer_types = ["sliding_attention"] * (layers - 1) + ["full_attention"]
-    text_config = DiffusionGemmaTextConfig(
-        pad_token_id=0, eos_token_id=1, bos_token_id=2, layer_types=layer_types, **text
-    )
+    text_config = DiffusionGemmaTextConfig(layer_types=layer_types, **SPECIAL_IDS, **text)
     return DiffusionGemmaConfig(
         text_config=text_config.to_dict(),
         vision_config=dict(TINY_VISION),
@@ -52,7 +54,5 @@ def build_config(shape: Shape) -> DiffusionGemmaConfig:
         boi_token_id=None,
         eoi_token_id=None,
         image_token_id=None,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=2,
+        **SPECIAL_IDS,
     )

@@ -122,7 +122,7 @@ class AutoSaver(QObject):
         self._first_change: float | None = None
         self._holds = 0
         self._failing = False
-        self._doc_id: str | None = None
+        self._written: dict[str, int] = {}  # doc id -> hash of what was last written for it
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.save_now)
@@ -155,9 +155,9 @@ class AutoSaver(QObject):
             return False  # the provider is busy; the next change or release() tries again
         try:
             if snapshot.modified:
-                self._store.save(snapshot.to_entry())
+                self._write(snapshot)
             else:
-                self._store.remove(snapshot.doc_id)
+                self._forget(snapshot.doc_id)
         except (OSError, ValueError) as exc:
             if not self._failing:
                 self.failed.emit(f"Could not write the recovery copy of {snapshot.display_name}: {exc}")
@@ -167,10 +167,21 @@ class AutoSaver(QObject):
         self._failing = False
         self._dirty = False
         self._first_change = None
-        self._doc_id = snapshot.doc_id
-        if snapshot.modified:
-            self.saved.emit(snapshot.doc_id)
         return True
+
+    def _write(self, snapshot: DocumentSnapshot) -> None:
+        # Formatting-only changes (highlighting) also report "contents changed": skip identical rewrites.
+        key = hash((snapshot.text, snapshot.path, snapshot.display_name))
+        if self._written.get(snapshot.doc_id) == key and self._store.has_live(snapshot.doc_id):
+            return
+        self._store.save(snapshot.to_entry())
+        self._written[snapshot.doc_id] = key
+        self.saved.emit(snapshot.doc_id)
+
+    def _forget(self, *doc_ids: str) -> None:
+        for doc_id in {*doc_ids, *self._written}:
+            self._store.remove(doc_id)
+        self._written.clear()
 
     def hold(self) -> None:
         """Pause autosave (a regeneration is drawing frames); what was typed before is written first."""
@@ -184,14 +195,13 @@ class AutoSaver(QObject):
         if self._holds == 0 and self._dirty:
             self._timer.start(self._delay_ms)
 
-    def document_saved(self, doc_id: str | None = None) -> None:
+    def document_saved(self) -> None:
         """The user saved the file (or undid back to it): the recovery entry is not needed any more."""
         self._timer.stop()
         self._dirty = False
         self._first_change = None
-        doc = doc_id or self._current_doc_id()
-        if doc:
-            self._store.remove(doc)
+        snapshot = self._provider()
+        self._forget(*([snapshot.doc_id] if snapshot else []))
 
     def discard(self) -> None:
         """The document was closed on purpose without saving: forget its recovery entry."""
@@ -207,9 +217,3 @@ class AutoSaver(QObject):
     def _modification_changed(self, modified: bool) -> None:
         if not modified and self._holds == 0:
             self.document_saved()
-
-    def _current_doc_id(self) -> str | None:
-        if self._doc_id is None:
-            snapshot = self._provider()
-            self._doc_id = snapshot.doc_id if snapshot else None
-        return self._doc_id

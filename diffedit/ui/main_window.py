@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffedit.document.outline import outline, word_count
-from diffedit.document.storage import LoadedDocument, StorageError, read_document, write_document
+from diffedit.document.storage import LoadedDocument, StorageError, write_document
 from diffedit.document.textpos import to_utf16
 from diffedit.settings import Settings
 from diffedit.ui.bars import NoticeBar, RegenerateBar, ReviewBar
@@ -32,6 +32,7 @@ from diffedit.ui.editor import MarkdownEditor
 from diffedit.ui.find_bar import FindBar
 from diffedit.ui.preview import PreviewPane
 from diffedit.ui.regenerate import RegenerationController, RunOptions
+from diffedit.ui.safekeeping import SafeKeeper
 from diffedit.ui.status import StatusPanel
 from diffedit.ui.theme import THEMES, apply_theme
 from diffedit.worker import EngineBridge, ModelSpec
@@ -103,6 +104,7 @@ class MainWindow(QMainWindow):
         self.resize(1100, 750)
         if self.settings.window_geometry:
             self.restoreGeometry(QByteArray.fromHex(self.settings.window_geometry.encode()))
+        self.keeper = SafeKeeper(self)  # autosave, crash recovery, file watching, save conflicts, encodings
         self.new_document(welcome=True)
         if autoload_model:
             self.load_model()
@@ -298,6 +300,7 @@ class MainWindow(QMainWindow):
         self._update_title()
         self.refresh_views()
         self.preview.refresh()
+        self.keeper.document_replaced()
 
     def new_document(self, welcome: bool = False) -> None:
         if not welcome and not self._confirm_discard():
@@ -323,7 +326,9 @@ class MainWindow(QMainWindow):
 
     def _load_path(self, path: Path) -> None:
         """Read ``path`` into the editor (raises StorageError)."""
-        loaded = read_document(path)
+        loaded = self.keeper.read(path)  # asks for an encoding when the file is not UTF-8
+        if loaded is None:
+            return
         self.loaded = loaded
         self._set_text(loaded.text, path)
         self.settings.add_recent(path)
@@ -349,10 +354,13 @@ class MainWindow(QMainWindow):
 
     def _save_to(self, path: Path) -> None:
         """Write the document to ``path`` atomically (raises StorageError); the canvas is never saved."""
+        if not self.keeper.before_save(path):  # the file changed on disk: asks; False when saved elsewhere
+            return
         like = self.loaded if self.loaded is not None and self.path == path else None
         self.loaded = write_document(path, self.editor.toPlainText(), like)
         self.path = path
         self.editor.document().setModified(False)
+        self.keeper.after_save()
         self._update_title()
         self.settings.add_recent(path)
         self.settings.save()
@@ -386,6 +394,7 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard():
             event.ignore()
             return
+        self.keeper.window_closing()
         self.controller.stop(quiet=True)
         s = self.settings
         s.steps, s.strength = self.regen_bar.steps.value(), self.regen_bar.strength_value()

@@ -9,7 +9,7 @@ import torch
 
 from diffedit.engine.context import EditRequest
 from diffedit.engine.engine import Engine
-from diffedit.engine.types import CancelToken, Cancelled, EngineError, Frame, GenerationSettings, RewriteJob
+from diffedit.engine.types import Cancelled, CancelToken, EngineError, Frame, GenerationSettings, RewriteJob
 
 DOC = "# Notes\n\nThe first paragraph says hello.\n\nThe second one is the target of the rewrite.\n\nEnd.\n"
 
@@ -22,7 +22,9 @@ def engine(tiny_checkpoint: Path) -> Engine:
 def _job(seed: int | None = 1, **kw) -> RewriteJob:
     start = DOC.index("The second")
     end = DOC.index("\n\nEnd.")
-    return RewriteJob(EditRequest.from_document(DOC, start, end), GenerationSettings(seed=seed, **kw), job_id=7)
+    return RewriteJob(
+        EditRequest.from_document(DOC, start, end), GenerationSettings(seed=seed, **kw), job_id=7
+    )
 
 
 def test_same_seed_same_text_and_global_rng_untouched(engine: Engine) -> None:

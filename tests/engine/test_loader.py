@@ -63,7 +63,7 @@ def test_truncated_weights_name_the_file(tiny_checkpoint: Path, tmp_path: Path) 
 def test_garbage_config_is_named(tiny_checkpoint: Path, tmp_path: Path) -> None:
     ck = _copy(tiny_checkpoint, tmp_path / "badcfg")
     (ck / "config.json").write_text("{not json")
-    with pytest.raises(ModelLoadError, match="config.json is not valid JSON"):
+    with pytest.raises(ModelLoadError, match=r"config\.json is not valid JSON"):
         inspect_checkpoint(ck)
 
 
@@ -76,9 +76,10 @@ def test_missing_tokenizer(tiny_checkpoint: Path, tmp_path: Path) -> None:
 
 def test_missing_shard_from_index(tiny_checkpoint: Path, tmp_path: Path) -> None:
     ck = _copy(tiny_checkpoint, tmp_path / "sharded")
-    (ck / "model.safetensors.index.json").write_text(json.dumps(
-        {"weight_map": {"a": "model.safetensors", "b": "model-00002-of-00002.safetensors"}}))
-    with pytest.raises(ModelLoadError, match="model-00002-of-00002.safetensors"):
+    (ck / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a": "model.safetensors", "b": "model-00002-of-00002.safetensors"}})
+    )
+    with pytest.raises(ModelLoadError, match=r"model-00002-of-00002\.safetensors"):
         inspect_checkpoint(ck)
 
 

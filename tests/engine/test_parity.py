@@ -12,16 +12,28 @@ from diffedit.engine.engine import Engine
 from tests.checkpoints import build_checkpoint
 
 
-def _reference_tokens(engine: Engine, prompt: list[int], seed: int, max_new_tokens: int, steps: int) -> list[int]:
+def _reference_tokens(
+    engine: Engine, prompt: list[int], seed: int, max_new_tokens: int, steps: int
+) -> list[int]:
     torch.manual_seed(seed)
-    out = engine.model.generate(torch.tensor([prompt]), max_new_tokens=max_new_tokens, max_denoising_steps=steps)
-    return out.sequences[0, len(prompt):].tolist(), float(out.tokens_per_forward[0])
+    out = engine.model.generate(
+        torch.tensor([prompt]), max_new_tokens=max_new_tokens, max_denoising_steps=steps
+    )
+    return out.sequences[0, len(prompt) :].tolist(), float(out.tokens_per_forward[0])
 
 
 def _ours(engine: Engine, prompt: list[int], seed: int, canvases: int, steps: int):
     cfg = engine.config_for_steps(steps)
-    return denoise(engine.model, prompt, cfg, max_canvases=canvases, eos_ids=engine.eos_ids,
-                   pad_id=engine.pad_id, generator=torch.Generator().manual_seed(seed), mode="reference")
+    return denoise(
+        engine.model,
+        prompt,
+        cfg,
+        max_canvases=canvases,
+        eos_ids=engine.eos_ids,
+        pad_id=engine.pad_id,
+        generator=torch.Generator().manual_seed(seed),
+        mode="reference",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +61,9 @@ def test_several_canvases_match_reference(engine: Engine) -> None:
 
 def test_early_stop_matches_reference(tmp_path: Path) -> None:
     # A huge confidence threshold and a cold temperature let random weights settle, so the stop fires early.
-    ck = build_checkpoint(tmp_path / "eager", confidence_threshold=1e9, max_steps=24, seed=5, t_min=0.005,
-                          t_max=0.01)
+    ck = build_checkpoint(
+        tmp_path / "eager", confidence_threshold=1e9, max_steps=24, seed=5, t_min=0.005, t_max=0.01
+    )
     eng = Engine.load(ck)
     prompt = [2, 5, 70, 71, 4, 72, 6]
     for seed in range(4):

@@ -74,8 +74,14 @@ def test_stopping_needs_a_stable_and_confident_canvas() -> None:
 
 
 def test_temperature_runs_linearly_from_t_max_to_t_min() -> None:
-    cfg = DenoiseConfig(max_steps=10, entropy_bound=0.1, t_min=0.4, t_max=0.8, stability_threshold=1,
-                        confidence_threshold=0.005)
+    cfg = DenoiseConfig(
+        max_steps=10,
+        entropy_bound=0.1,
+        t_min=0.4,
+        t_max=0.8,
+        stability_threshold=1,
+        confidence_threshold=0.005,
+    )
     cpu = torch.device("cpu")
     assert float(temperature_divisor(cfg, 10, cpu)) == pytest.approx(0.8)
     assert float(temperature_divisor(cfg, 5, cpu)) == pytest.approx(0.6)

@@ -1,0 +1,96 @@
+"""The engine bridge: one job at a time on a worker thread, ids, cancel, stale results, failures."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from diffedit.engine.context import EditRequest
+from diffedit.engine.types import EngineError, GenerationSettings
+from diffedit.worker import EngineBridge, describe_failure
+from tests.ui.fake_engine import FakeEngine, fake_loader
+
+REQUEST = EditRequest("before ", "the target words", " after")
+
+
+@pytest.fixture
+def bridge_for(qtbot: QtBot):  # type: ignore[no-untyped-def]
+    made: list[EngineBridge] = []
+
+    def make(engine: FakeEngine | None = None, fail: str = "") -> EngineBridge:
+        b = EngineBridge(fake_loader(engine, fail))
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.shutdown()
+
+
+def test_load_then_run_reports_the_result(bridge_for, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    bridge = bridge_for(FakeEngine())
+    with qtbot.waitSignal(bridge.modelLoaded, timeout=5000) as loaded:
+        bridge.load()
+    assert loaded.args == ["fake-dg", "cpu"]
+    with qtbot.waitSignal(bridge.jobFinished, timeout=5000) as done:
+        job_id = bridge.submit(REQUEST, GenerationSettings(steps=3, seed=5))
+    assert done.args[0] == job_id
+    assert done.args[1].text.startswith("eht")
+    assert bridge.current_job is None
+
+
+def test_frames_are_coalesced_into_one_slot(bridge_for, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    engine = FakeEngine(step_delay_s=0.0)
+    bridge = bridge_for(engine)
+    with qtbot.waitSignal(bridge.jobFinished, timeout=5000):
+        job_id = bridge.submit(REQUEST, GenerationSettings(steps=20))
+    frame = bridge.take_frame(job_id)
+    assert frame is not None and frame.final and frame.step == 20
+    assert bridge.take_frame(job_id) is None
+
+
+def test_cancel_mid_run(bridge_for, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    gate = threading.Event()
+    engine = FakeEngine(gate=gate)
+    bridge = bridge_for(engine)
+    job_id = bridge.submit(REQUEST, GenerationSettings(steps=50))
+    qtbot.waitUntil(lambda: bool(engine.jobs), timeout=5000)
+    with qtbot.waitSignal(bridge.jobCancelled, timeout=5000) as cancelled:
+        bridge.cancel()
+    assert cancelled.args == [job_id]
+
+
+def test_a_new_job_supersedes_the_running_one(bridge_for, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    gate = threading.Event()
+    bridge = bridge_for(FakeEngine(gate=gate))
+    finished: list[int] = []
+    bridge.jobFinished.connect(lambda job_id, _r: finished.append(job_id))
+    first = bridge.submit(REQUEST, GenerationSettings(steps=5))
+    second = bridge.submit(REQUEST, GenerationSettings(steps=2))
+    gate.set()
+    qtbot.waitUntil(lambda: finished == [second], timeout=5000)
+    assert first != second and first not in finished
+
+
+def test_engine_failure_is_a_message(bridge_for, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    bridge = bridge_for(FakeEngine(fail_with=EngineError("out of memory on cpu: shorten the selection")))
+    with qtbot.waitSignal(bridge.jobFailed, timeout=5000) as failed:
+        bridge.submit(REQUEST, GenerationSettings(steps=4))
+    assert "out of memory" in failed.args[1]
+
+
+def test_load_failure_fails_jobs_clearly_and_can_retry(bridge_for, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    bridge = bridge_for(fail="no model at /nowhere")
+    with qtbot.waitSignal(bridge.modelFailed, timeout=5000) as failed:
+        bridge.load()
+    assert "no model" in failed.args[0] and bridge.state == "failed"
+    with qtbot.waitSignal(bridge.jobFailed, timeout=5000) as job_failed:
+        bridge.submit(REQUEST, GenerationSettings(steps=2))
+    assert "not loaded" in job_failed.args[1] and "no model" in job_failed.args[1]
+
+
+def test_describe_failure() -> None:
+    assert describe_failure(MemoryError()).startswith("Out of memory")
+    assert "ValueError: bad weights" in describe_failure(ValueError("bad weights\ntrace"))

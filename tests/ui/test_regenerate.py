@@ -1,0 +1,269 @@
+"""Regeneration through the real window and worker thread, with a fast fake engine.
+
+Each test drives the app as a user would (selection, shortcuts, buttons) and checks the bytes.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from diffedit.engine.types import EngineError
+from diffedit.ui.main_window import MainWindow
+from tests.ui.conftest import DOC, TARGET, WindowFactory, select_text
+from tests.ui.fake_engine import FakeEngine, fake_loader, fake_rewrite_text
+
+
+def run_to_end(w: MainWindow, qtbot: QtBot, timeout: int = 10_000) -> None:
+    qtbot.waitUntil(lambda: not w.controller.running, timeout=timeout)
+
+
+def held_window(make_window: WindowFactory) -> tuple[MainWindow, FakeEngine, threading.Event]:
+    gate = threading.Event()
+    engine = FakeEngine(gate=gate)
+    return make_window(fake_loader(engine)), engine, gate
+
+
+def step_once(gate: threading.Event, engine: FakeEngine, qtbot: QtBot) -> None:
+    """Let the held engine make one more step and wait until the UI painted it."""
+    before = engine.steps_done
+    gate.set()
+    qtbot.waitUntil(lambda: engine.steps_done > before, timeout=5000)
+    gate.clear()
+
+
+def test_selection_snaps_to_whole_blocks_and_is_marked(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    w, _ = fake_window
+    start, _end = select_text(w, "paragraph is the")
+    t0 = DOC.index(TARGET)
+    qtbot.waitUntil(lambda: w.editor.target == (t0, t0 + len(TARGET)), timeout=2000)
+    marks = w.editor.extraSelections()
+    assert any(m.cursor.selectionStart() == t0 and m.cursor.selectionEnd() == t0 + len(TARGET) for m in marks)
+    assert start > t0
+
+
+def test_ctrl_r_rewrites_only_the_target_in_one_undo_step(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    w, engine = fake_window
+    w.regen_bar.steps.setValue(4)
+    select_text(w, "second paragraph")
+    w.editor.setFocus()
+    undo_before = w.editor.document().availableUndoSteps()
+    qtbot.keyClick(w.editor, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert w.controller.running
+    run_to_end(w, qtbot)
+    job = engine.jobs[-1]
+    assert job.request.target == TARGET and job.settings.steps == 4
+    new = fake_rewrite_text(TARGET, "", job.settings.seed or 0)
+    t0 = DOC.index(TARGET)
+    assert w.editor.toPlainText() == DOC[:t0] + new + DOC[t0 + len(TARGET):]
+    assert w.editor.document().availableUndoSteps() == undo_before + 1
+    assert w.review_bar.isVisible()
+    qtbot.keyClick(w.editor, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert w.editor.toPlainText() == DOC
+    qtbot.keyClick(w.editor, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert w.editor.toPlainText() == DOC[:t0] + new + DOC[t0 + len(TARGET):]
+
+
+def test_frames_never_touch_the_document(make_window: WindowFactory, qtbot: QtBot) -> None:
+    w, engine, gate = held_window(make_window)
+    w.regen_bar.steps.setValue(6)
+    select_text(w, TARGET)
+    assert w.regenerate()
+    for _ in range(3):
+        step_once(gate, engine, qtbot)
+        qtbot.waitUntil(lambda: w.controller.session is not None and w.controller.session.latest is not None
+                        and w.controller.session.latest.step == engine.steps_done, timeout=3000)
+        assert w.editor.toPlainText() == DOC
+        assert not w.editor.document().isModified()
+        assert w.editor.document().availableUndoSteps() == 0
+        assert w.status.step.text() == f"Step {engine.steps_done}/6"
+    # What is drawn is the canvas, inside the target's first block.
+    layout = w.editor.document().findBlock(DOC.index(TARGET)).layout()
+    assert layout.preeditAreaText()
+    gate.set()
+    run_to_end(w, qtbot)
+    assert not layout.preeditAreaText()
+
+
+def test_escape_stops_and_restores_the_original(make_window: WindowFactory, qtbot: QtBot) -> None:
+    w, engine, gate = held_window(make_window)
+    select_text(w, TARGET)
+    w.regenerate()
+    step_once(gate, engine, qtbot)
+    qtbot.waitUntil(lambda: w.controller.session is not None and w.controller.session.latest is not None)
+    w.editor.setFocus()
+    qtbot.keyClick(w.editor, Qt.Key.Key_Escape)
+    assert not w.controller.running
+    assert w.editor.toPlainText() == DOC and not w.editor.document().isModified()
+    assert all(b.isVisible() for b in _blocks(w)) and not any(b.layout().preeditAreaText() for b in _blocks(w))
+    assert "unchanged" in w.notice_bar.label.text()
+    gate.set()
+    qtbot.wait(50)
+    assert w.editor.toPlainText() == DOC
+
+
+def test_stop_button(make_window: WindowFactory, qtbot: QtBot) -> None:
+    w, engine, gate = held_window(make_window)
+    select_text(w, TARGET)
+    w.regenerate()
+    assert w.regen_bar.stop_button.isEnabled()
+    qtbot.mouseClick(w.regen_bar.stop_button, Qt.MouseButton.LeftButton)
+    assert w.editor.toPlainText() == DOC and not w.controller.running
+
+
+def test_typing_elsewhere_is_kept_and_the_target_follows(make_window: WindowFactory, qtbot: QtBot) -> None:
+    w, engine, gate = held_window(make_window)
+    w.regen_bar.steps.setValue(3)
+    select_text(w, TARGET)
+    w.regenerate()
+    step_once(gate, engine, qtbot)
+    c = w.editor.textCursor()
+    c.setPosition(len("# Title"))
+    w.editor.setTextCursor(c)
+    qtbot.keyClicks(w.editor, " and more")  # before the target
+    c.movePosition(c.MoveOperation.End)
+    w.editor.setTextCursor(c)
+    qtbot.keyClicks(w.editor, "Tail.")  # after it
+    assert w.controller.running
+    gate.set()
+    run_to_end(w, qtbot)
+    new = fake_rewrite_text(TARGET, "", engine.jobs[-1].settings.seed or 0)
+    expected = DOC.replace("# Title", "# Title and more").replace(TARGET, new) + "Tail."
+    assert w.editor.toPlainText() == expected
+    w.editor.undo()  # the rewrite
+    assert w.editor.toPlainText() == DOC.replace("# Title", "# Title and more") + "Tail."
+
+
+def test_an_edit_inside_the_target_cancels(make_window: WindowFactory, qtbot: QtBot) -> None:
+    w, engine, gate = held_window(make_window)
+    select_text(w, TARGET)
+    w.regenerate()
+    step_once(gate, engine, qtbot)
+    c = w.editor.textCursor()
+    c.setPosition(DOC.index(TARGET) + 4)
+    w.editor.setTextCursor(c)
+    qtbot.keyClicks(w.editor, "X")
+    assert not w.controller.running
+    assert w.editor.toPlainText() == DOC.replace("The second", "The Xsecond")
+    assert "cancelled" in w.notice_bar.label.text()
+    assert all(b.isVisible() for b in _blocks(w))
+    gate.set()
+    qtbot.wait(50)
+    assert w.editor.toPlainText() == DOC.replace("The second", "The Xsecond")
+
+
+def test_engine_failure_leaves_the_text_and_the_app_working(make_window: WindowFactory, qtbot: QtBot) -> None:
+    engine = FakeEngine(fail_with=EngineError("out of memory on cpu: shorten the selection"))
+    w = make_window(fake_loader(engine))
+    select_text(w, TARGET)
+    w.regenerate()
+    run_to_end(w, qtbot)
+    assert w.editor.toPlainText() == DOC and not w.editor.document().isModified()
+    assert w.notice_bar.level == "error" and "out of memory" in w.notice_bar.label.text()
+    engine.fail_with = None
+    w.regenerate()
+    run_to_end(w, qtbot)
+    assert w.editor.toPlainText() != DOC
+
+
+def test_missing_model_is_a_clear_message(make_window: WindowFactory, qtbot: QtBot) -> None:
+    w = make_window(fake_loader(fail="no DiffusionGemma checkpoint in /missing"))
+    qtbot.waitUntil(lambda: w.bridge.state == "failed", timeout=5000)
+    assert "no DiffusionGemma checkpoint" in w.notice_bar.label.text()
+    assert "unavailable" in w.status.model.text()
+    select_text(w, TARGET)
+    w.regenerate()
+    run_to_end(w, qtbot)
+    assert w.editor.toPlainText() == DOC
+    assert "no DiffusionGemma checkpoint" in w.notice_bar.label.text()
+
+
+def test_keep_undo_try_again(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    w, engine = fake_window
+    w.regen_bar.steps.setValue(2)
+    select_text(w, TARGET)
+    w.regenerate()
+    run_to_end(w, qtbot)
+    first = w.editor.toPlainText()
+    qtbot.mouseClick(w.review_bar.retry_button, Qt.MouseButton.LeftButton)
+    assert w.controller.running and w.editor.toPlainText() == DOC
+    run_to_end(w, qtbot)
+    assert engine.jobs[-1].settings.seed != engine.jobs[-2].settings.seed
+    assert w.editor.toPlainText() not in (DOC, first)
+    qtbot.mouseClick(w.review_bar.undo_button, Qt.MouseButton.LeftButton)
+    assert w.editor.toPlainText() == DOC and not w.review_bar.isVisible()
+    w.editor.redo()
+    qtbot.mouseClick(w.review_bar.keep_button, Qt.MouseButton.LeftButton)
+    assert not w.review_bar.isVisible()
+
+
+def test_instruction_strength_and_steps_go_to_the_job(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    w, engine = fake_window
+    select_text(w, TARGET)
+    w.editor.setFocus()
+    qtbot.keyClick(w.editor, Qt.Key.Key_I, Qt.KeyboardModifier.ControlModifier)
+    assert w.regen_bar.instruction.hasFocus()
+    qtbot.keyClicks(w.regen_bar.instruction, "shorter")
+    w.regen_bar.strength.setValue(40)
+    w.regen_bar.steps.setValue(3)
+    qtbot.keyClick(w.regen_bar.instruction, Qt.Key.Key_Return)
+    run_to_end(w, qtbot)
+    job = engine.jobs[-1]
+    assert job.request.instruction == "shorter" and job.settings.strength == 0.4 and job.settings.steps == 3
+    assert "[shorter]" in w.editor.toPlainText()
+
+
+def test_toolbar_and_context_menu_offer_regenerate(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    w, _ = fake_window
+    assert w.act_regenerate in w.findChild(type(w.addToolBar("x")), "mainToolBar").actions()
+    assert w.act_regenerate in w.editor.context_actions
+    select_text(w, TARGET)
+    w.act_regenerate.trigger()
+    run_to_end(w, qtbot)
+    assert w.editor.toPlainText() != DOC
+
+
+def test_history_records_jumps_and_replays(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    w, _ = fake_window
+    w.regen_bar.steps.setValue(5)
+    select_text(w, TARGET)
+    w.regenerate()
+    run_to_end(w, qtbot)
+    after = w.editor.toPlainText()
+    assert w.history_dock.list.count() == 1 and "blocks 3" in w.history_dock.list.item(0).text()
+    entry = w.controller.history[0]
+    assert 2 <= len(entry.frames) <= 96 and entry.frames[-1].final
+    w.editor.moveCursor(w.editor.textCursor().MoveOperation.Start)
+    w.controller.jump_to(0)
+    assert w.editor.textCursor().selectedText() == entry.replacement
+    assert w.controller.replay(0)
+    assert w.editor.canvas.active
+    qtbot.waitUntil(lambda: not w.controller.replaying, timeout=5000)
+    assert w.editor.toPlainText() == after and w.editor.document().availableUndoSteps() == 1
+
+
+def test_astral_characters_before_the_target(make_window: WindowFactory, qtbot: QtBot) -> None:
+    doc = "# 😀 Emoji title 😀\n\nRewrite 😀 this one.\n\nKeep 😀 this.\n"
+    w = make_window(text=doc)
+    c = w.editor.textCursor()
+    qt_pos = len(doc[: doc.index("this one")].encode("utf-16-le")) // 2
+    c.setPosition(qt_pos)
+    w.editor.setTextCursor(c)
+    w.regenerate()
+    run_to_end(w, qtbot)
+    text = w.editor.toPlainText()
+    assert text.startswith("# 😀 Emoji title 😀\n\n") and text.endswith("\n\nKeep 😀 this.\n")
+    assert "Rewrite 😀 this one." not in text
+    w.editor.undo()
+    assert w.editor.toPlainText() == doc
+
+
+def _blocks(w: MainWindow) -> list:  # type: ignore[type-arg]
+    out = []
+    b = w.editor.document().firstBlock()
+    while b.isValid():
+        out.append(b)
+        b = b.next()
+    return out
