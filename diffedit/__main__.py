@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-CLI_COMMANDS = {"rewrite", "blocks"}
+CLI_COMMANDS = {"rewrite", "blocks", "download"}
 
 
 def main(argv: list[str] | None = None) -> int:

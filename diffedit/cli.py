@@ -159,6 +159,31 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     return 0
 
 
+def models_dir() -> Path:
+    import platformdirs
+
+    return Path(os.environ.get("DIFFEDIT_MODELS_DIR") or platformdirs.user_data_path("diffedit") / "models")
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from diffedit.engine.download import download_model
+
+    dest = Path(args.to) if args.to else models_dir() / args.repo.split("/")[-1]
+    shown: dict[str, int] = {}
+
+    def progress(name: str, done: int, total: int | None) -> None:
+        pct = f"{100 * done / total:5.1f}%" if total else f"{done / 1e6:.1f} MB"
+        if shown.get(name) != int(done / max(total or 1, 1) * 100):
+            shown[name] = int(done / max(total or 1, 1) * 100)
+            print(f"\r{name}: {pct}", end="", file=sys.stderr, flush=True)
+
+    kwargs = {"endpoint": args.endpoint} if args.endpoint else {}
+    download_model(args.repo, dest, revision=args.revision, progress=progress, **kwargs)
+    print(f"\ndownloaded {args.repo} to {dest}; use it with --model {dest}", file=sys.stderr)
+    print(dest)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffedit", description="Rewrite Markdown blocks by diffusion.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -191,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON report instead of the document")
     p.add_argument("--in-place", action="store_true", help="write the result back to FILE atomically")
     p.set_defaults(func=cmd_rewrite)
+
+    p_dl = sub.add_parser("download", help="download a DiffusionGemma checkpoint (safetensors only)")
+    p_dl.add_argument("repo", help="model id, e.g. google/diffusiongemma-26B-A4B-it")
+    p_dl.add_argument("--to", help="destination folder (default: diffedit's models folder)")
+    p_dl.add_argument("--revision", default="main")
+    p_dl.add_argument("--endpoint", help="hub address (default: $HF_ENDPOINT or the Hugging Face hub)")
+    p_dl.set_defaults(func=cmd_download)
     return parser
 
 
