@@ -134,7 +134,11 @@ def pick_device(requested: str | None = None) -> str:
     return "cpu"
 
 
-def pick_dtype(device: str, requested: str | None = None) -> Any:
+# Above this many bytes of weights the CPU loads bf16 as stored: fp32 would double the memory.
+CPU_FP32_LIMIT_BYTES = 4 * 1024**3
+
+
+def pick_dtype(device: str, requested: str | None = None, weight_bytes: int = 0) -> Any:
     import torch
 
     names = {
@@ -150,7 +154,9 @@ def pick_dtype(device: str, requested: str | None = None) -> Any:
             raise ModelLoadError(f"unknown dtype {requested!r}; use one of bf16, fp16, fp32")
         return names[requested]
     # bf16 where the hardware has it; the CPU runs small models fastest and most exactly in fp32.
-    return torch.bfloat16 if device.startswith(("cuda", "mps")) else torch.float32
+    if device.startswith(("cuda", "mps")) or weight_bytes > CPU_FP32_LIMIT_BYTES:
+        return torch.bfloat16
+    return torch.float32
 
 
 @dataclass
@@ -182,7 +188,7 @@ def load_model(
     from transformers.utils import logging as hf_logging
 
     dev = pick_device(device)
-    torch_dtype = pick_dtype(dev, dtype)
+    torch_dtype = pick_dtype(dev, dtype, sum(w.stat().st_size for w in info.weight_files))
     hf_logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(

@@ -99,3 +99,5 @@ def test_loads_without_remote_code_and_picks_cpu_fp32(tiny_checkpoint: Path) -> 
     assert loaded.device == "cpu" and loaded.dtype == torch.float32
     assert loaded.context_format.name == "infill"
     assert pick_dtype("cuda") == torch.bfloat16
+    assert pick_dtype("cpu", weight_bytes=50 * 1024**3) == torch.bfloat16  # a 26B model stays bf16 on the CPU
+    assert pick_dtype("cpu", "bf16") == torch.bfloat16
