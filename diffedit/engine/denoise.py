@@ -20,10 +20,12 @@ from transformers.cache_utils import DynamicCache
 from diffedit.engine.sampling import (
     DenoiseConfig,
     StableAndConfident,
+    draw_fast,
+    draw_reference,
     entropy_bound_accept,
     renoise,
-    sample_fast,
-    sample_reference,
+    score_fast,
+    score_reference,
     start_step,
     temperature_divisor,
     uniform_canvas,
@@ -93,7 +95,7 @@ def denoise(
     canvas_length = int(model.config.canvas_length)
     vocab_size = int(model.config.text_config.vocab_size)
     embed_dtype = model.model.decoder.embed_tokens.weight.dtype
-    sample = sample_reference if mode == "reference" else sample_fast
+    score, draw = (score_reference, draw_reference) if mode == "reference" else (score_fast, draw_fast)
     stopper = StableAndConfident(cfg.stability_threshold, cfg.confidence_threshold)
 
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
@@ -144,13 +146,14 @@ def denoise(
                     decoder_position_ids=decoder_positions,
                 ).logits
                 logits = logits / temperature_divisor(cfg, cur_step, device)
-                drawn = sample(logits, generator)
-                accepted = entropy_bound_accept(drawn.entropy, cfg.entropy_bound)
+                scored = score(logits)
+                accepted = entropy_bound_accept(scored.entropy, cfg.entropy_bound)
+                drawn = draw(scored, accepted, generator)
                 canvas = renoise(
-                    torch.where(accepted, drawn.denoised, canvas), accepted, vocab_size, generator
+                    torch.where(accepted, drawn, canvas), accepted, vocab_size, generator
                 )
-                finished = stopper(drawn.argmax, drawn.entropy)
-                argmax = drawn.argmax
+                finished = stopper(scored.argmax, scored.entropy)
+                argmax = scored.argmax
                 self_cond = logits.to(embed_dtype)
                 outcome.forwards += 1
                 if observe is not None:
@@ -161,7 +164,7 @@ def denoise(
                             first_step,
                             argmax[0],
                             accepted[0],
-                            drawn.entropy[0],
+                            scored.entropy[0],
                             outcome.tokens,
                         )
                     )

@@ -6,7 +6,8 @@ Two sampling modes share these pieces:
   transformers' ``DiffusionGemmaForBlockDiffusion.generate`` (multinomial sampling, entropy through
   ``Categorical``), so with the same seed it yields the same tokens.
 * ``fast`` samples the same distribution more cheaply: the exponential race (Gumbel-max in disguise:
-  ``argmax(p / E)`` with ``E ~ Exp(1)``) instead of ``torch.multinomial``, and one log-softmax whose
+  ``argmax(p / E)`` with ``E ~ Exp(1)``) instead of ``torch.multinomial``, drawn only where the draw is
+  kept (acceptance depends on the entropy alone, and the rest is re-noised), and one log-softmax whose
   entropy serves both acceptance and stopping.
 """
 
@@ -47,34 +48,53 @@ def uniform_canvas(
 
 
 @dataclass
-class StepSample:
-    """What one step's sampling produced from the (temperature-scaled) logits."""
+class Scored:
+    """One step's temperature-scaled logits, read once: argmax and entropy at every position."""
 
-    denoised: torch.Tensor  # a sample from the model's distribution at every position
+    logits: torch.Tensor
     argmax: torch.Tensor
-    entropy: torch.Tensor  # per position, of the temperature-scaled distribution
+    entropy: torch.Tensor
+    logp: torch.Tensor | None = None  # log-softmax, kept by the fast path for its draw
 
 
-def sample_reference(logits: torch.Tensor, generator: torch.Generator) -> StepSample:
-    """transformers' order of operations: softmax, multinomial, argmax; entropy via Categorical."""
-    batch, length, vocab = logits.shape
-    probs = torch.softmax(logits, dim=-1, dtype=torch.float32)
-    denoised = torch.multinomial(probs.view(-1, vocab), num_samples=1, generator=generator)
-    denoised = denoised.squeeze(-1).view(batch, length)
-    argmax = torch.argmax(logits, dim=-1)
+def score_reference(logits: torch.Tensor) -> Scored:
+    """transformers' operations: argmax, and the entropy through ``Categorical``."""
     entropy = torch.distributions.Categorical(logits=logits).entropy()
-    return StepSample(denoised, argmax, entropy)
+    return Scored(logits, torch.argmax(logits, dim=-1), entropy)
 
 
-def sample_fast(logits: torch.Tensor, generator: torch.Generator) -> StepSample:
-    """One log-softmax feeds the sample (exponential race), the argmax and the entropy."""
+def draw_reference(scored: Scored, accepted: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A multinomial draw at every position, in transformers' order (the RNG stream must match)."""
+    batch, length, vocab = scored.logits.shape
+    probs = torch.softmax(scored.logits, dim=-1, dtype=torch.float32)
+    drawn = torch.multinomial(probs.view(-1, vocab), num_samples=1, generator=generator)
+    return drawn.squeeze(-1).view(batch, length)
+
+
+def score_fast(logits: torch.Tensor) -> Scored:
+    """One log-softmax gives the entropy (shared by acceptance and stopping) and the draw's weights."""
     logp = torch.log_softmax(logits.float(), dim=-1)
-    probs = logp.exp()
-    entropy = -(probs * logp).sum(-1)
-    race = torch.empty_like(probs).exponential_(1.0, generator=generator)
-    denoised = torch.argmax(probs / race, dim=-1)
-    argmax = torch.argmax(logp, dim=-1)
-    return StepSample(denoised, argmax, entropy)
+    entropy = -(logp.exp() * logp).sum(-1)
+    return Scored(logits, torch.argmax(logits, dim=-1), entropy, logp)
+
+
+def draw_fast(scored: Scored, accepted: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Exponential race, ``argmax(log p - log E)`` with ``E ~ Exp(1)``: an exact draw from ``p``.
+
+    Only accepted positions keep their draw (the rest are re-noised), so on the CPU, where the
+    noise costs as much as a small model's forward, only those rows are drawn. On a GPU every row is
+    drawn: selecting rows would need a host sync.
+    """
+    assert scored.logp is not None
+    if scored.logp.device.type != "cpu":
+        noise = torch.empty_like(scored.logp).exponential_(1.0, generator=generator)
+        return torch.argmax(scored.logp - noise.log(), dim=-1)
+    drawn = scored.argmax.clone()
+    rows = accepted.nonzero(as_tuple=True)
+    logp = scored.logp[rows]
+    noise = torch.empty_like(logp).exponential_(1.0, generator=generator)
+    drawn[rows] = torch.argmax(logp - noise.log(), dim=-1)
+    return drawn
 
 
 def entropy_bound_accept(entropy: torch.Tensor, bound: float) -> torch.Tensor:

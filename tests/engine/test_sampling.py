@@ -8,9 +8,11 @@ import torch
 from diffedit.engine.sampling import (
     DenoiseConfig,
     StableAndConfident,
+    draw_fast,
+    draw_reference,
     entropy_bound_accept,
-    sample_fast,
-    sample_reference,
+    score_fast,
+    score_reference,
     start_step,
     temperature_divisor,
     warm_start_canvas,
@@ -25,31 +27,46 @@ def _chi_square(counts: torch.Tensor, probs: torch.Tensor) -> float:
     return float(((counts - expected) ** 2 / expected).sum())
 
 
-def _draw_counts(sampler, logits_row: torch.Tensor, draws: int, seed: int) -> torch.Tensor:
+SAMPLERS = {"fast": (score_fast, draw_fast), "reference": (score_reference, draw_reference)}
+
+
+def _draw_counts(mode: str, logits_row: torch.Tensor, draws: int, seed: int, accepted=None) -> torch.Tensor:
+    score, draw = SAMPLERS[mode]
     logits = logits_row.expand(1, draws, logits_row.shape[-1]).contiguous()
-    picked = sampler(logits, torch.Generator().manual_seed(seed)).denoised
-    return torch.bincount(picked.flatten(), minlength=logits_row.shape[-1]).float()
+    if accepted is None:
+        accepted = torch.ones((1, draws), dtype=torch.bool)
+    picked = draw(score(logits), accepted, torch.Generator().manual_seed(seed))
+    return torch.bincount(picked[accepted], minlength=logits_row.shape[-1]).float()
 
 
-@pytest.mark.parametrize("sampler", [sample_fast, sample_reference], ids=["fast", "reference"])
-def test_sampler_draws_the_softmax_distribution(sampler) -> None:
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_sampler_draws_the_softmax_distribution(mode: str) -> None:
     logits_row = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, 0.3])
     probs = torch.softmax(logits_row, -1)
-    counts = _draw_counts(sampler, logits_row, 40_000, seed=11)
+    counts = _draw_counts(mode, logits_row, 40_000, seed=11)
     assert _chi_square(counts, probs) < CHI2_CRIT_DF5
+
+
+def test_fast_draws_at_accepted_positions_follow_the_distribution() -> None:
+    # Only the accepted positions' draws are kept, so only they are drawn; they must still be exact.
+    logits_row = torch.tensor([0.2, 1.5, -0.5, 0.0, 1.0, 0.7])
+    accepted = torch.rand((1, 80_000), generator=torch.Generator().manual_seed(3)) < 0.5
+    counts = _draw_counts("fast", logits_row, 80_000, seed=5, accepted=accepted)
+    assert counts.sum() == accepted.sum()
+    assert _chi_square(counts, torch.softmax(logits_row, -1)) < CHI2_CRIT_DF5
 
 
 def test_chi_square_catches_a_wrong_distribution() -> None:
     # The test above has power: the same draws judged against a uniform distribution fail it badly.
     logits_row = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, 0.3])
-    counts = _draw_counts(sample_fast, logits_row, 40_000, seed=11)
+    counts = _draw_counts("fast", logits_row, 40_000, seed=11)
     assert _chi_square(counts, torch.full((6,), 1 / 6)) > 10 * CHI2_CRIT_DF5
 
 
 def test_fast_and_reference_agree_on_argmax_and_entropy() -> None:
     logits = torch.randn(2, 32, 50, generator=torch.Generator().manual_seed(0)) * 3
-    fast = sample_fast(logits, torch.Generator().manual_seed(1))
-    ref = sample_reference(logits, torch.Generator().manual_seed(1))
+    fast = score_fast(logits)
+    ref = score_reference(logits)
     assert torch.equal(fast.argmax, ref.argmax)
     assert torch.allclose(fast.entropy, ref.entropy, atol=1e-5)
 
