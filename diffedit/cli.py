@@ -138,7 +138,14 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
 
     from diffedit.engine.engine import Engine
 
-    engine = Engine.load(args.model, device=args.device)
+    if args.trust_remote_code:
+        where = args.model or "the model"
+        print(
+            f"diffedit: warning: --trust-remote-code lets Python code shipped in {where} run on this "
+            "machine with your permissions; use it only for a model you trust",
+            file=sys.stderr,
+        )
+    engine = Engine.load(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
     request = EditRequest.from_document(text, first.start, last.end, args.instruction or "")
     settings = GenerationSettings(
         steps=args.steps, strength=args.strength, seed=args.seed, sampling=args.sampling
@@ -206,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed, for a reproducible result")
     p.add_argument("--model", help="DiffusionGemma checkpoint folder (default: the bundled demo model)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let code shipped with this model run (off by default; DiffusionGemma never needs it)",
+    )
     p.add_argument(
         "--sampling",
         choices=["fast", "reference"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -161,8 +162,10 @@ class Engine:
 
     def decode(self, ids: list[int]) -> str:
         """The replacement text: no special tokens, no trailing blank lines (the block keeps its gap)."""
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        return str(text).strip("\n").rstrip()
+        text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
+        # Control characters (a weak model can emit them) would make the saved file look binary.
+        text = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc")
+        return text.strip("\n").rstrip()
 
     def piece(self, token_id: int) -> str:
         """One token's text, cached: frames decode a canvas per step without a tokenizer round trip."""

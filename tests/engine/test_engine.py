@@ -105,3 +105,11 @@ def test_result_reports_speed_and_counts(engine: Engine) -> None:
     assert r.steps == 4 * r.canvases
     assert r.encode_ms > 0 and r.step_ms_median > 0 and r.total_s > 0
     assert r.model == engine.name and r.job_id == 7
+
+
+def test_replacement_text_has_no_control_characters(engine: Engine) -> None:
+    # Random weights emit any byte; the replacement keeps only printable text, newlines and tabs.
+    for seed in range(4):
+        text = engine.rewrite(_job(seed=seed)).text
+        assert text and all(c in "\n\t" or c.isprintable() or not c.isascii() for c in text)
+        assert not any(ord(c) < 32 and c not in "\n\t" for c in text)

@@ -101,3 +101,44 @@ def test_loads_without_remote_code_and_picks_cpu_fp32(tiny_checkpoint: Path) -> 
     assert pick_dtype("cuda") == torch.bfloat16
     assert pick_dtype("cpu", weight_bytes=50 * 1024**3) == torch.bfloat16  # a 26B model stays bf16 on the CPU
     assert pick_dtype("cpu", "bf16") == torch.bfloat16
+
+
+def test_remote_code_only_when_the_user_opts_in(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import transformers
+
+    seen: list[dict[str, object]] = []
+    real_model = transformers.DiffusionGemmaForBlockDiffusion.from_pretrained.__func__  # type: ignore[attr-defined]
+
+    def spy(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs)
+        return real_model(cls, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.DiffusionGemmaForBlockDiffusion, "from_pretrained", classmethod(spy))
+    load_model(tiny_checkpoint)
+    load_model(tiny_checkpoint, trust_remote_code=True)
+    assert [k["trust_remote_code"] for k in seen] == [False, True]
+    assert all(k["local_files_only"] and k["use_safetensors"] for k in seen)
+
+
+def test_loading_and_rewriting_never_touch_the_network(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from diffedit.engine.context import EditRequest
+    from diffedit.engine.engine import Engine
+    from diffedit.engine.types import GenerationSettings, RewriteJob
+
+    def no_network(*_a: object, **_k: object) -> None:
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    engine = Engine.load(tiny_checkpoint)
+    result = engine.rewrite(
+        RewriteJob(EditRequest("a\n\n", "b", "\n\nc"), GenerationSettings(seed=1, steps=2))
+    )
+    assert result.steps >= 2
