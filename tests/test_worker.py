@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from pytestqt.qtbot import QtBot
 
@@ -52,8 +50,7 @@ def test_frames_are_coalesced_into_one_slot(bridge_for, qtbot: QtBot) -> None:  
 
 
 def test_cancel_mid_run(bridge_for, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
-    gate = threading.Event()
-    engine = FakeEngine(gate=gate)
+    engine = FakeEngine(held=True)
     bridge = bridge_for(engine)
     job_id = bridge.submit(REQUEST, GenerationSettings(steps=50))
     qtbot.waitUntil(lambda: bool(engine.jobs), timeout=5000)
@@ -63,13 +60,13 @@ def test_cancel_mid_run(bridge_for, qtbot: QtBot) -> None:  # type: ignore[no-un
 
 
 def test_a_new_job_supersedes_the_running_one(bridge_for, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
-    gate = threading.Event()
-    bridge = bridge_for(FakeEngine(gate=gate))
+    engine = FakeEngine(held=True)
+    bridge = bridge_for(engine)
     finished: list[int] = []
     bridge.jobFinished.connect(lambda job_id, _r: finished.append(job_id))
     first = bridge.submit(REQUEST, GenerationSettings(steps=5))
     second = bridge.submit(REQUEST, GenerationSettings(steps=2))
-    gate.set()
+    engine.release()
     qtbot.waitUntil(lambda: finished == [second], timeout=5000)
     assert first != second and first not in finished
 

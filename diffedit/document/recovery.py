@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -128,14 +129,20 @@ class RecoveryStore:
         lock_path = self.instances_folder / f"{self.instance_id}.lock"
         # Lock a temporary file, then rename it into place: a lock file that exists is always locked, so
         # another editor probing it can never mistake a starting instance for a dead one.
-        tmp = lock_path.with_name(f".{lock_path.name}.{os.getpid()}.tmp")
+        # (Windows cannot rename an open file: there the lock is taken on the final name directly.)
+        tmp = (
+            lock_path
+            if sys.platform == "win32"
+            else lock_path.with_name(f".{lock_path.name}.{os.getpid()}.tmp")
+        )
         f = os.fdopen(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600), "r+b")
         try:
             if _try_lock(f) is False:
                 raise RuntimeError(f"recovery lock {tmp} is held by another process")
             f.write(f"{os.getpid()}\n".encode())
             f.flush()
-            os.replace(tmp, lock_path)
+            if tmp != lock_path:
+                os.replace(tmp, lock_path)
         except BaseException:
             f.close()
             _unlink(tmp)
@@ -331,40 +338,36 @@ class RecoveryStore:
 
 def _try_lock(f: IO[bytes]) -> bool | None:
     """Take an exclusive, non-blocking lock: True if taken, False if held elsewhere, None if unsupported."""
-    try:
-        import fcntl
-    except ImportError:
-        fcntl = None  # type: ignore[assignment]
-    if fcntl is not None:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-        except OSError:
-            return None
-    try:
+    if sys.platform == "win32":
         import msvcrt
 
-        f.seek(0)
-        msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        try:
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
         return True
-    except ImportError:
-        return None
-    except OSError:
+    import fcntl
+
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return False
+    except OSError:
+        return None  # e.g. a network file system without locks: fall back to the pid
+    return True
 
 
 def _unlock(f: IO[bytes]) -> None:
-    try:
-        import fcntl
-
-        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-    except ImportError:
+    if sys.platform == "win32":
         import msvcrt
 
         f.seek(0)
-        msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+        msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _pid_alive(text: str) -> bool:

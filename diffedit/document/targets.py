@@ -6,12 +6,14 @@ selection is parsed, cut at blank lines that no fenced code, list or indentation
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from diffedit.document.blocks import Block, parse_blocks, snap_selection
 
 WHOLE_DOCUMENT_LIMIT = 64_000
-WINDOW_MARGIN = 8_000
+WINDOW_MARGIN = 2_000
+_FAR = 1 << 62
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.M)
 _LIST_OR_INDENT = re.compile(r"[ \t]|[-*+>]\s|\d{1,9}[.)]\s")
 
@@ -36,8 +38,11 @@ def fence_ranges(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _in_ranges(pos: int, ranges: list[tuple[int, int]]) -> bool:
-    return any(s <= pos < e for s, e in ranges)
+def in_ranges(pos: int, ranges: list[tuple[int, int]]) -> bool:
+    """Whether ``pos`` lies in one of the sorted, disjoint ``ranges``."""
+    i = bisect.bisect_right(ranges, (pos, _FAR)) - 1
+    return i >= 0 and ranges[i][0] <= pos < ranges[i][1]
+
 
 
 def _safe_cut_before(text: str, pos: int, fences: list[tuple[int, int]]) -> int:
@@ -48,7 +53,7 @@ def _safe_cut_before(text: str, pos: int, fences: list[tuple[int, int]]) -> int:
         if blank < 0:
             return 0
         line_start = blank + 2
-        if not _in_ranges(line_start, fences) and not _LIST_OR_INDENT.match(text, line_start):
+        if not in_ranges(line_start, fences) and not _LIST_OR_INDENT.match(text, line_start):
             return line_start
         p = blank
     return 0
@@ -61,7 +66,7 @@ def _safe_cut_after(text: str, pos: int, fences: list[tuple[int, int]]) -> int:
         if blank < 0:
             return len(text)
         line_start = blank + 2
-        if not _in_ranges(line_start, fences) and not _LIST_OR_INDENT.match(text, line_start):
+        if not in_ranges(line_start, fences) and not _LIST_OR_INDENT.match(text, line_start):
             return blank
         p = line_start
 
@@ -86,12 +91,12 @@ def snap_target(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 
 def block_numbers(text: str, start: int, end: int) -> str:
-    """'4' or '4-6': the block numbers a span covers, counted over the whole document (cheap line scan)."""
-    near = blocks_near(text, start, end)
-    blocks = [b for b in near if (b.start < end and start < b.end) or b.start == start]
+    """'4' or '4-6': the block numbers a span covers; in large documents line numbers (no full parse)."""
+    if len(text) > WHOLE_DOCUMENT_LIMIT:
+        first, last = text.count("\n", 0, start) + 1, text.count("\n", 0, end) + 1
+        return f"lines {first}-{last}" if last > first else f"line {first}"
+    blocks = [b for b in parse_blocks(text) if (b.start < end and start < b.end) or b.start == start]
     if not blocks:
         return "?"
-    if len(text) > WHOLE_DOCUMENT_LIMIT:
-        return f"lines {text.count(chr(10), 0, start) + 1}-{text.count(chr(10), 0, end) + 1}"
     first, last = blocks[0].number, blocks[-1].number
     return str(first) if first == last else f"{first}-{last}"

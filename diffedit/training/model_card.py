@@ -53,6 +53,37 @@ def samples_section(results: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def all_phases(run: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*run.get("previous_phases", []), run]
+
+
+def commands_block(run: dict[str, Any]) -> str:
+    return "\n".join(
+        "python -m diffedit.training.train_demo " + " ".join(p["argv"][1:]) for p in all_phases(run)
+    )
+
+
+def phase_times(run: dict[str, Any]) -> str:
+    times = [float(p["wall_time_min"]) for p in all_phases(run)]
+    if len(times) == 1:
+        return f"{times[0]:.1f} minutes"
+    return f"{sum(times):.1f} minutes ({' + '.join(f'{t:.1f}' for t in times)})"
+
+
+def phase_table(run: dict[str, Any]) -> str:
+    lines = [
+        "| phase | steps | batch | peak lr | warmup | seed | minutes |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i, p in enumerate(all_phases(run), 1):
+        a = p["args"]
+        lines.append(
+            f"| {i} | {a['steps']} | {a['batch_size']} | {a['lr']} | {a['warmup']} | {a['seed']} | "
+            f"{p['wall_time_min']} |"
+        )
+    return "\n".join(lines)
+
+
 def attention_summary(text_cfg: dict[str, Any]) -> str:
     heads, kv, dim = text_cfg["num_attention_heads"], text_cfg["num_key_value_heads"], text_cfg["head_dim"]
     return f"{heads} heads, {kv} KV heads, head dim {dim}"
@@ -153,12 +184,13 @@ Any UTF-8 text round-trips exactly (Markdown punctuation, newlines, tabs, indent
 ## Training
 
 ```
-python -m diffedit.training.train_demo --out resources/models/diffedit-demo --steps {args["steps"]}
+{commands_block(run)}
 ```
 
-(the command fetches the corpus with apt if needed, trains the tokenizer, builds the examples and trains;
-fixed seed {args["seed"]}, fixed data order.) Wall time **{run["wall_time_min"]} minutes** of training on 2
-shared CPU cores (torch threads = {args["threads"]}), plus about 2 minutes of data preparation.
+(the first command fetches the corpus with apt if needed, trains the tokenizer, builds the examples and
+trains from scratch; every phase has a fixed seed and data order.) Wall time of training:
+**{phase_times(run)}** on 2 CPU cores shared with other work (torch threads = {args["threads"]}), plus about
+2 minutes of data preparation.
 
 - Objective: uniform-state diffusion. Per example a noise level t ~ U(0, 1] (stratified across the batch);
   that share of canvas positions (pads included, as generation starts from an all-random canvas) is replaced
@@ -170,9 +202,10 @@ shared CPU cores (torch threads = {args["threads"]}), plus about 2 minutes of da
   `self_conditioning_logits` (with a per-example `self_conditioning_mask`) to the trained forward.
 - Training runs through the model's own forward (`model(input_ids=prompt, cache=DynamicCache(...),
   decoder_input_ids=noised_canvas, ...)`), gradients flowing through the encoder's cache.
-- AdamW (betas 0.9/0.98, weight decay {args["weight_decay"]}), lr {args["lr"]}, {args["warmup"]} warmup steps
-  then cosine to {args["min_lr_ratio"]}x, gradient clipping 1.0, batch {args["batch_size"]},
-  {args["steps"]} steps.
+- AdamW (betas 0.9/0.98, weight decay {args["weight_decay"]}), clipping 1.0; per phase: linear warmup,
+  then cosine to 0.1x the peak:
+
+{phase_table(run)}
 
 Training curve (`{CURVE_FILE}`; accuracy on a fixed subset of 384 held-out examples):
 

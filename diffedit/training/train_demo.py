@@ -39,6 +39,8 @@ from diffedit.training.tokenizer import save_tokenizer, train_bpe
 DATA_DIR = Path("data")
 CURVE_FILE = "training_curve.csv"
 HELDOUT_SAMPLE_FILE = "heldout_sample.jsonl"
+RUN_FILE = "training_run.json"
+DATA_SEED = 0  # the example set and the evaluation subset do not depend on --seed
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class TrainArgs:
     kept_weight: float = 0.1
     pad_weight: float = 0.25
     threads: int = 2
+    init_from: Path | None = None
 
 
 # ---------------------------------------------------------------- data
@@ -79,7 +82,7 @@ def cached_examples(
         stored_key, examples = pickle.loads(path.read_bytes())
         if stored_key == key:
             return examples
-    examples = build_examples(tokenizer, [d.text for d in docs], args.budget, canvas_length, seed=args.seed)
+    examples = build_examples(tokenizer, [d.text for d in docs], args.budget, canvas_length, seed=DATA_SEED)
     path.write_bytes(pickle.dumps((key, examples)))
     return examples
 
@@ -230,47 +233,76 @@ def append_curve(path: Path, row: dict[str, Any]) -> None:
         writer.writerow(row)
 
 
+@dataclass
+class Data:
+    tokenizer: Any
+    train: list[Example]
+    heldout: list[Example]
+    eval: list[Example]
+    heldout_docs: list[corpus.Document]
+
+
+def prepare_data(args: TrainArgs, canvas_length: int) -> Data:
+    DATA_DIR.mkdir(exist_ok=True)
+    train_docs, heldout_docs = load_corpus(DATA_DIR)
+    tokenizer = save_tokenizer(train_bpe(d.text for d in train_docs), DATA_DIR / "tokenizer")
+    train_ex = cached_examples(DATA_DIR / "train_examples.pkl", tokenizer, train_docs, args, canvas_length)
+    heldout_ex = cached_examples(
+        DATA_DIR / "heldout_examples.pkl", tokenizer, heldout_docs, args, canvas_length
+    )
+    eval_ex = random.Random(DATA_SEED).sample(heldout_ex, min(args.eval_examples, len(heldout_ex)))
+    return Data(tokenizer, train_ex, heldout_ex, eval_ex, list(heldout_docs))
+
+
+def init_model(args: TrainArgs, shape: Shape) -> DiffusionGemmaForBlockDiffusion:
+    """A fresh model, or (for a second training phase) the weights of an earlier run's checkpoint."""
+    if args.init_from is not None:
+        return DiffusionGemmaForBlockDiffusion.from_pretrained(str(args.init_from), dtype=torch.float32)
+    return DiffusionGemmaForBlockDiffusion(build_config(shape))
+
+
+def previous_phases(args: TrainArgs) -> list[dict[str, Any]]:
+    """The summaries of the runs this one continues (empty for a run from scratch)."""
+    if args.init_from is None:
+        return []
+    run = json.loads((args.init_from / RUN_FILE).read_text(encoding="utf-8"))
+    return [*run.get("previous_phases", []), {k: v for k, v in run.items() if k != "previous_phases"}]
+
+
 def train(args: TrainArgs) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
-    DATA_DIR.mkdir(exist_ok=True)
-    train_docs, heldout_docs = load_corpus(DATA_DIR)
     shape = Shape()
-    tokenizer = save_tokenizer(train_bpe(d.text for d in train_docs), DATA_DIR / "tokenizer")
-    train_ex = cached_examples(
-        DATA_DIR / "train_examples.pkl", tokenizer, train_docs, args, shape.canvas_length
-    )
-    heldout_ex = cached_examples(
-        DATA_DIR / "heldout_examples.pkl", tokenizer, heldout_docs, args, shape.canvas_length
-    )
-    eval_ex = random.Random(args.seed).sample(heldout_ex, min(args.eval_examples, len(heldout_ex)))
-    pad_id = tokenizer.pad_token_id
-    frequent = most_frequent_token(train_ex, pad_id)
-    base = baseline_accuracy(eval_ex, frequent, pad_id, shape.vocab_size)
+    data = prepare_data(args, shape.canvas_length)
+    pad_id = data.tokenizer.pad_token_id
+    frequent = most_frequent_token(data.train, pad_id)
+    base = baseline_accuracy(data.eval, frequent, pad_id, shape.vocab_size)
     print(
-        f"{len(train_ex)} train / {len(heldout_ex)} held-out examples; baseline (token {frequent!r}) "
+        f"{len(data.train)} train / {len(data.heldout)} held-out examples; baseline (token {frequent!r}) "
         f"{base.value:.4f}",
         flush=True,
     )
-
+    phases = previous_phases(args)
+    step_offset = sum(int(p["args"]["steps"]) for p in phases)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_heldout_sample(args.out / HELDOUT_SAMPLE_FILE, heldout_docs)
+    write_heldout_sample(args.out / HELDOUT_SAMPLE_FILE, data.heldout_docs)
     curve = args.out / CURVE_FILE
-    curve.unlink(missing_ok=True)
-    model = DiffusionGemmaForBlockDiffusion(build_config(shape))
+    if not phases:
+        curve.unlink(missing_ok=True)
+    model = init_model(args, shape)
     model.train()
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters", flush=True)
     optimizer = make_optimizer(model, args)
     gen = torch.Generator().manual_seed(args.seed)
-    stream = batch_stream(train_ex, args.batch_size, args.seed)
+    stream = batch_stream(data.train, args.batch_size, args.seed)
     start = time.time()
     tokens = 0
     smooth = None
     for step in range(args.steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, args)
-        loss, n_tok = training_step(model, train_ex, next(stream), step % 2 == 1, gen, args)
+        loss, n_tok = training_step(model, data.train, next(stream), step % 2 == 1, gen, args)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -281,9 +313,9 @@ def train(args: TrainArgs) -> None:
         if (step + 1) % 10 == 0:
             print(progress_line(step + 1, args.steps, smooth, tokens / elapsed, elapsed), flush=True)
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
-            acc = one_pass_accuracy(model, eval_ex, pad_id)
+            acc = one_pass_accuracy(model, data.eval, pad_id)
             row = {
-                "step": step + 1,
+                "step": step_offset + step + 1,
                 "loss": round(smooth, 4),
                 "heldout_acc": round(acc.value, 4),
                 "baseline_acc": round(base.value, 4),
@@ -292,16 +324,17 @@ def train(args: TrainArgs) -> None:
             }
             append_curve(curve, row)
             print("EVAL " + json.dumps(row), flush=True)
-            save_checkpoint(model, tokenizer, args.out)
+            save_checkpoint(model, data.tokenizer, args.out)
     summary = {
         "args": {k: str(v) for k, v in asdict(args).items()},
         "shape": asdict(shape),
         "wall_time_min": round((time.time() - start) / 60, 1),
-        "train_examples": len(train_ex),
-        "heldout_examples": len(heldout_ex),
+        "train_examples": len(data.train),
+        "heldout_examples": len(data.heldout),
         "argv": sys.argv,
+        "previous_phases": phases,
     }
-    (args.out / "training_run.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (args.out / RUN_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print("done " + json.dumps(summary), flush=True)
 
 
@@ -315,6 +348,9 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("lr", "min_lr_ratio", "weight_decay", "kept_weight", "pad_weight"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    parser.add_argument(
+        "--init-from", type=Path, default=None, help="continue from this checkpoint's weights"
+    )
     return TrainArgs(**vars(parser.parse_args(argv)))
 
 

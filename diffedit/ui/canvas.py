@@ -33,6 +33,28 @@ _DISPLAY = str.maketrans(
         **{chr(c): "\ufffd" for c in range(32) if chr(c) not in "\n\r\t"},
     }
 )
+# Noise does not break lines: a not-yet-accepted newline is drawn as a mark, so noise cannot open gaps.
+_NOISE_DISPLAY = str.maketrans(
+    {
+        "\n": "\u21b5",
+        "\r": "\u21b5",
+        "\u2029": "\u21b5",
+        "\t": "\u2192",
+        **{chr(c): "\ufffd" for c in range(32) if chr(c) not in "\n\r\t"},
+    }
+)
+
+
+def display_text(paint: CanvasPaint) -> str:
+    """What the layout shows: same length as ``paint.text``, so run offsets stay valid."""
+    parts: list[str] = []
+    pos = 0
+    for s, e, kind in paint.runs:
+        parts.append(paint.text[pos:s].translate(_DISPLAY))
+        parts.append(paint.text[s:e].translate(_NOISE_DISPLAY if kind is PaintKind.NOISE else _DISPLAY))
+        pos = e
+    parts.append(paint.text[pos:].translate(_DISPLAY))
+    return "".join(parts)
 
 
 class CanvasRenderer:
@@ -73,7 +95,7 @@ class CanvasRenderer:
             self.show(self.span[0], self.span[1], self.paint)
 
     def move(self, start: int, end: int) -> None:
-        """The target moved (an edit before it); the blocks and pre-edit move with the document by themselves."""
+        """The target moved (an edit before it); blocks and pre-edit move with the document anyway."""
         if self.span is not None:
             self.span = (start, end)
 
@@ -90,8 +112,8 @@ class CanvasRenderer:
             self._hide_rest(host, end)
         layout = host.layout()
         offset = start - host.position()
-        text = paint.text or " "  # an empty canvas still takes one line, so the target does not vanish
-        layout.setPreeditArea(offset, text.translate(_DISPLAY))
+        # An empty canvas still takes one line, so the target does not vanish.
+        layout.setPreeditArea(offset, display_text(paint) if paint.text else " ")
         ranges: list[QTextLayout.FormatRange] = []
         if not paint.text:
             ranges.append(self._range(offset, 1, self.placeholder))

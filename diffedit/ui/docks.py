@@ -60,8 +60,10 @@ class OutlineDock(QDockWidget):
 
         def walk(item: QTreeWidgetItem) -> None:
             for i in range(item.childCount()):
-                out.append(item.child(i))
-                walk(item.child(i))
+                child = item.child(i)
+                if child is not None:
+                    out.append(child)
+                    walk(child)
 
         walk(self.tree.invisibleRootItem())
         return out

@@ -52,7 +52,8 @@ class MarkdownEditor(QPlainTextEdit):
         self.update_target()
 
     def set_word_wrap(self, on: bool) -> None:
-        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth if on else QPlainTextEdit.LineWrapMode.NoWrap)
+        mode = QPlainTextEdit.LineWrapMode
+        self.setLineWrapMode(mode.WidgetWidth if on else mode.NoWrap)
 
     # -- text access in Qt positions ---------------------------------------------------------------
     def text_range(self, start: int, end: int) -> str:
@@ -74,7 +75,8 @@ class MarkdownEditor(QPlainTextEdit):
 
     def update_target(self) -> None:
         """Mark the snapped selection (only while something is selected and no canvas is shown)."""
-        target = self.snapped_target() if self.textCursor().hasSelection() and not self.canvas.active else None
+        selecting = self.textCursor().hasSelection() and not self.canvas.active
+        target = self.snapped_target() if selecting else None
         self.target = target
         self.set_mark("target", [target] if target else [], "target_bg")
         self.targetChanged.emit(target)
@@ -88,7 +90,7 @@ class MarkdownEditor(QPlainTextEdit):
             c = QTextCursor(self.document())
             c.setPosition(start)
             c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-            sel.cursor = c  # type: ignore[misc]
+            sel.cursor = c
             sel.format.setBackground(self.theme.color(color))
             sel.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
             sels.append(sel)
@@ -113,13 +115,15 @@ class MarkdownEditor(QPlainTextEdit):
         c.setPosition(end + 1 if end + 1 <= doc_end else max(0, start - 1))
         self.setTextCursor(c)
 
-    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 - Qt's name
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         menu = self.createStandardContextMenu(event.pos())
         if self.context_actions:
-            first = menu.actions()[0] if menu.actions() else None
-            for action in self.context_actions:
-                menu.insertAction(first, action)
-            menu.insertSeparator(first)
+            actions = menu.actions()
+            if actions:
+                menu.insertActions(actions[0], self.context_actions)
+                menu.insertSeparator(actions[0])
+            else:
+                menu.addActions(self.context_actions)
         menu.exec(event.globalPos())
         menu.deleteLater()
 

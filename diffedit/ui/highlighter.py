@@ -69,7 +69,7 @@ class MarkdownHighlighter(QSyntaxHighlighter):
         if rehighlight:
             self.rehighlight()
 
-    def highlightBlock(self, text: str) -> None:  # noqa: N802 - Qt's name
+    def highlightBlock(self, text: str) -> None:
         prev = self.previousBlockState()
         if prev >= FENCE_BASE:
             self.setCurrentBlockState(self._fence_line(text, prev))

@@ -7,6 +7,7 @@ conflict handling can hook in there.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
@@ -39,6 +40,7 @@ from diffedit.worker import EngineBridge, ModelSpec
 
 RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
 WELCOME_FALLBACK = "# Welcome to diffedit\n\nSelect a paragraph and press Ctrl+R to rewrite it in place.\n"
+Shortcut = QKeySequence | QKeySequence.StandardKey | str
 MD_FILTER = "Markdown (*.md *.markdown *.mdown *.txt);;All files (*)"
 
 
@@ -110,15 +112,15 @@ class MainWindow(QMainWindow):
             self.load_model()
 
     # -- construction ------------------------------------------------------------------------------
-    def _action(self, text: str, slot: object, shortcut: QKeySequence | str | None = None,
-                name: str = "", checkable: bool = False) -> QAction:
+    def _action(self, text: str, slot: Any, shortcut: Shortcut | None = None, name: str = "",
+                checkable: bool = False) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         if name:
             action.setObjectName(name)
         action.setCheckable(checkable)
-        (action.toggled if checkable else action.triggered).connect(slot)  # type: ignore[attr-defined]
+        (action.toggled if checkable else action.triggered).connect(slot)
         self.addAction(action)
         return action
 
@@ -136,7 +138,8 @@ class MainWindow(QMainWindow):
         self.act_find_next = self._action("Find &Next", self.find_bar.find_next, K.FindNext, "actFindNext")
         self.act_find_prev = self._action("Find &Previous", self.find_bar.find_previous, K.FindPrevious,
                                           "actFindPrev")
-        self.act_regenerate = self._action("&Regenerate Selection", self.regenerate, "Ctrl+R", "actRegenerate")
+        self.act_regenerate = self._action("&Regenerate Selection", self.regenerate, "Ctrl+R",
+                                           "actRegenerate")
         self.act_regenerate.setToolTip("Rewrite the selected blocks in place (Ctrl+R)")
         self.act_instruct = self._action("Regenerate with &Instruction…", self.regen_bar.focus_instruction,
                                          "Ctrl+I", "actInstruct")
@@ -390,7 +393,7 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Discard
 
     # -- closing -----------------------------------------------------------------------------------
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+    def closeEvent(self, event: QCloseEvent) -> None:
         if not self._confirm_discard():
             event.ignore()
             return

@@ -194,13 +194,17 @@ class RecoveryDialog(QDialog):
         self.preview.setPlainText(p.head)
         self.details.setText(
             f"<b>{_escape(entry.display_name)}</b><br>{_escape(describe_disk_state(entry))}<br>"
-            f"Autosaved {when(entry)}; {p.words} words, {p.lines} lines."
+            f"Autosaved {when(entry)}; {_count(p.words, 'word')}, {_count(p.lines, 'line')}."
         )
 
     @staticmethod
     def _label(entry: RecoveryEntry) -> str:
         words = len(entry.text.split())
-        return f"{entry.display_name} — {when(entry)} — {words} words"
+        return f"{entry.display_name} — {when(entry)} — {_count(words, 'word')}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _escape(text: str) -> str:

@@ -77,6 +77,8 @@ class RegenerationController(QObject):
         self._review: HistoryEntry | None = None
         self._review_undo_steps = -1
         self._committing = False
+        self._parked_caret = -1
+        self._blocks_label = "?"
         self._replay: list[CanvasPaint] = []
         self._replay_span: tuple[int, int] | None = None
         self._timer = QTimer(self, interval=FRAME_PERIOD_MS)
@@ -94,7 +96,7 @@ class RegenerationController(QObject):
 
     # -- start / stop ------------------------------------------------------------------------------
     def start(self, options: RunOptions | None = None, span: tuple[int, int] | None = None) -> bool:
-        """Start rewriting the snapped selection (or ``span``, Qt positions). False if there is nothing to do."""
+        """Rewrite the snapped selection (or ``span``, Qt positions); False when there is nothing to do."""
         if options is not None:
             self.options = options
         if self.running:
@@ -112,6 +114,7 @@ class RegenerationController(QObject):
         request = EditRequest.from_document(text, a, b, self.options.instruction.strip())
         seed = self.options.seed if self.options.seed is not None else secrets.randbelow(2**31)
         settings = GenerationSettings(steps=self.options.steps, strength=self.options.strength, seed=seed)
+        self._blocks_label = block_numbers(text, a, b)
         job_id = self.bridge.submit(request, settings)
         self.session = GenerationSession(job_id, start, end, original, self.editor.text_range,
                                          self.options.instruction.strip())
@@ -119,6 +122,7 @@ class RegenerationController(QObject):
         self._started_at = time.perf_counter()
         self.editor.clear_mark("target")
         self.editor.move_caret_out_of(start, end)
+        self._parked_caret = self.editor.textCursor().position()
         placeholder = CanvasPaint("", (), 0, settings.steps or 0)
         self.editor.canvas.show(start, end, placeholder)
         self.editor.update_target()
@@ -143,6 +147,10 @@ class RegenerationController(QObject):
         self.editor.canvas.clear(hint)
         if session is not None:
             session.finish(state)
+            if state is not SessionState.COMMITTED and hint is None and \
+                    self.editor.textCursor().position() == self._parked_caret:
+                # The user did not move on: select the target again, ready for another Ctrl+R.
+                self.editor.center_on(session.start, session.end)
         self.session = None
         self.editor.update_target()
         self.runningChanged.emit(False)
@@ -203,10 +211,8 @@ class RegenerationController(QObject):
             return
         self._end(SessionState.COMMITTED)
         self._apply(start, end, replacement)
-        text = self.editor.toPlainText()
-        a = from_utf16(text, start)
         entry = HistoryEntry(
-            when=datetime.now(), blocks=block_numbers(text, a, a + len(replacement)),
+            when=datetime.now(), blocks=self._blocks_label,
             instruction=session.instruction, steps=result.steps, tokens_per_forward=result.tokens_per_forward,
             seconds=result.total_s, model=result.model, seed=result.seed, original=session.original,
             replacement=replacement, span=TrackedSpan(start, start + utf16_len(replacement)),
@@ -217,10 +223,11 @@ class RegenerationController(QObject):
         self._review_undo_steps = self.editor.document().availableUndoSteps()
         self.editor.set_mark("committed", [(entry.span.start, entry.span.end)], "committed_bg")
         tokens = len(result.token_ids)
-        self.progress.emit(Progress(result.steps, result.steps, tokens, result.total_s, result.tokens_per_forward))
+        self.progress.emit(Progress(result.steps, result.steps, tokens, result.total_s,
+                                    result.tokens_per_forward))
         self.committed.emit(entry)
         self.reviewOffered.emit(f"Rewrote blocks {entry.blocks} in {result.total_s:.1f} s "
-                                f"({result.steps} steps, {result.tokens_per_forward:.1f} tokens per forward).")
+                                f"({result.steps} steps, {result.tokens_per_forward:.1f} tokens/forward).")
 
     def _apply(self, start: int, end: int, replacement: str) -> None:
         """The commit: one edit block, so one Ctrl+Z restores the original exactly."""
@@ -275,7 +282,8 @@ class RegenerationController(QObject):
         start = entry.span.start
         self.undo()
         span = (start, start + utf16_len(entry.original))
-        return self.start(RunOptions(entry.instruction, self.options.strength, self.options.steps, None), span)
+        again = RunOptions(entry.instruction, self.options.strength, self.options.steps, None)
+        return self.start(again, span)
 
     def close_review(self) -> None:
         if self._review is not None:

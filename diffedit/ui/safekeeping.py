@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ from diffedit.ui.file_guard import (
 from diffedit.ui.recovery_dialog import RecoveryDialog
 
 _store: RecoveryStore | None = None
+_store_wanted: Path | None = None  # the state folder asked for; the store may sit in a fallback
+_store_warning = ""
 _offered_in: set[Path] = set()  # recovery folders whose pending entries this process already offered
 _extra_windows: list[QWidget] = []
 
@@ -45,20 +48,39 @@ _extra_windows: list[QWidget] = []
 def process_store() -> RecoveryStore:
     """The recovery store of this process, opened (its lock taken) on first use.
 
-    Follows ``DIFFEDIT_STATE_DIR``: tests that point it elsewhere get a store there.
+    Follows ``DIFFEDIT_STATE_DIR``: tests that point it elsewhere get a store there. When the state folder
+    cannot be used, recovery files go to a private folder in the temporary directory instead (better than
+    none); ``store_warning()`` then says so.
     """
-    global _store
-    folder = default_state_dir() / "recovery"
-    if _store is not None and _store.folder != folder:
+    global _store, _store_wanted, _store_warning
+    wanted = default_state_dir()
+    if _store is not None and _store_wanted != wanted:
         _store.close()
         _store = None
     if _store is None:
-        _store = RecoveryStore().open()
+        _store_wanted, _store_warning = wanted, ""
+        try:
+            _store = RecoveryStore(wanted).open()
+        except OSError as exc:
+            fallback = Path(tempfile.gettempdir()) / f"diffedit-state-{_user_tag()}"
+            _store = RecoveryStore(fallback).open()
+            _store_warning = (
+                f"Recovery copies cannot be kept in {wanted / 'recovery'} ({exc.strerror or exc}); "
+                f"they go to {_store.folder} until the next start."
+            )
         app = QApplication.instance()
         if app is not None:
             # A clean quit releases the lock; the entries of documents still open stay recoverable.
             app.aboutToQuit.connect(_close_store)
     return _store
+
+
+def store_warning() -> str:
+    return _store_warning
+
+
+def _user_tag() -> str:
+    return str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
 
 
 def _close_store() -> None:
@@ -77,6 +99,8 @@ class SafeKeeper(QObject):
         super().__init__(window)
         self.window = window
         self.store = store or process_store()
+        if store is None and store_warning():
+            QTimer.singleShot(0, lambda: self._notify("error", store_warning()))
         self.snapshots = EditorSnapshots(window.editor)
         self.autosaver = AutoSaver(self.store, self.snapshots, self)
         self.autosaver.watch(window.editor.document())

@@ -7,6 +7,7 @@ from datetime import datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from diffedit.document.blocks import parse_blocks
 from diffedit.document.history import MAX_ENTRIES_WITH_FRAMES, FrameRecorder, History, HistoryEntry
 from diffedit.document.outline import outline, word_count
 from diffedit.document.session import (
@@ -20,7 +21,6 @@ from diffedit.document.session import (
     paint_frame,
 )
 from diffedit.document.targets import WHOLE_DOCUMENT_LIMIT, blocks_near, snap_target
-from diffedit.document.blocks import parse_blocks
 from diffedit.document.textpos import from_utf16, to_utf16, utf16_len
 from diffedit.engine.types import Frame
 
@@ -114,7 +114,8 @@ def frame(text_pieces: list[str], accepted: list[bool], changed: list[bool], fin
         spans.append((pos, pos + len(p)))
         pos += len(p)
     n = len(text_pieces)
-    return Frame(1, 0, 2, 8, tuple(range(n)), tuple(text_pieces), tuple(spans), tuple(accepted), tuple(changed),
+    return Frame(1, 0, 2, 8, tuple(range(n)), tuple(text_pieces), tuple(spans), tuple(accepted),
+                 tuple(changed),
                  (0.0,) * n, head + "".join(text_pieces), final)
 
 

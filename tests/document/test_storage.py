@@ -235,6 +235,22 @@ def test_folder_is_not_a_document(tmp_path: Path) -> None:
         read_document(tmp_path)
 
 
+def test_unreadable_file_gives_a_clear_error_simulated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_bytes(tmp_path / "secret.md", b"x")
+
+    def deny(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr("builtins.open", deny)
+    with pytest.raises(StorageError) as info:
+        read_document(path)
+    monkeypatch.undo()
+    assert "secret.md" in str(info.value) and "permission denied" in str(info.value)
+    assert info.value.errno == errno.EACCES
+
+
 @pytest.mark.skipif(IS_ROOT, reason="root reads any file")
 def test_unreadable_file_gives_a_clear_error(tmp_path: Path) -> None:
     path = write_bytes(tmp_path / "secret.md", b"x")

@@ -40,14 +40,18 @@ WindowFactory = Callable[..., MainWindow]
 def make_window(qtbot: QtBot) -> Iterator[WindowFactory]:
     windows: list[MainWindow] = []
 
-    def make(loader: Callable[..., object] | None = None, text: str | None = DOC, settings: Settings | None = None,
+    def make(loader: Callable[..., object] | None = None, text: str | None = DOC,
+             settings: Settings | None = None,
              model_path: str = "") -> MainWindow:
         s = settings or Settings()
         s.model_path = model_path
         bridge = EngineBridge(loader or fake_loader(FakeEngine()))  # type: ignore[arg-type]
         w = MainWindow(s, bridge=bridge, autoload_model=True)
+        w._confirm_discard = lambda: True  # type: ignore[method-assign]  # never a modal dialog in tests
         qtbot.addWidget(w)
         w.show()
+        qtbot.waitExposed(w)
+        w.activateWindow()
         if text is not None:
             w.editor.setPlainText(text)
             w.editor.document().setModified(False)

@@ -29,12 +29,23 @@ class FakeEngine:
     device = "cpu"
 
     def __init__(self, step_delay_s: float = 0.01, fail_with: Exception | None = None,
-                 gate: threading.Event | None = None) -> None:
+                 held: bool = False) -> None:
         self.step_delay_s = step_delay_s
         self.fail_with = fail_with
-        self.gate = gate  # when set, each step waits for it: tests hold a run mid-way
+        # Held: every step waits for a permit, so a test can stop a run between two known steps.
+        self.permits: threading.Semaphore | None = threading.Semaphore(0) if held else None
+        self.free = threading.Event()
         self.jobs: list[RewriteJob] = []
         self.steps_done = 0
+
+    def allow(self, steps: int = 1) -> None:
+        assert self.permits is not None
+        for _ in range(steps):
+            self.permits.release()
+
+    def release(self) -> None:
+        """Run freely from now on."""
+        self.free.set()
 
     def rewrite(self, job: RewriteJob, on_frame: Callable[[Frame], None] | None = None,
                 cancel: CancelToken | None = None, frame_interval_s: float = 0.0) -> RewriteResult:
@@ -49,8 +60,8 @@ class FakeEngine:
         noise = ["#~%"[i % 3] * max(1, len(p) - 1) + " " for i, p in enumerate(pieces)]
         previous: list[str] | None = None
         for step in range(1, steps + 1):
-            if self.gate is not None:
-                while not self.gate.wait(0.01):
+            if self.permits is not None:
+                while not self.free.is_set() and not self.permits.acquire(timeout=0.01):
                     if cancel is not None and cancel.cancelled:
                         raise Cancelled()
             time.sleep(self.step_delay_s)

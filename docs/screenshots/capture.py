@@ -1,0 +1,79 @@
+"""Regenerate the user guide's screenshots: the real app, the demo model, a real X server.
+
+    xvfb-run -s "-screen 0 1280x860x24" env QT_QPA_PLATFORM=xcb python docs/screenshots/capture.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+os.environ.setdefault("DIFFEDIT_CONFIG_DIR", tempfile.mkdtemp())
+os.environ.setdefault("DIFFEDIT_STATE_DIR", tempfile.mkdtemp())
+
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+import diffedit.ui  # noqa: E402,F401
+from diffedit.settings import Settings  # noqa: E402
+from diffedit.ui.main_window import RESOURCES, MainWindow  # noqa: E402
+from diffedit.ui.theme import THEMES, apply_theme  # noqa: E402
+
+
+def pump(app: QApplication, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.005)
+
+
+def main() -> int:
+    app = QApplication([])
+    apply_theme(app, THEMES["light"])
+    model = RESOURCES / "models" / "diffedit-demo"
+    settings = Settings(model_path=str(model), steps=32, show_outline=True, show_history=True)
+    w = MainWindow(settings, autoload_model=True)
+    w._confirm_discard = lambda: True  # type: ignore[method-assign]
+    w.resize(1280, 820)
+    w.show()
+    while w.bridge.state not in ("ready", "failed"):
+        pump(app, 0.05)
+    if w.bridge.state != "ready":
+        print("model:", w.bridge.error)
+        return 1
+    text = w.editor.toPlainText()
+    start = text.index("This paragraph is a good first target")
+    c = w.editor.textCursor()
+    c.setPosition(start + 5)
+    c.setPosition(start + 60, c.MoveMode.KeepAnchor)
+    w.editor.setTextCursor(c)
+    pump(app, 0.5)
+    w.grab().save(str(HERE / "target-selected.png"))
+    w.regen_bar.set_values(32, 0.6)
+    w.regenerate()
+    while w.controller.running:
+        pump(app, 0.02)
+        s = w.controller.session
+        if s is not None and s.latest is not None and s.latest.step >= 5 and s.latest.text:
+            w.grab().save(str(HERE / "rewrite-animation.png"))
+            break
+    while w.controller.running:
+        pump(app, 0.05)
+    pump(app, 0.3)
+    w.grab().save(str(HERE / "rewrite-committed.png"))
+    w.review_bar.keep_button.click()
+    w.act_dark.setChecked(True)
+    w.act_preview.setChecked(True)
+    pump(app, 0.5)
+    w.grab().save(str(HERE / "dark-preview-history.png"))
+    w.bridge.shutdown()
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

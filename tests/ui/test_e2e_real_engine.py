@@ -1,0 +1,87 @@
+"""End to end through the real engine: a DiffusionGemma checkpoint loaded from disk by ``Engine.load``.
+
+The checkpoint comes from the ``engine_checkpoint`` fixture (tests/ui/conftest.py): a tiny random-weight
+model today; pointing that fixture at the demo model runs the same tests on it.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from diffedit.document.session import normalize_replacement
+from diffedit.ui.main_window import MainWindow
+from tests.ui.conftest import DOC, TARGET, select_text
+
+T0 = DOC.index(TARGET)
+T1 = T0 + len(TARGET)
+
+
+def start(w: MainWindow, steps: int = 2) -> None:
+    w.regen_bar.steps.setValue(steps)
+    select_text(w, TARGET)
+    w.editor.setFocus()
+    assert w.regenerate()
+
+
+def wait_done(w: MainWindow, qtbot: QtBot) -> None:
+    qtbot.waitUntil(lambda: not w.controller.running, timeout=120_000)
+
+
+def test_rewrite_undo_redo(real_window: MainWindow, qtbot: QtBot) -> None:
+    w = real_window
+    results = []
+    w.bridge.jobFinished.connect(lambda _id, r: results.append(r))
+    start(w)
+    wait_done(w, qtbot)
+    assert results, w.notice_bar.label.text()
+    replacement = normalize_replacement(results[0].text)
+    assert w.editor.toPlainText() == DOC[:T0] + replacement + DOC[T1:]  # every other byte identical
+    assert w.history_dock.list.count() == 1
+    assert w.controller.history[0].frames, "frames kept for replay"
+    assert "Model:" in w.status.model.text() and w.status.step.text().startswith("Step")
+    w.editor.undo()
+    assert w.editor.toPlainText() == DOC and not w.editor.document().isUndoAvailable()
+    w.editor.redo()
+    assert w.editor.toPlainText() == DOC[:T0] + replacement + DOC[T1:]
+
+
+def test_stop_mid_run_restores_the_original(real_window: MainWindow, qtbot: QtBot) -> None:
+    w = real_window
+    start(w, steps=8)
+    qtbot.waitUntil(lambda: w.controller.session is not None and w.controller.session.latest is not None
+                    and w.controller.session.latest.step >= 1, timeout=60_000)
+    assert w.editor.toPlainText() == DOC
+    qtbot.keyClick(w.editor, Qt.Key.Key_Escape)
+    assert not w.controller.running
+    assert w.editor.toPlainText() == DOC and not w.editor.document().isModified()
+    qtbot.wait(300)  # a late result of the stopped job must not land
+    assert w.editor.toPlainText() == DOC and not w.editor.document().isUndoAvailable()
+
+
+def test_typing_elsewhere_is_kept(real_window: MainWindow, qtbot: QtBot) -> None:
+    w = real_window
+    results = []
+    w.bridge.jobFinished.connect(lambda _id, r: results.append(r))
+    start(w, steps=3)
+    c = w.editor.textCursor()
+    c.setPosition(len("# Title"))
+    w.editor.setTextCursor(c)
+    qtbot.keyClicks(w.editor, "!!")
+    assert w.controller.running
+    wait_done(w, qtbot)
+    assert results, w.notice_bar.label.text()
+    head = DOC[:T0].replace("# Title", "# Title!!")
+    assert w.editor.toPlainText() == head + normalize_replacement(results[0].text) + DOC[T1:]
+
+
+def test_edit_inside_the_target_cancels(real_window: MainWindow, qtbot: QtBot) -> None:
+    w = real_window
+    start(w, steps=8)
+    c = w.editor.textCursor()
+    c.setPosition(T0 + 3)
+    w.editor.setTextCursor(c)
+    qtbot.keyClicks(w.editor, "Z")
+    assert not w.controller.running and "cancelled" in w.notice_bar.label.text()
+    qtbot.wait(300)
+    assert w.editor.toPlainText() == DOC[: T0 + 3] + "Z" + DOC[T0 + 3:]

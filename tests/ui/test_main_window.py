@@ -1,0 +1,136 @@
+"""The editor around the rewrite: files, find/replace, outline, preview, word count, themes, settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
+
+from diffedit import app as app_module
+from diffedit.settings import Settings, config_dir
+from diffedit.ui.main_window import welcome_text
+from diffedit.ui.theme import DARK, LIGHT, apply_theme
+from tests.ui.conftest import DOC, WindowFactory
+
+
+def test_welcome_document_explains_the_rewrite(make_window: WindowFactory) -> None:
+    w = make_window(text=None)
+    text = w.editor.toPlainText()
+    assert text == welcome_text() and "Ctrl+R" in text and "Esc" in text
+    assert not w.editor.document().isModified() and w.path is None
+
+
+def test_open_edit_save_round_trip(make_window: WindowFactory, tmp_path: Path, qtbot: QtBot) -> None:
+    path = tmp_path / "notes.md"
+    path.write_bytes(b"# Notes\r\n\r\nOne line.\r\n")
+    w = make_window(text=None)
+    assert w.open_path(path)
+    assert w.editor.toPlainText() == "# Notes\n\nOne line.\n" and w.windowTitle().startswith("notes.md")
+    w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)
+    qtbot.keyClicks(w.editor, "Two.")
+    assert w.isWindowModified()
+    assert w.save()
+    assert path.read_bytes() == b"# Notes\r\n\r\nOne line.\r\nTwo."  # line endings kept
+    assert not w.isWindowModified()
+    assert str(path.resolve()) in Settings.load().recent_files
+
+
+def test_open_failure_is_a_message(make_window: WindowFactory, tmp_path: Path) -> None:
+    w = make_window()
+    assert not w.open_path(tmp_path / "missing.md")
+    assert w.notice_bar.level == "error" and "missing.md" in w.notice_bar.label.text()
+    assert w.editor.toPlainText() == DOC
+
+
+def test_find_and_replace(make_window: WindowFactory, qtbot: QtBot) -> None:
+    w = make_window()
+    w.find_bar.open(replace=True)
+    qtbot.keyClicks(w.find_bar.find_edit, "paragraph")
+    assert w.find_bar.find_next() and w.editor.textCursor().selectedText() == "paragraph"
+    first = w.editor.textCursor().selectionStart()
+    assert w.find_bar.find_next() and w.editor.textCursor().selectionStart() > first
+    assert w.find_bar.find_previous() and w.editor.textCursor().selectionStart() == first
+    w.find_bar.case.setChecked(True)
+    w.find_bar.find_edit.setText("PARAGRAPH")
+    assert not w.find_bar.find_next()
+    w.find_bar.case.setChecked(False)
+    w.find_bar.replace_edit.setText("section")
+    assert w.find_bar.replace_all() == DOC.count("paragraph")
+    assert w.editor.toPlainText() == DOC.replace("paragraph", "section")
+    w.editor.undo()  # replace all is one step
+    assert w.editor.toPlainText() == DOC
+    qtbot.keyClick(w.find_bar.find_edit, Qt.Key.Key_Escape)
+    assert not w.find_bar.isVisible()
+
+
+def test_outline_and_word_count_follow_typing_debounced(make_window: WindowFactory, qtbot: QtBot) -> None:
+    w = make_window()
+    w.refresh_views()
+    assert w.outline_dock.tree.topLevelItem(0).text(0) == "Title"
+    w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)
+    qtbot.keyClick(w.editor, Qt.Key.Key_Return)
+    qtbot.keyClicks(w.editor, "## Second part")
+    qtbot.waitUntil(lambda: w.outline_dock.tree.topLevelItem(0).childCount() == 1, timeout=3000)
+    assert w.status.words.text() == f"{len((DOC + '## Second part').split())} words"
+    item = w.outline_dock.tree.topLevelItem(0).child(0)
+    w.outline_dock.tree.itemClicked.emit(item, 0)
+    assert w.editor.textCursor().block().text() == "## Second part"
+
+
+def test_preview_renders_markdown(make_window: WindowFactory, qtbot: QtBot) -> None:
+    w = make_window()
+    w.act_preview.setChecked(True)
+    assert w.preview.isVisible() and "Title" in w.preview.toPlainText()
+    before = w.preview.renders
+    qtbot.keyClicks(w.editor, "Fresh words ")
+    assert w.preview.renders == before  # not per keystroke
+    qtbot.waitUntil(lambda: "Fresh words" in w.preview.toPlainText(), timeout=3000)
+    assert w.preview.renders == before + 1
+
+
+def test_dark_theme_and_settings_persist(make_window: WindowFactory, qtbot: QtBot) -> None:
+    w = make_window()
+    w.act_dark.setChecked(True)
+    qtbot.wait(20)  # palette changes arrive as events
+    try:
+        assert w.editor.palette().color(QPalette.ColorRole.Base) == QColor("#1e1f22")
+        assert w.editor.highlighter.f_heading.foreground().color() == QColor(DARK.heading)
+        w.regen_bar.steps.setValue(7)
+        w.close()
+        saved = Settings.load()
+        assert saved.theme == "dark" and saved.steps == 7
+        assert (config_dir() / "settings.json").is_file()
+    finally:
+        apply_theme(QApplication.instance(), LIGHT)  # type: ignore[arg-type]  # the palette is app-wide
+
+
+def test_settings_survive_bad_values(tmp_path: Path) -> None:
+    (tmp_path / "settings.json").write_text('{"theme": "neon", "steps": "many", "strength": 9, '
+                                            '"font_size": 3,'
+                                            ' "recent_files": [1, 2], "unknown": true}')
+    s = Settings.load(tmp_path)
+    assert (s.theme, s.steps, s.strength, s.font_size, s.recent_files) == ("light", 24, 1.0, 6, [])
+    (tmp_path / "settings.json").write_text("not json")
+    assert Settings.load(tmp_path) == Settings()
+
+
+def test_app_arguments() -> None:
+    args = app_module.parse_args(["notes.md", "--model", "/m", "--no-model"])
+    assert args.file == Path("notes.md") and args.model == "/m" and args.no_model
+
+
+def test_large_document_keystrokes_do_not_recompute_views(make_window: WindowFactory, qtbot: QtBot) -> None:
+    big = ("## Heading\n\nSome *words* with `code` and [a link](http://x).\n\n" * 16_000)[:1_000_000]
+    w = make_window(text=big)
+    calls = []
+    original = w.refresh_views
+    w.refresh_views = lambda: (calls.append(1), original())[1]  # type: ignore[method-assign]
+    w._refresh_timer.timeout.disconnect()
+    w._refresh_timer.timeout.connect(w.refresh_views)
+    w.editor.moveCursor(w.editor.textCursor().MoveOperation.Start)
+    qtbot.keyClicks(w.editor, "abc")
+    assert calls == []  # debounced: nothing per keystroke
+    qtbot.waitUntil(lambda: calls == [1], timeout=5000)
