@@ -175,7 +175,7 @@ def main() -> int:
         frames += 1
         original_show(*a)  # type: ignore[arg-type]
 
-    window.editor.canvas.show = counting_show  # type: ignore[method-assign]
+    window.editor.canvas.show = counting_show  # type: ignore[method-assign,assignment]
     run_for(app, 1.0)  # settle: first highlight pass, layout
 
     t = time.perf_counter()

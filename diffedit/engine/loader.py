@@ -8,26 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from diffedit.engine.context import ContextFormat, format_for_checkpoint
 from diffedit.engine.types import ModelLoadError
+from diffedit.resources import resources_dir
 
 SUPPORTED_MODEL_TYPES = ("diffusion_gemma",)
 DEMO_MODEL_NAME = "diffedit-demo"
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
-
-
-def resources_dir() -> Path:
-    """``resources/`` of a source checkout or editable install, else the copy a wheel installs."""
-    here = Path(__file__).resolve().parents[2] / "resources"
-    if here.is_dir():
-        return here
-    return Path(sys.prefix) / "share" / "diffedit" / "resources"
 
 
 def default_model_path() -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 from diffedit.training.checkpoint import DEMO_DIR, DENOISING_STEPS
 from diffedit.training.corpus import read_documents
 from diffedit.training.evaluate_demo import RESULTS_FILE
-from diffedit.training.train_demo import CURVE_FILE
+from diffedit.training.train_demo import CURVE_FILE, steps_run
 
 SOURCE_PACKAGE = "python3.11-doc 3.11.2-6+deb12u9 (Debian 12)"
 CONVERTER = "pandoc 2.17.1.1 (Debian 12) with `diffedit/training/rst_to_md.lua`"
@@ -72,16 +72,19 @@ def phase_times(run: dict[str, Any]) -> str:
 
 def phase_table(run: dict[str, Any]) -> str:
     lines = [
-        "| phase | steps | batch | peak lr | warmup | seed | minutes |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| phase | steps run (schedule) | batch | peak lr | warmup | seed | torch threads | minutes |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    notes = []
     for i, p in enumerate(all_phases(run), 1):
         a = p["args"]
         lines.append(
-            f"| {i} | {a['steps']} | {a['batch_size']} | {a['lr']} | {a['warmup']} | {a['seed']} | "
-            f"{p['wall_time_min']} |"
+            f"| {i} | {steps_run(a)} ({a['steps']}) | {a['batch_size']} | {a['lr']} | {a['warmup']} | "
+            f"{a['seed']} | {a['threads']} | {p['wall_time_min']} |"
         )
-    return "\n".join(lines)
+        if p.get("note"):
+            notes.append(f"Phase {i}: {p['note']}.")
+    return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "")
 
 
 def attention_summary(text_cfg: dict[str, Any]) -> str:
@@ -189,8 +192,8 @@ Any UTF-8 text round-trips exactly (Markdown punctuation, newlines, tabs, indent
 
 (the first command fetches the corpus with apt if needed, trains the tokenizer, builds the examples and
 trains from scratch; every phase has a fixed seed and data order.) Wall time of training:
-**{phase_times(run)}** on 2 CPU cores shared with other work (torch threads = {args["threads"]}), plus about
-2 minutes of data preparation.
+**{phase_times(run)}** on 2 CPU cores shared with other people's jobs, plus about 2 minutes of data
+preparation. Phase 2 continues from phase 1's saved (bf16) weights with a fresh optimizer.
 
 - Objective: uniform-state diffusion. Per example a noise level t ~ U(0, 1] (stratified across the batch);
   that share of canvas positions (pads included, as generation starts from an all-random canvas) is replaced

@@ -51,8 +51,7 @@ def build_config(shape: Shape) -> DiffusionGemmaConfig:
         text_config=text_config.to_dict(),
         vision_config=dict(TINY_VISION),
         canvas_length=canvas_length,
-        boi_token_id=None,
-        eoi_token_id=None,
-        image_token_id=None,
+        # boi/eoi/image token ids keep their defaults (outside this vocabulary): generate() compares
+        # input ids with image_token_id and fails if it is None.
         **SPECIAL_IDS,
     )

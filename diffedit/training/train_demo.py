@@ -60,6 +60,7 @@ class TrainArgs:
     pad_weight: float = 0.25
     threads: int = 2
     init_from: Path | None = None
+    stop_after: int | None = None  # stop early, keeping the schedule of --steps (a phase cut short)
 
 
 # ---------------------------------------------------------------- data
@@ -269,6 +270,11 @@ def previous_phases(args: TrainArgs) -> list[dict[str, Any]]:
     return [*run.get("previous_phases", []), {k: v for k, v in run.items() if k != "previous_phases"}]
 
 
+def steps_run(args: dict[str, str]) -> int:
+    stop = args.get("stop_after", "None")
+    return int(args["steps"]) if stop in (None, "None") else min(int(args["steps"]), int(stop))
+
+
 def train(args: TrainArgs) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -284,7 +290,7 @@ def train(args: TrainArgs) -> None:
         flush=True,
     )
     phases = previous_phases(args)
-    step_offset = sum(int(p["args"]["steps"]) for p in phases)
+    step_offset = sum(steps_run(p["args"]) for p in phases)
     args.out.mkdir(parents=True, exist_ok=True)
     write_heldout_sample(args.out / HELDOUT_SAMPLE_FILE, data.heldout_docs)
     curve = args.out / CURVE_FILE
@@ -299,7 +305,8 @@ def train(args: TrainArgs) -> None:
     start = time.time()
     tokens = 0
     smooth = None
-    for step in range(args.steps):
+    last = min(args.steps, args.stop_after or args.steps)
+    for step in range(last):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, args)
         loss, n_tok = training_step(model, data.train, next(stream), step % 2 == 1, gen, args)
@@ -312,7 +319,7 @@ def train(args: TrainArgs) -> None:
         elapsed = time.time() - start
         if (step + 1) % 10 == 0:
             print(progress_line(step + 1, args.steps, smooth, tokens / elapsed, elapsed), flush=True)
-        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+        if (step + 1) % args.eval_every == 0 or step + 1 == last:
             acc = one_pass_accuracy(model, data.eval, pad_id)
             row = {
                 "step": step_offset + step + 1,
@@ -348,6 +355,7 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("lr", "min_lr_ratio", "weight_decay", "kept_weight", "pad_weight"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps")
     parser.add_argument(
         "--init-from", type=Path, default=None, help="continue from this checkpoint's weights"
     )

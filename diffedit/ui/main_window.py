@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from diffedit.document.outline import outline, word_count
 from diffedit.document.storage import LoadedDocument, StorageError, write_document
 from diffedit.document.textpos import to_utf16
+from diffedit.resources import resources_dir
 from diffedit.settings import Settings
 from diffedit.ui.bars import NoticeBar, RegenerateBar, ReviewBar
 from diffedit.ui.docks import HistoryDock, OutlineDock
@@ -38,7 +39,7 @@ from diffedit.ui.status import StatusPanel
 from diffedit.ui.theme import THEMES, apply_theme
 from diffedit.worker import EngineBridge, ModelSpec
 
-RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
+RESOURCES = resources_dir()
 WELCOME_FALLBACK = "# Welcome to diffedit\n\nSelect a paragraph and press Ctrl+R to rewrite it in place.\n"
 Shortcut = QKeySequence | QKeySequence.StandardKey | str
 MD_FILTER = "Markdown (*.md *.markdown *.mdown *.txt);;All files (*)"

@@ -185,9 +185,11 @@ class RegenerationController(QObject):
             return
         paint = paint_frame(frame)
         self._show(paint)
-        tokens = sum(1 for a in frame.accepted if a) + frame.canvas_index * len(frame.accepted)
+        accepted = sum(1 for a in frame.accepted if a)
+        tokens = accepted + frame.canvas_index * len(frame.accepted)
         self.progress.emit(Progress(frame.step, frame.total_steps, tokens,
-                                    time.perf_counter() - self._started_at))
+                                    time.perf_counter() - self._started_at,
+                                    accepted / frame.step if frame.step else None))
 
     def _show(self, paint: CanvasPaint) -> None:
         session = self.session

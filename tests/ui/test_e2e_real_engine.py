@@ -48,7 +48,7 @@ def test_rewrite_undo_redo(real_window: MainWindow, qtbot: QtBot) -> None:
 
 def test_stop_mid_run_restores_the_original(real_window: MainWindow, qtbot: QtBot) -> None:
     w = real_window
-    start(w, steps=8)
+    start(w, steps=500)  # long enough that the run is surely still going when Esc arrives
     qtbot.waitUntil(lambda: w.controller.session is not None and w.controller.session.latest is not None
                     and w.controller.session.latest.step >= 1, timeout=60_000)
     assert w.editor.toPlainText() == DOC
@@ -85,3 +85,31 @@ def test_edit_inside_the_target_cancels(real_window: MainWindow, qtbot: QtBot) -
     assert not w.controller.running and "cancelled" in w.notice_bar.label.text()
     qtbot.wait(300)
     assert w.editor.toPlainText() == DOC[: T0 + 3] + "Z" + DOC[T0 + 3:]
+
+
+def test_try_again_and_replay(real_window: MainWindow, qtbot: QtBot) -> None:
+    w = real_window
+    start(w)
+    wait_done(w, qtbot)
+    first_seed = w.controller.history[0].seed
+    qtbot.mouseClick(w.review_bar.retry_button, Qt.MouseButton.LeftButton)
+    assert w.editor.toPlainText() == DOC  # the first rewrite was undone before the second run
+    wait_done(w, qtbot)
+    assert len(w.controller.history) == 2 and w.controller.history[1].seed != first_seed
+    after = w.editor.toPlainText()
+    assert w.controller.replay(1)
+    qtbot.waitUntil(lambda: not w.controller.replaying, timeout=20_000)
+    assert w.editor.toPlainText() == after
+    w.editor.undo()
+    assert w.editor.toPlainText() == DOC
+
+
+def test_a_missing_model_is_a_clear_message(make_window, tmp_path, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    from diffedit.worker import default_loader
+
+    w = make_window(default_loader, model_path=str(tmp_path / "no-such-model"))
+    qtbot.waitUntil(lambda: w.bridge.state == "failed", timeout=60_000)
+    assert w.notice_bar.level == "error" and "no-such-model" in w.notice_bar.label.text()
+    start(w)
+    wait_done(w, qtbot)
+    assert w.editor.toPlainText() == DOC and not w.editor.document().isModified()
