@@ -28,9 +28,11 @@ TARGET = "The second paragraph is the one we rewrite today."
 
 
 @pytest.fixture
-def engine_checkpoint(tiny_checkpoint: Path) -> Path:
-    """The checkpoint end-to-end tests load; switch to the demo model by returning its folder here."""
-    return tiny_checkpoint
+def engine_checkpoint() -> Path:
+    """The checkpoint end-to-end tests load: the bundled demo model, as a user runs it."""
+    from diffedit.engine.loader import default_model_path
+
+    return default_model_path()
 
 
 WindowFactory = Callable[..., MainWindow]

@@ -1,7 +1,7 @@
 """End to end through the real engine: a DiffusionGemma checkpoint loaded from disk by ``Engine.load``.
 
-The checkpoint comes from the ``engine_checkpoint`` fixture (tests/ui/conftest.py): a tiny random-weight
-model today; pointing that fixture at the demo model runs the same tests on it.
+The checkpoint comes from the ``engine_checkpoint`` fixture (tests/ui/conftest.py): the bundled demo
+model, loaded through the same loader users run.
 """
 
 from __future__ import annotations

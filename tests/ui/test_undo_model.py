@@ -1,4 +1,4 @@
-"""Stateful test of the editor's document and undo model, with the real engine on a tiny checkpoint.
+"""Stateful test of the editor's document and undo model, with the real engine on the bundled demo model.
 
 Hypothesis types, selects, regenerates, cancels, undoes and redoes in random order. Invariants:
   * a regeneration never changes text outside its target, and one Undo takes it back exactly;
@@ -36,10 +36,11 @@ RUN_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def module_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.checkpoints import build_checkpoint
+def module_checkpoint() -> Path:
+    """The bundled demo model, loaded from disk by the same loader users run."""
+    from diffedit.engine.loader import default_model_path
 
-    return build_checkpoint(tmp_path_factory.mktemp("undo-model") / "tiny-dg")
+    return default_model_path()
 
 
 @pytest.fixture
