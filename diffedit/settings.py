@@ -44,6 +44,7 @@ class Settings:
     model_path: str = ""  # empty: the bundled demo model
     device: str = ""  # empty: let the engine choose
     dtype: str = ""
+    trusted_code_models: list[str] = field(default_factory=list)  # folders allowed to run their own code
 
     def add_recent(self, path: str | Path) -> None:
         p = str(Path(path).resolve())

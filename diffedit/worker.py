@@ -45,11 +45,13 @@ Loader = Callable[..., EngineLike]
 
 
 def default_loader(path: str | Path | None = None, device: str | None = None, dtype: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> EngineLike:
+                   progress: Callable[[str], None] | None = None,
+                   trust_remote_code: bool = False) -> EngineLike:
     # Imported here, on the worker thread: importing torch and transformers takes seconds.
     from diffedit.engine.engine import Engine
 
-    return Engine.load(path, device=device, dtype=dtype, progress=progress)
+    return Engine.load(path, device=device, dtype=dtype, progress=progress,
+                       trust_remote_code=trust_remote_code)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class ModelSpec:
     path: str | None = None
     device: str | None = None
     dtype: str | None = None
+    trust_remote_code: bool = False  # only for a model the user opted in for, after a warning
 
 
 @dataclass
@@ -97,15 +100,24 @@ class _Worker(QObject):
     def load(self, spec: ModelSpec) -> None:
         if self.engine is not None:
             return
+        extra = {"trust_remote_code": True} if spec.trust_remote_code else {}
         try:
             self.engine = self._loader(spec.path, device=spec.device, dtype=spec.dtype,
-                                       progress=self.loadProgress.emit)
+                                       progress=self.loadProgress.emit, **extra)
         except Exception as exc:
             self.load_error = describe_failure(exc)
             self.loadFailed.emit(self.load_error)
             return
         self.load_error = ""
         self.loaded.emit(str(getattr(self.engine, "name", "model")), str(getattr(self.engine, "device", "?")))
+
+    @Slot()
+    def unload(self) -> None:
+        """Drop the model so the next ``load`` reads another one; memory goes back once nothing holds it."""
+        self.engine = None
+        import gc
+
+        gc.collect()
 
     @Slot(object)
     def run(self, ticket: _Ticket) -> None:
@@ -168,6 +180,7 @@ class EngineBridge(QObject):
     jobCancelled = Signal(int)
 
     _requestLoad = Signal(object)
+    _requestUnload = Signal()
     _requestRun = Signal(object)
 
     def __init__(self, loader: Loader | None = None, parent: QObject | None = None) -> None:
@@ -179,6 +192,7 @@ class EngineBridge(QObject):
         self._worker = _Worker(loader or default_loader, self._mailbox)
         self._worker.moveToThread(self._thread)
         self._requestLoad.connect(self._worker.load)
+        self._requestUnload.connect(self._worker.unload)
         self._requestRun.connect(self._worker.run)
         self._worker.loadProgress.connect(self.modelLoading)
         self._worker.loaded.connect(self._on_loaded)
@@ -203,6 +217,14 @@ class EngineBridge(QObject):
         self._spec = spec or self._spec or ModelSpec()
         self.state = "loading"
         self._requestLoad.emit(self._spec)
+
+    def switch_model(self, spec: ModelSpec) -> None:
+        """Stop any job, unload the model and load ``spec`` (queued in order on the worker thread)."""
+        self.cancel()
+        self._spec = spec
+        self.state = "loading"
+        self._requestUnload.emit()
+        self._requestLoad.emit(spec)
 
     @Slot(str, str)
     def _on_loaded(self, name: str, device: str) -> None:

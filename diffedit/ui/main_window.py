@@ -32,6 +32,7 @@ from diffedit.ui.bars import NoticeBar, RegenerateBar, ReviewBar
 from diffedit.ui.docks import HistoryDock, OutlineDock
 from diffedit.ui.editor import MarkdownEditor
 from diffedit.ui.find_bar import FindBar
+from diffedit.ui.model_picker import choose_model_folder
 from diffedit.ui.preview import PreviewPane
 from diffedit.ui.regenerate import RegenerationController, RunOptions
 from diffedit.ui.safekeeping import SafeKeeper
@@ -145,6 +146,10 @@ class MainWindow(QMainWindow):
         self.act_instruct = self._action("Regenerate with &Instruction…", self.regen_bar.focus_instruction,
                                          "Ctrl+I", "actInstruct")
         self.act_stop = self._action("&Stop", self.controller.stop, None, "actStop")
+        self.act_choose_model = self._action("Choose &Model Folder…", self.choose_model, None,
+                                             "actChooseModel")
+        self.act_demo_model = self._action("Use the &Bundled Demo Model", self.use_demo_model, None,
+                                           "actDemoModel")
         self.act_stop.setEnabled(False)
         self.act_preview = self._action("&Preview", self._set_preview, "Ctrl+Shift+P", "actPreview", True)
         self.act_outline = self.outline_dock.toggleViewAction()
@@ -173,6 +178,8 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_find, self.act_replace, self.act_find_next, self.act_find_prev])
         m = bar.addMenu("&Rewrite")
         m.addActions([self.act_regenerate, self.act_instruct, self.act_stop])
+        m.addSeparator()
+        m.addActions([self.act_choose_model, self.act_demo_model])
         m = bar.addMenu("&View")
         m.addActions([self.act_preview, self.act_outline, self.act_history, self.act_dark, self.act_wrap])
 
@@ -214,7 +221,21 @@ class MainWindow(QMainWindow):
     # -- model and regeneration --------------------------------------------------------------------
     def model_spec(self) -> ModelSpec:
         s = self.settings
-        return ModelSpec(s.model_path or None, s.device or None, s.dtype or None)
+        trusted = bool(s.model_path) and s.model_path in s.trusted_code_models
+        return ModelSpec(s.model_path or None, s.device or None, s.dtype or None, trusted)
+
+    def choose_model(self) -> None:
+        if choose_model_folder(self, self.settings):
+            self.controller.stop(quiet=True)
+            self.status.set_model("Model: loading…")
+            self.bridge.switch_model(self.model_spec())
+
+    def use_demo_model(self) -> None:
+        self.settings.model_path = ""
+        self.settings.save()
+        self.controller.stop(quiet=True)
+        self.status.set_model("Model: loading…")
+        self.bridge.switch_model(self.model_spec())
 
     def load_model(self) -> None:
         self.status.set_model("Model: loading…")
