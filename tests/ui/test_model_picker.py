@@ -1,4 +1,4 @@
-"""Choosing another model from the editor: checked first, loaded on the worker, remote code only if allowed."""
+"""Choosing a model in the editor: checked first, loaded on the worker, remote code only if allowed."""
 
 from __future__ import annotations
 
