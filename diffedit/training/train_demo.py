@@ -17,6 +17,7 @@ import json
 import math
 import pickle
 import random
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -296,6 +297,8 @@ def train(args: TrainArgs) -> None:
     curve = args.out / CURVE_FILE
     if not phases:
         curve.unlink(missing_ok=True)
+    elif args.init_from is not None and args.init_from.resolve() != args.out.resolve():
+        shutil.copyfile(args.init_from / CURVE_FILE, curve)
     model = init_model(args, shape)
     model.train()
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters", flush=True)
