@@ -57,6 +57,10 @@ class ContextFormat(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def context_tokens(self) -> int | None:
+        """The longest prompt the checkpoint is meant for, if it declares one."""
+
     def build(self, tokenizer: Any, request: EditRequest, budget: int) -> ModelContext: ...
 
 
@@ -95,6 +99,7 @@ class InfillFormat:
     suffix_token: str = "<|suffix|>"
     middle_token: str = "<|middle|>"
     add_bos: bool = True
+    context_tokens: int | None = None  # the prompt length the model was trained on; longer is not better
     name: str = "infill"
 
     @classmethod
@@ -107,16 +112,20 @@ class InfillFormat:
             suffix_token=data["suffix_token"],
             middle_token=data["middle_token"],
             add_bos=bool(data.get("add_bos", True)),
+            context_tokens=int(data["context_tokens"]) if data.get("context_tokens") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format": "infill",
             "prefix_token": self.prefix_token,
             "suffix_token": self.suffix_token,
             "middle_token": self.middle_token,
             "add_bos": self.add_bos,
         }
+        if self.context_tokens:
+            data["context_tokens"] = self.context_tokens
+        return data
 
     def special_ids(self, tokenizer: Any) -> tuple[int, int, int]:
         ids = tuple(
@@ -164,6 +173,7 @@ class ChatFormat:
     """Instruct checkpoints: the marked document and the instruction, in the chat template."""
 
     name: str = "chat"
+    context_tokens: int | None = None
 
     def build(self, tokenizer: Any, request: EditRequest, budget: int) -> ModelContext:
         instruction = request.instruction.strip() or DEFAULT_INSTRUCTION

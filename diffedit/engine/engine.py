@@ -103,7 +103,9 @@ class Engine:
         cfg = self.config_for(job)
         settings = job.settings
         seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
-        context = self.loaded.context_format.build(self.tokenizer, job.request, settings.context_tokens)
+        fmt = self.loaded.context_format
+        budget = min(settings.context_tokens, fmt.context_tokens or settings.context_tokens)
+        context = fmt.build(self.tokenizer, job.request, budget)
         target_ids = list(self.tokenizer.encode(job.request.target, add_special_tokens=False))
         warm = (
             layout_canvases(target_ids, self.canvas_length, next(iter(sorted(self.eos_ids))), self.pad_id)

@@ -39,7 +39,7 @@ def generation_config(canvas_length: int) -> DiffusionGemmaGenerationConfig:
     )
 
 
-def save_checkpoint(model: PreTrainedModel, tokenizer: Any, out_dir: Path) -> None:
+def save_checkpoint(model: PreTrainedModel, tokenizer: Any, out_dir: Path, context_tokens: int = 192) -> None:
     """Everything ``DiffusionGemmaForBlockDiffusion.from_pretrained`` and the editor need, weights in bf16."""
     out_dir.mkdir(parents=True, exist_ok=True)
     bf16: Any = copy.deepcopy(model)
@@ -48,5 +48,5 @@ def save_checkpoint(model: PreTrainedModel, tokenizer: Any, out_dir: Path) -> No
     bf16.save_pretrained(str(out_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir))
     (out_dir / INFILL_FILE).write_text(
-        json.dumps(InfillFormat().to_json(), indent=2) + "\n", encoding="utf-8"
+        json.dumps(InfillFormat(context_tokens=context_tokens).to_json(), indent=2) + "\n", encoding="utf-8"
     )

@@ -334,7 +334,7 @@ def train(args: TrainArgs) -> None:
             }
             append_curve(curve, row)
             print("EVAL " + json.dumps(row), flush=True)
-            save_checkpoint(model, data.tokenizer, args.out)
+            save_checkpoint(model, data.tokenizer, args.out, context_tokens=args.budget)
     summary = {
         "args": {k: str(v) for k, v in asdict(args).items()},
         "shape": asdict(shape),

@@ -75,3 +75,37 @@ def test_format_comes_from_the_checkpoint(tiny_checkpoint: Path, tokenizer, tmp_
 def test_target_span_outside_document_is_refused() -> None:
     with pytest.raises(ValueError, match="outside the document"):
         EditRequest.from_document("abc", 2, 10)
+
+
+def test_a_checkpoint_can_declare_its_context_length(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "diffedit_infill.json").write_text(json.dumps(InfillFormat(context_tokens=192).to_json()))
+    fmt = InfillFormat.from_checkpoint(tmp_path)
+    assert fmt.context_tokens == 192
+
+
+def test_the_engine_keeps_the_prompt_within_the_models_context(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from diffedit.engine.engine import Engine
+    from diffedit.engine.types import GenerationSettings, RewriteJob
+
+    ck = tmp_path / "short-context"
+    shutil.copytree(tiny_checkpoint, ck)
+    (ck / "diffedit_infill.json").write_text(json.dumps(InfillFormat(context_tokens=40).to_json()))
+    engine = Engine.load(ck)
+    seen: list[int] = []
+    real = engine.loaded.context_format.build
+
+    def spy(tokenizer, request, budget):  # type: ignore[no-untyped-def]
+        ctx = real(tokenizer, request, budget)
+        seen.append(len(ctx.input_ids))
+        return ctx
+
+    object.__setattr__(engine.loaded, "context_format", type("F", (), {"build": staticmethod(spy),
+                                                                          "context_tokens": 40})())
+    long_doc = EditRequest("word " * 500, "x", " word" * 500)
+    engine.rewrite(RewriteJob(long_doc, GenerationSettings(seed=0, steps=1, context_tokens=4096)))
+    assert seen == [40]
