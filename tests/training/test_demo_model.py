@@ -44,7 +44,7 @@ def test_checkpoint_files_and_size() -> None:
         assert (DEMO / name).is_file(), name
     assert (DEMO / "model.safetensors").stat().st_size <= MAX_BYTES
     assert (DEMO / "heldout_sample.jsonl").stat().st_size < 300 * 1024
-    assert InfillFormat.from_checkpoint(DEMO) == InfillFormat(context_tokens=192)  # the training prompt length
+    assert InfillFormat.from_checkpoint(DEMO) == InfillFormat(context_tokens=192)
     gen = json.loads((DEMO / "generation_config.json").read_text())
     assert gen["max_denoising_steps"] > 0 and gen["eos_token_id"] == 1 and gen["pad_token_id"] == 0
 
