@@ -89,6 +89,7 @@ def denoise(
     strength: float = 1.0,
     observe: Callable[[StepView], None] | None = None,
     cancel: CancelToken | None = None,
+    forbid_empty: bool = False,
 ) -> DenoiseOutcome:
     """Up to ``max_canvases`` canvases after ``prompt_ids``; stops after a canvas holding an end token."""
     device = model.device
@@ -105,6 +106,8 @@ def denoise(
     cache = DynamicCache(config=model.config.get_text_config(decoder=True))
     outcome = DenoiseOutcome(tokens=[], forwards=0, canvases=0, encode_s=0.0)
     end_tensor = torch.tensor(sorted(eos_ids), device=device)
+    # A rewrite may shorten a passage but not delete it: no end token in the first position.
+    no_end_first = torch.tensor(sorted(eos_ids | {pad_id}), device=device) if forbid_empty else None
 
     with torch.no_grad():
         for index in range(max_canvases):
@@ -146,6 +149,8 @@ def denoise(
                     decoder_position_ids=decoder_positions,
                 ).logits
                 logits = logits / temperature_divisor(cfg, cur_step, device)
+                if no_end_first is not None and index == 0:
+                    logits[:, 0, no_end_first] = -1e30  # finite: entropy stays a number
                 scored = score(logits)
                 accepted = entropy_bound_accept(scored.entropy, cfg.entropy_bound)
                 drawn = draw(scored, accepted, generator)

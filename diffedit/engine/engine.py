@@ -131,6 +131,7 @@ class Engine:
                 strength=settings.strength,
                 observe=observe,
                 cancel=cancel,
+                forbid_empty=settings.sampling == "fast" and bool(job.request.target.strip()),
             )
         except torch.OutOfMemoryError as exc:
             raise EngineError(
@@ -141,6 +142,8 @@ class Engine:
             raise EngineError(f"the model failed: {str(exc).splitlines()[0][:300]}") from exc
         kept = trim_at_end(outcome.tokens, self.end_ids)
         text = self.decode(kept)
+        if not job.request.target[:1].isspace():
+            text = text.lstrip()  # the block keeps its place: no stray indentation (that would make code)
         if observe is not None:
             observe.emit_final(outcome.tokens, text)
         return RewriteResult(

@@ -113,3 +113,19 @@ def test_replacement_text_has_no_control_characters(engine: Engine) -> None:
         text = engine.rewrite(_job(seed=seed)).text
         assert text and all(c in "\n\t" or c.isprintable() or not c.isascii() for c in text)
         assert not any(ord(c) < 32 and c not in "\n\t" for c in text)
+
+
+def test_a_rewrite_never_deletes_the_passage(tiny_checkpoint: Path) -> None:
+    eng = Engine.load(tiny_checkpoint)
+    bias = torch.zeros(eng.model.config.text_config.vocab_size)
+    bias[next(iter(eng.eos_ids))] = 50.0  # a model that wants to end at once
+    eng.model.lm_head.register_forward_hook(lambda _m, _i, out: out + bias)
+    fast = eng.rewrite(_job(seed=2))
+    assert fast.text != "" and fast.token_ids[0] not in eng.end_ids
+    # reference mode keeps transformers' exact behaviour, empty result included
+    assert eng.rewrite(_job(seed=2, sampling="reference")).text == ""
+
+
+def test_replacement_starts_where_the_block_did(engine: Engine) -> None:
+    for seed in range(6):
+        assert not engine.rewrite(_job(seed=seed)).text[:1].isspace()
