@@ -5,10 +5,10 @@ Two sampling modes share these pieces:
 * ``reference`` makes the same random draws, in the same order, with the same operations as
   transformers' ``DiffusionGemmaForBlockDiffusion.generate`` (multinomial sampling, entropy through
   ``Categorical``), so with the same seed it yields the same tokens.
-* ``fast`` samples the same distribution more cheaply: the exponential race (Gumbel-max in disguise:
-  ``argmax(p / E)`` with ``E ~ Exp(1)``) instead of ``torch.multinomial``, drawn only where the draw is
-  kept (acceptance depends on the entropy alone, and the rest is re-noised), and one log-softmax whose
-  entropy serves both acceptance and stopping.
+* ``fast`` samples the same distribution more cheaply, without ``torch.multinomial``: only where the
+  draw is kept (acceptance depends on the entropy alone, and the rest is re-noised), by inverse CDF on the
+  CPU and by the exponential race (Gumbel-max in disguise) on a GPU; and one log-softmax whose entropy
+  serves both acceptance and stopping.
 """
 
 from __future__ import annotations
@@ -79,11 +79,13 @@ def score_fast(logits: torch.Tensor) -> Scored:
 
 
 def draw_fast(scored: Scored, accepted: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Exponential race, ``argmax(log p - log E)`` with ``E ~ Exp(1)``: an exact draw from ``p``.
+    """An exact draw from ``p`` at every position whose draw is kept.
 
-    Only accepted positions keep their draw (the rest are re-noised), so on the CPU, where the
-    noise costs as much as a small model's forward, only those rows are drawn. On a GPU every row is
-    drawn: selecting rows would need a host sync.
+    On a GPU: the exponential race, ``argmax(log p - log E)`` with ``E ~ Exp(1)``, over every row
+    (selecting rows would need a host sync, and random numbers are cheap there). On the CPU, where
+    a vocabulary's worth of exponentials per row costs as much as a small model's forward: only the
+    accepted rows (the rest are re-noised), by inverse CDF, one uniform per row against the cumulative
+    probabilities in float64 (so rounding cannot starve the tail of a large vocabulary).
     """
     assert scored.logp is not None
     if scored.logp.device.type != "cpu":
@@ -91,9 +93,10 @@ def draw_fast(scored: Scored, accepted: torch.Tensor, generator: torch.Generator
         return torch.argmax(scored.logp - noise.log(), dim=-1)
     drawn = scored.argmax.clone()
     rows = accepted.nonzero(as_tuple=True)
-    logp = scored.logp[rows]
-    noise = torch.empty_like(logp).exponential_(1.0, generator=generator)
-    drawn[rows] = torch.argmax(logp - noise.log(), dim=-1)
+    cdf = scored.logp[rows].double().exp_().cumsum_(-1)
+    u = torch.rand((cdf.shape[0], 1), generator=generator, dtype=torch.float64) * cdf[:, -1:]
+    picked = torch.searchsorted(cdf, u, right=True).squeeze(-1)
+    drawn[rows] = picked.clamp_(max=cdf.shape[-1] - 1)
     return drawn
 
 
