@@ -151,9 +151,33 @@ class TrackedSpan:
 
 
 def normalize_replacement(text: str) -> str:
-    """The replacement as the document will hold it: "\\n" line breaks only, no NUL characters.
+    """The replacement as the document will hold it: "\\n" line breaks only, no NUL characters, no open fence.
 
     A ``QTextDocument`` turns "\\r" and U+2029 into block breaks anyway; normalizing first keeps what is
-    committed equal to what the document then contains.
+    committed equal to what the document then contains. A code fence the model opened but never closed
+    would turn the whole rest of the document into code, so it is closed at the end of the replacement.
     """
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2029", "\n").replace("\x00", "")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2029", "\n").replace("\x00", "")
+    return close_open_fence(text)
+
+
+def close_open_fence(text: str) -> str:
+    """``text`` with a closing line added if it ends inside a fenced code block (CommonMark rules)."""
+    fence: str | None = None
+    for line in text.split("\n"):
+        stripped = line.lstrip(" ")
+        if len(line) - len(stripped) > 3:
+            continue
+        marker = stripped[:1]
+        if marker not in ("`", "~"):
+            continue
+        run = len(stripped) - len(stripped.lstrip(marker))
+        if run < 3:
+            continue
+        if fence is None:
+            if marker == "`" and "`" in stripped[run:]:
+                continue  # not a fence: backticks in an info string
+            fence = marker * run
+        elif stripped.startswith(fence[0] * len(fence)) and not stripped.strip(marker).strip():
+            fence = None
+    return text if fence is None else text + "\n" + fence

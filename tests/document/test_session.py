@@ -194,3 +194,17 @@ def test_utf16_positions_round_trip() -> None:
 
 def test_normalize_replacement() -> None:
     assert normalize_replacement("a\r\nb\rc\u2029d\x00") == "a\nb\nc\nd"
+
+
+def test_an_unclosed_code_fence_in_a_replacement_is_closed() -> None:
+    from diffedit.document.blocks import parse_blocks
+    from diffedit.document.session import close_open_fence, normalize_replacement
+
+    assert close_open_fence("Intro\n```python\nx = 1") == "Intro\n```python\nx = 1\n```"
+    assert close_open_fence("~~~~\ncode") == "~~~~\ncode\n~~~~"
+    assert close_open_fence("```\nclosed\n```") == "```\nclosed\n```"
+    assert close_open_fence("plain `code` and ``more``") == "plain `code` and ``more``"
+    assert close_open_fence("    ```\nindented code, not a fence") == "    ```\nindented code, not a fence"
+    # the document after the replacement keeps its own blocks
+    doc = "Before.\n\n" + normalize_replacement("New text\n```\nx") + "\n\nAfter stays a paragraph."
+    assert parse_blocks(doc)[-1].kind == "paragraph"
