@@ -20,7 +20,7 @@ def test_an_empty_document_has_nothing_to_rewrite(make_window: WindowFactory, qt
     assert w.editor.toPlainText() == "" and not w.editor.document().isUndoAvailable()
 
 
-def test_a_selection_into_a_code_fence_takes_the_whole_fence(make_window: WindowFactory, qtbot: QtBot) -> None:
+def test_a_selection_into_a_fence_takes_the_whole_fence(make_window: WindowFactory, qtbot: QtBot) -> None:
     engine = FakeEngine()
     w = make_window(fake_loader(engine), text=FENCED)
     select_text(w, "before the code.\n\n```python\nx = ")  # ends inside the fenced block
