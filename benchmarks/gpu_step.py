@@ -27,6 +27,8 @@ import transformers
 from transformers import DiffusionGemmaConfig, DiffusionGemmaForBlockDiffusion, DiffusionGemmaTextConfig
 from transformers.cache_utils import DynamicCache
 
+from diffedit.training.model_config import TINY_VISION
+
 PRESETS = {
     "tiny": dict(
         vocab_size=8192,
@@ -69,15 +71,7 @@ def build(preset: str, device: str, dtype: torch.dtype) -> DiffusionGemmaForBloc
         if k in fields or k in ("global_head_dim", "num_global_key_value_heads")
     }
     text = DiffusionGemmaTextConfig(max_position_embeddings=32768, pad_token_id=0, eos_token_id=1, **kw)
-    vision = dict(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=32,
-    )
-    cfg = DiffusionGemmaConfig(text_config=text.to_dict(), vision_config=vision, canvas_length=256)
+    cfg = DiffusionGemmaConfig(text_config=text.to_dict(), vision_config=TINY_VISION, canvas_length=256)
     torch.set_default_dtype(dtype)
     with torch.device("meta"):
         model = DiffusionGemmaForBlockDiffusion._from_config(cfg, dtype=dtype).eval()

@@ -15,6 +15,7 @@ from transformers import (
 )
 
 from diffedit.engine.context import INFILL_FILE, InfillFormat
+from diffedit.training.model_config import TINY_VISION
 
 SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<|prefix|>", "<|suffix|>", "<|middle|>"]
 
@@ -93,16 +94,8 @@ def build_checkpoint(
         eos_token_id=1,
         bos_token_id=2,
     )
-    vision = dict(
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=1,
-        num_key_value_heads=1,
-        head_dim=16,
-    )
     config = DiffusionGemmaConfig(
-        text_config=text.to_dict(), vision_config=vision, canvas_length=canvas_length
+        text_config=text.to_dict(), vision_config=TINY_VISION, canvas_length=canvas_length
     )
     torch.manual_seed(seed)
     model = DiffusionGemmaForBlockDiffusion(config).to(dtype).eval()
