@@ -10,6 +10,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from diffedit.document.fences import fence_closes, fence_opener
 from diffedit.engine.types import Frame
 
 
@@ -165,19 +166,8 @@ def close_open_fence(text: str) -> str:
     """``text`` with a closing line added if it ends inside a fenced code block (CommonMark rules)."""
     fence: str | None = None
     for line in text.split("\n"):
-        stripped = line.lstrip(" ")
-        if len(line) - len(stripped) > 3:
-            continue
-        marker = stripped[:1]
-        if marker not in ("`", "~"):
-            continue
-        run = len(stripped) - len(stripped.lstrip(marker))
-        if run < 3:
-            continue
         if fence is None:
-            if marker == "`" and "`" in stripped[run:]:
-                continue  # not a fence: backticks in an info string
-            fence = marker * run
-        elif stripped.startswith(fence[0] * len(fence)) and not stripped.strip(marker).strip():
+            fence = fence_opener(line)
+        elif fence_closes(line, fence):
             fence = None
     return text if fence is None else text + "\n" + fence

@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextDocument
 
+from diffedit.document.fences import fence_closes, fence_opener
 from diffedit.ui.theme import Theme
 
 _HEADING = re.compile(r"^ {0,3}#{1,6}(?:\s|$)")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _LIST = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])(?=\s)")
 _QUOTE = re.compile(r"^\s*>")
 _RULE = re.compile(r"^ {0,3}(?:(?:-\s*){3,}|(?:\*\s*){3,}|(?:_\s*){3,})$")
@@ -74,9 +74,8 @@ class MarkdownHighlighter(QSyntaxHighlighter):
         if prev >= FENCE_BASE:
             self.setCurrentBlockState(self._fence_line(text, prev))
         else:
-            m = _FENCE.match(text)
-            if m:
-                mark = m.group(1)
+            mark = fence_opener(text)
+            if mark:
                 self.setFormat(0, len(text), self.f_fence)
                 self.setCurrentBlockState(FENCE_BASE + (100 if mark[0] == "~" else 0) + min(len(mark), 99))
             else:
@@ -92,17 +91,9 @@ class MarkdownHighlighter(QSyntaxHighlighter):
 
     def _fence_line(self, text: str, state: int) -> int:
         self.setFormat(0, len(text), self.f_fence)
-        m = _FENCE.match(text)
         kind = (state - FENCE_BASE) // 100
         length = (state - FENCE_BASE) % 100
-        if (
-            m
-            and (m.group(1)[0] == "~") == (kind == 1)
-            and len(m.group(1)) >= length
-            and not text[m.end() :].strip()
-        ):
-            return NORMAL
-        return state
+        return NORMAL if fence_closes(text, ("~" if kind == 1 else "`") * length) else state
 
     def _inline(self, text: str) -> None:
         if not text:
