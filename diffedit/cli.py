@@ -6,11 +6,17 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TextIO
 
 from diffedit.document.blocks import Block, first_words, parse_blocks
+from diffedit.document.storage import (
+    EncodingProblem,
+    LoadedDocument,
+    StorageError,
+    read_document,
+    write_document,
+)
 from diffedit.engine.context import EditRequest
 from diffedit.engine.types import Cancelled, EngineError, Frame, GenerationSettings, RewriteJob
 
@@ -19,41 +25,16 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2, nothing written."""
 
 
-def read_markdown(path: Path) -> str:
-    if not path.exists():
-        raise UsageError(f"{path}: no such file")
-    if path.is_dir():
-        raise UsageError(f"{path} is a folder; give a Markdown file")
+def read_markdown(path: Path) -> LoadedDocument:
+    """The file through the editor's own storage: same checks, and it remembers encoding and newlines."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    if b"\x00" in data[:8192]:
-        raise UsageError(f"{path} looks like a binary file, not Markdown text")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"{path} is not UTF-8 (bad byte at offset {exc.start}); convert it first, "
-            f"e.g. iconv -f cp1252 -t utf-8 {path.name}"
-        ) from exc
-    return text
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same folder, fsync, then replace: the file is old or new, never half-written."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return read_document(path)
+    except EncodingProblem as exc:
+        guess = exc.guesses[0] if exc.guesses else "cp1252"
+        raise UsageError(f"{path} is not UTF-8 ({exc.problem}); convert it first, "
+                         f"e.g. iconv -f {guess} -t utf-8 {path.name}") from exc
+    except StorageError as exc:
+        raise UsageError(f"{path}: {exc.problem}") from exc
 
 
 def select_blocks(blocks: list[Block], first: int, last: int | None, path: Path) -> tuple[Block, Block]:
@@ -117,7 +98,7 @@ class TerminalCanvas:
 
 def cmd_blocks(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    text = read_markdown(path)
+    text = read_markdown(path).text
     blocks = parse_blocks(text)
     if not blocks:
         print(f"{path} has no Markdown blocks (it is empty)")
@@ -129,7 +110,8 @@ def cmd_blocks(args: argparse.Namespace) -> int:
 
 def cmd_rewrite(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    text = read_markdown(path)
+    loaded = read_markdown(path)
+    text = loaded.text
     first, last = select_blocks(parse_blocks(text), args.block, args.to, path)
     if not 0.0 < args.strength <= 1.0:
         raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
@@ -158,11 +140,14 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         canvas.finish(result.text)
     new_text = text[: first.start] + result.text + text[last.end :]
     if args.in_place:
-        write_atomically(path, new_text)
+        try:  # atomic, and in the file's own encoding, BOM and line endings
+            write_document(path, new_text, like=loaded)
+        except StorageError as exc:
+            raise UsageError(f"{path}: {exc.problem}; nothing was written, the file is as it was") from exc
     if args.json:
         print(json.dumps(result.as_json(new_text), ensure_ascii=False))
     elif not args.in_place:
-        sys.stdout.write(new_text)
+        sys.stdout.write(new_text.replace("\n", loaded.newline))
     return 0
 
 

@@ -112,12 +112,24 @@ def test_in_place_failure_leaves_the_file_intact(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
-        main(
-            ["rewrite", str(md), "--block", "2", "--model", str(tiny_checkpoint), "--seed", "1", "--in-place"]
-        )
+    code, out, err = _run(capsys, "rewrite", str(md), "--block", "2", "--model", str(tiny_checkpoint),
+                          "--seed", "1", "--in-place")
+    assert code == 2 and out == ""
+    assert "disk is full" in err and "nothing was written" in err and len(err.strip().splitlines()) == 1
     assert md.read_text(encoding="utf-8") == DOC
     assert [p.name for p in md.parent.iterdir()] == ["doc.md"]
+
+
+def test_in_place_keeps_bom_and_crlf(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:
+    f = tmp_path / "windows.md"
+    original = "\ufeff" + DOC.replace("\n", "\r\n")
+    f.write_bytes(original.encode("utf-8"))
+    code, out, _ = _run(capsys, "rewrite", str(f), "--block", "2", "--model", str(tiny_checkpoint),
+                        "--seed", "1", "--in-place", "--json")
+    assert code == 0
+    data = f.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
+    assert data.decode("utf-8-sig").replace("\r\n", "\n") == json.loads(out)["text"]
 
 
 def test_visual_animates_then_leaves_the_final_text(md: Path, tiny_checkpoint: Path, capsys) -> None:
@@ -146,7 +158,7 @@ def test_visual_animates_then_leaves_the_final_text(md: Path, tiny_checkpoint: P
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
-        (None, ["rewrite", "{dir}/missing.md", "--block", "1"], "no such file"),
+        (None, ["rewrite", "{dir}/missing.md", "--block", "1"], "missing.md: .*does not exist"),
         ("latin1", ["rewrite", "{file}", "--block", "1"], "is not UTF-8"),
         ("binary", ["rewrite", "{file}", "--block", "1"], "binary file"),
         ("doc", ["rewrite", "{file}", "--block", "9"], "block 9 is out of range: .* has 5 blocks"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 import torch
 
 
@@ -17,7 +19,7 @@ def layout_canvases(target_ids: list[int], canvas_length: int, eos_id: int, pad_
     return blocks
 
 
-def trim_at_end(tokens: torch.Tensor | list[int], end_ids: set[int]) -> list[int]:
+def trim_at_end(tokens: torch.Tensor | list[int], end_ids: Set[int]) -> list[int]:
     """The tokens before the first end token (eos, pad or any id in ``end_ids``)."""
     out: list[int] = []
     for t in tokens.tolist() if isinstance(tokens, torch.Tensor) else tokens:

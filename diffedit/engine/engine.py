@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 import time
@@ -13,11 +14,10 @@ from typing import Any
 import torch
 
 from diffedit.engine.canvas import layout_canvases, trim_at_end
-from diffedit.engine.context import EditRequest
 from diffedit.engine.denoise import StepView, denoise
 from diffedit.engine.loader import LoadedModel, load_model
 from diffedit.engine.sampling import DenoiseConfig
-from diffedit.engine.types import EngineError, Frame, GenerationSettings, RewriteJob, RewriteResult
+from diffedit.engine.types import EngineError, Frame, RewriteJob, RewriteResult
 
 # A rewrite may grow: allow twice the original plus some room, in whole canvases, within this cap.
 MAX_CANVASES = 8
@@ -48,6 +48,7 @@ class Engine:
         self.eos_ids: set[int] = {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
         pad = gen.pad_token_id if gen.pad_token_id is not None else self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else next(iter(self.eos_ids)))
+        self.end_ids: frozenset[int] = frozenset(self.eos_ids | {self.pad_id})  # read per token in frames
         self._pieces: dict[int, str] = {}
 
     @classmethod
@@ -83,7 +84,7 @@ class Engine:
 
     def config_for_steps(self, steps: int) -> DenoiseConfig:
         """The checkpoint's sampler settings with another step budget."""
-        return self.config_for(RewriteJob(EditRequest("", "", ""), GenerationSettings(steps=steps)))
+        return dataclasses.replace(self.defaults, max_steps=steps)
 
     def max_canvases_for(self, target_tokens: int, max_new_tokens: int | None) -> int:
         if max_new_tokens is not None:
@@ -160,10 +161,6 @@ class Engine:
             model=self.name,
             truncated_context=context.truncated,
         )
-
-    @property
-    def end_ids(self) -> set[int]:
-        return self.eos_ids | {self.pad_id}
 
     def decode(self, ids: list[int]) -> str:
         """The replacement text: no special tokens, no trailing blank lines (the block keeps its gap)."""

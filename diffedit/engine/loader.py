@@ -182,6 +182,7 @@ def load_model(
     dev = pick_device(device)
     torch_dtype = pick_dtype(dev, dtype, sum(w.stat().st_size for w in info.weight_files))
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # callers show their own progress (status bar, CLI)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             info.path, local_files_only=True, trust_remote_code=trust_remote_code
