@@ -189,6 +189,7 @@ class _FrameEmitter:
         self._last_emit: float | None = None
         self._previous: list[int] | None = None
         self._last_view: StepView | None = None
+        self._head: tuple[int, str] = (0, "")  # finished canvases' text, decoded once per canvas
 
     def __call__(self, view: StepView) -> None:
         self._last_view = view
@@ -207,11 +208,10 @@ class _FrameEmitter:
         ids = view.argmax.tolist()
         accepted = view.accepted.tolist()
         entropy = [round(float(h), 4) for h in view.entropy.tolist()]
-        head = (
-            str(eng.tokenizer.decode(view.finished_tokens, skip_special_tokens=True))
-            if view.finished_tokens
-            else ""
-        )
+        if self._head[0] != len(view.finished_tokens):
+            decoded = str(eng.tokenizer.decode(view.finished_tokens, skip_special_tokens=True))
+            self._head = (len(view.finished_tokens), decoded)
+        head = self._head[1]
         pieces: list[str] = []
         spans: list[tuple[int, int]] = []
         pos = len(head)
