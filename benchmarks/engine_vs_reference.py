@@ -1,6 +1,10 @@
 """Our denoising loop vs transformers' DiffusionGemmaForBlockDiffusion.generate, side by side in one run.
 
-Same model, prompt, seed and settings; early stopping off so both run the same number of steps.
+Same checkpoint, prompt, seed and settings; early stopping off so both run the same number of steps.
+Each side loads the checkpoint its own way: ours through ``Engine.load`` (as the editor and the CLI do),
+the reference through ``DiffusionGemmaForBlockDiffusion.from_pretrained(path)`` with transformers' defaults
+(``dtype="auto"``: the dtype the checkpoint is stored in), as a user of transformers would load it;
+``--reference-dtype`` overrides that. The result names each side's dtype, attention and experts kernels.
 Prints per-run timings, then medians and the ratio ours / reference.
 
     python benchmarks/engine_vs_reference.py                      # the bundled demo model
@@ -18,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, f
 
 from diffedit.engine.denoise import denoise
 from diffedit.engine.engine import Engine
+from diffedit.engine.loader import pick_dtype
 from diffedit.engine.sampling import DenoiseConfig
 
 
@@ -41,6 +47,15 @@ def _timed(fn, device: str) -> float:
     return time.perf_counter() - t
 
 
+def _describe(model: Any) -> dict[str, str]:
+    """The dtype and kernels a model runs with."""
+    return {
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "attention": str(model.config._attn_implementation),
+        "experts": str(getattr(model.config, "_experts_implementation", None)),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="checkpoint folder (default: the bundled demo model)")
@@ -50,6 +65,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device")
+    ap.add_argument("--dtype", help="our engine's dtype (default: what Engine.load picks)")
+    ap.add_argument(
+        "--reference-dtype",
+        default="auto",
+        help="the reference model's dtype (default: auto, transformers' default: as stored)",
+    )
     args = ap.parse_args()
 
     if args.random:
@@ -64,8 +85,13 @@ def main() -> None:
         )
     else:
         path = args.model
-    engine = Engine.load(path, device=args.device)
+    engine = Engine.load(path, device=args.device, dtype=args.dtype)
     model, device = engine.model, engine.device
+    from transformers import DiffusionGemmaForBlockDiffusion
+
+    ref_dtype = "auto" if args.reference_dtype == "auto" else pick_dtype(device, args.reference_dtype)
+    ref_model = DiffusionGemmaForBlockDiffusion.from_pretrained(engine.loaded.info.path, dtype=ref_dtype)
+    ref_model.to(device).eval()  # type: ignore[arg-type]
     vocab = int(model.config.text_config.vocab_size)
     g = torch.Generator().manual_seed(1234)
     prompt = torch.randint(3, vocab, (args.context,), generator=g).tolist()
@@ -84,7 +110,7 @@ def main() -> None:
 
     def reference() -> None:
         torch.manual_seed(args.seed)
-        model.generate(
+        ref_model.generate(
             ids,
             max_new_tokens=canvas,
             max_denoising_steps=args.steps,
@@ -104,8 +130,8 @@ def main() -> None:
             mode=mode,
         )  # type: ignore[arg-type]
 
-    # the bare model work: one prefill plus `steps` decoder forwards
-    def bare() -> None:
+    # the bare model work: one prefill plus `steps` decoder forwards (transformers' forward, no sampler)
+    def bare(model: Any) -> None:
         from transformers.cache_utils import DynamicCache
 
         from diffedit.engine.denoise import encoder_pass
@@ -133,12 +159,14 @@ def main() -> None:
         "ours_fast": [],
         "ours_reference_mode": [],
         "bare_forwards": [],
+        "bare_forwards_ours_model": [],
     }
     fns = {
         "reference": reference,
         "ours_fast": lambda: ours("fast"),
         "ours_reference_mode": lambda: ours("reference"),
-        "bare_forwards": bare,
+        "bare_forwards": lambda: bare(ref_model),  # the reference model as transformers loads it
+        "bare_forwards_ours_model": lambda: bare(model),  # the model as Engine.load loads it
     }
     for fn in fns.values():
         fn()  # warm up
@@ -153,6 +181,8 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if device.startswith("cuda") else device,
         "model": engine.name,
         "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "reference_model": _describe(ref_model),
+        "ours_model": _describe(model),
         "canvas": canvas,
         "context": args.context,
         "steps": args.steps,
@@ -163,6 +193,7 @@ def main() -> None:
         "ratio_ours_reference_mode_vs_reference": round(med["ours_reference_mode"] / med["reference"], 3),
         "reference_vs_bare_forwards": round(med["reference"] / med["bare_forwards"], 3),
         "ours_fast_vs_bare_forwards": round(med["ours_fast"] / med["bare_forwards"], 3),
+        "ours_fast_vs_bare_forwards_ours_model": round(med["ours_fast"] / med["bare_forwards_ours_model"], 3),
         "torch": torch.__version__,
     }
     print("RESULT " + json.dumps(result), flush=True)

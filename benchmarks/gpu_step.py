@@ -3,9 +3,11 @@
 Builds DiffusionGemma of a given shape with random weights (on meta, then each shared tensor materialised
 once, so encoder and decoder share storage as in a real checkpoint), then for each context length times:
   * transformers' ``generate`` (one canvas, fixed steps, early stop off),
-  * our loop in fast mode (same model, seed, steps),
-  * one bare decoder forward (min / median) and the prefill.
-Prints one JSON line per context and a final ``RESULT {...}`` line.
+  * our loop in fast mode, eager and with the step captured as a CUDA graph (same model, seed, steps),
+  * one bare decoder forward (min / median), the graphed step (median of replays) and the prefill;
+then quantises the experts to FP8 and times the graphed loop again, with its accuracy cost: the share of
+canvases whose final tokens differ from bf16 on the same seed, and one forward's logits against bf16.
+Prints one JSON line per measurement and a final ``RESULT {...}`` line (also written to --out).
 
   GPU (one call, ~5 min on an H100):  python benchmarks/gpu_step.py --preset 26b --ctx 512 4096 --steps 48
   CPU check of the script itself:     python benchmarks/gpu_step.py --preset tiny --ctx 128 --steps 8 --reps 2
@@ -27,6 +29,8 @@ import transformers
 from transformers import DiffusionGemmaConfig, DiffusionGemmaForBlockDiffusion, DiffusionGemmaTextConfig
 from transformers.cache_utils import DynamicCache
 
+from diffedit.engine.denoise import DenoiseOutcome, denoise
+from diffedit.engine.sampling import DenoiseConfig
 from diffedit.training.model_config import TINY_VISION
 
 PRESETS = {
@@ -108,73 +112,137 @@ def _timed(fn: Callable[[], object], sync: Callable[[], None]) -> float:
     return time.perf_counter() - t
 
 
-def measure(
-    model: DiffusionGemmaForBlockDiffusion, ctx: int, steps: int, reps: int, dev: str
-) -> dict[str, object]:
-    from diffedit.engine.denoise import denoise, encoder_pass
-    from diffedit.engine.sampling import DenoiseConfig
+class Bench:
+    def __init__(self, model: DiffusionGemmaForBlockDiffusion, steps: int, reps: int, dev: str) -> None:
+        self.model = model
+        self.steps = steps
+        self.reps = reps
+        self.dev = dev
+        self.sync: Callable[[], None] = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+        self.vocab = model.config.text_config.vocab_size
+        self.off = 1e-30  # early stop off: random weights never settle, and every run does the same steps
+        self.cfg = DenoiseConfig(steps, 0.1, 0.4, 0.8, 1, self.off)
 
-    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-    vocab = model.config.text_config.vocab_size
-    off = 1e-30  # early stop off: random weights never settle, and both sides run the same steps
-    cfg = DenoiseConfig(steps, 0.1, 0.4, 0.8, 1, off)
-    prompt = torch.randint(3, vocab, (1, ctx), device=dev)
-    plist = prompt[0].tolist()
+    def prompt(self, ctx: int, seed: int = 0) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randint(3, self.vocab, (1, ctx), generator=gen).to(self.dev)
 
-    def reference() -> None:
+    def reference(self, prompt: torch.Tensor) -> None:
         torch.manual_seed(0)
-        model.generate(
-            prompt, max_new_tokens=256, max_denoising_steps=steps, confidence_threshold=off, eos_token_id=None
+        self.model.generate(
+            prompt,
+            max_new_tokens=256,
+            max_denoising_steps=self.steps,
+            confidence_threshold=self.off,
+            eos_token_id=None,
         )
 
-    def ours() -> None:
-        denoise(
-            model,
-            plist,
-            cfg,
+    def ours(self, prompt: torch.Tensor, graphs: bool, seed: int = 0) -> DenoiseOutcome:
+        return denoise(
+            self.model,
+            prompt[0].tolist(),
+            self.cfg,
             max_canvases=1,
             eos_ids={-1},
             pad_id=0,
-            generator=torch.Generator(device=dev).manual_seed(0),
+            generator=torch.Generator(device=self.dev).manual_seed(seed),
             mode="fast",
+            graphs=graphs,
         )
 
-    reference()
-    ours()
-    ref_t = [_timed(reference, sync) for _ in range(reps)]
-    our_t = [_timed(ours, sync) for _ in range(reps)]
-    with torch.no_grad():
-        mask = torch.ones((1, ctx), dtype=torch.bool, device=dev)
-        pos = torch.arange(ctx, dtype=torch.int32, device=dev)[None]
-        pre = []
-        for _ in range(reps):
-            cache = DynamicCache(config=model.config.get_text_config(decoder=True))
-            pre.append(_timed(partial(encoder_pass, model, prompt, mask, pos, cache), sync))
-        canvas = torch.randint(0, vocab, (1, 256), device=dev)
-        dpos = torch.arange(ctx, ctx + 256, dtype=torch.int32, device=dev)[None]
-        sc = model(decoder_input_ids=canvas, cache=cache, decoder_position_ids=dpos).logits.to(model.dtype)
-        step = partial(
-            model,
-            decoder_input_ids=canvas,
-            cache=cache,
-            decoder_position_ids=dpos,
-            self_conditioning_logits=sc,
+    def timed_ours(self, prompt: torch.Tensor, graphs: bool) -> dict[str, object]:
+        self.ours(prompt, graphs)  # warm-up
+        times, steps, graphed = [], [], graphs
+        for _ in range(self.reps):
+            self.sync()
+            t = time.perf_counter()
+            out = self.ours(prompt, graphs)
+            self.sync()
+            times.append(time.perf_counter() - t)
+            steps.extend(out.step_s[2:])  # steady state: after the eager first step and the warm-up/capture
+            graphed = graphed and out.graphed is True
+        return {
+            "canvas_s_median": round(statistics.median(times), 4),
+            "step_ms_median": round(1000 * statistics.median(steps), 2) if steps else None,
+            "step_ms_min": round(1000 * min(steps), 2) if steps else None,
+            "graphed": graphed,
+        }
+
+    def forward_and_prefill(self, prompt: torch.Tensor) -> dict[str, object]:
+        from diffedit.engine.denoise import encoder_pass
+
+        ctx = prompt.shape[1]
+        dev = self.dev
+        with torch.no_grad():
+            mask = torch.ones((1, ctx), dtype=torch.bool, device=dev)
+            pos = torch.arange(ctx, dtype=torch.int32, device=dev)[None]
+            pre = []
+            for _ in range(self.reps + 1):
+                cache = DynamicCache(config=self.model.config.get_text_config(decoder=True))
+                pre.append(_timed(partial(encoder_pass, self.model, prompt, mask, pos, cache), self.sync))
+            canvas = torch.randint(0, self.vocab, (1, 256), device=dev)
+            dpos = torch.arange(ctx, ctx + 256, dtype=torch.int32, device=dev)[None]
+            sc = self.model(decoder_input_ids=canvas, cache=cache, decoder_position_ids=dpos).logits
+            step = partial(
+                self.model,
+                decoder_input_ids=canvas,
+                cache=cache,
+                decoder_position_ids=dpos,
+                self_conditioning_logits=sc.to(self.model.dtype),
+            )
+            st = [_timed(step, self.sync) for _ in range(3 * self.reps)]
+        return {
+            "decoder_forward_ms_min": round(1000 * min(st), 2),
+            "decoder_forward_ms_median": round(1000 * statistics.median(st), 2),
+            "prefill_ms_median": round(1000 * statistics.median(pre[1:]), 2),
+        }
+
+    def context_run(self, ctx: int, label: str, with_reference: bool) -> dict[str, object]:
+        prompt = self.prompt(ctx)
+        r: dict[str, object] = {"ctx": ctx, "weights": label, "steps": self.steps}
+        if with_reference:
+            self.reference(prompt)
+            ref = [_timed(partial(self.reference, prompt), self.sync) for _ in range(self.reps)]
+            r["reference_canvas_s_median"] = round(statistics.median(ref), 4)
+            r["reference_tok_per_s"] = round(256 / statistics.median(ref), 1)
+            eager = self.timed_ours(prompt, graphs=False)
+            r["ours_eager"] = eager
+        r.update(self.forward_and_prefill(prompt))
+        graphed = self.timed_ours(prompt, graphs=True)
+        r["ours_graphed"] = graphed
+        r["ours_tok_per_s"] = round(256 / float(graphed["canvas_s_median"]), 1)  # type: ignore[arg-type]
+        if with_reference:
+            ref_s = float(r["reference_canvas_s_median"])  # type: ignore[arg-type]
+            r["ratio_graphed_vs_reference"] = round(float(graphed["canvas_s_median"]) / ref_s, 3)  # type: ignore[arg-type]
+            r["ratio_eager_vs_reference"] = round(float(eager["canvas_s_median"]) / ref_s, 3)  # type: ignore[arg-type]
+        return r
+
+    def canvases(self, ctx: int, seeds: int) -> list[list[int]]:
+        prompt = self.prompt(ctx, seed=1)
+        return [self.ours(prompt, graphs=True, seed=s).tokens for s in range(seeds)]
+
+    def probe_logits(self, ctx: int) -> torch.Tensor:
+        prompt = self.prompt(ctx, seed=2)
+        canvas = torch.randint(0, self.vocab, (1, 256), generator=torch.Generator().manual_seed(3)).to(
+            self.dev
         )
-        st = [_timed(step, sync) for _ in range(3 * reps)]
-    ours_s, ref_s = statistics.median(our_t), statistics.median(ref_t)
-    return {
-        "ctx": ctx,
-        "steps": steps,
-        "reference_canvas_s_median": round(ref_s, 4),
-        "ours_canvas_s_median": round(ours_s, 4),
-        "ratio_ours_vs_reference": round(ours_s / ref_s, 3),
-        "ours_step_ms": round(1000 * ours_s / steps, 2),
-        "decoder_forward_ms_min": round(1000 * min(st), 2),
-        "decoder_forward_ms_median": round(1000 * statistics.median(st), 2),
-        "prefill_ms_median": round(1000 * statistics.median(pre), 2),
-        "ours_tok_per_s": round(256 / ours_s, 1),
-        "reference_tok_per_s": round(256 / ref_s, 1),
-    }
+        cache = DynamicCache(config=self.model.config.get_text_config(decoder=True))
+        with torch.no_grad():
+            return self.model(input_ids=prompt, cache=cache, decoder_input_ids=canvas).logits.float()
+
+
+def profile_step(bench: Bench, ctx: int, path: str) -> None:
+    """Where one eager decoder step spends its device time: the top kernels, for the next round of work."""
+    from torch.profiler import ProfilerActivity, profile
+
+    prompt = bench.prompt(ctx)
+    bench = Bench(bench.model, 4, 1, bench.dev)  # four steps are plenty, and keep the trace small
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if bench.dev == "cuda" else [])
+    with profile(activities=acts) as prof:
+        bench.ours(prompt, graphs=False)
+    key = "cuda_time_total" if bench.dev == "cuda" else "cpu_time_total"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(prof.key_averages().table(sort_by=key, row_limit=30))
 
 
 def main() -> None:
@@ -183,6 +251,9 @@ def main() -> None:
     ap.add_argument("--ctx", type=int, nargs="+", default=[512, 4096])
     ap.add_argument("--steps", type=int, default=48)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--accuracy-seeds", type=int, default=4)
+    ap.add_argument("--no-fp8", action="store_true")
+    ap.add_argument("--out", default=None, help="folder for result.json and profile.txt")
     a = ap.parse_args()
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -198,20 +269,94 @@ def main() -> None:
         "date": datetime.date.today().isoformat(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
+        "experts_implementation": model.config.text_config._experts_implementation,
         "runs": runs,
     }
     print(json.dumps(res), flush=True)
-    for ctx in a.ctx:
+    out_dir = a.out
+
+    def save() -> None:
+        if dev == "cuda":
+            res["max_mem_GB"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)
+        if out_dir:
+            with open(f"{out_dir}/result.json", "w", encoding="utf-8") as f:
+                json.dump(res, f, indent=1)
+
+    bench = Bench(model, a.steps, a.reps, dev)
+
+    def attempt(what: str, fn: Callable[[], dict[str, object]]) -> dict[str, object] | None:
         try:
-            r = measure(model, ctx, a.steps, a.reps, dev)
-        except Exception as exc:  # report and go on to the next context
-            r = {"ctx": ctx, "error": repr(exc)[:300]}
+            r = fn()
+        except Exception as exc:  # report it and go on with the rest
+            r = {"what": what, "error": repr(exc)[:500]}
             if dev == "cuda":
                 torch.cuda.empty_cache()
         print(json.dumps(r), flush=True)
         runs.append(r)
-    if dev == "cuda":
-        res["max_mem_GB"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)
+        save()
+        return None if "error" in r else r
+
+    for ctx in a.ctx:
+        attempt(f"bf16 ctx {ctx}", partial(bench.context_run, ctx, "bf16", True))
+    if out_dir:
+        attempt(
+            "profile", lambda: (profile_step(bench, a.ctx[0], f"{out_dir}/profile.txt"), {"profile": "ok"})[1]
+        )
+    if a.no_fp8:
+        print("RESULT " + json.dumps(res), flush=True)
+        return
+
+    ctx0 = a.ctx[0]
+    base: dict[str, object] = {}
+
+    def bf16_reference_outputs() -> dict[str, object]:
+        base["canvases"] = bench.canvases(ctx0, a.accuracy_seeds)
+        base["logits"] = bench.probe_logits(ctx0)
+        return {"what": "bf16 canvases recorded", "seeds": a.accuracy_seeds}
+
+    attempt("bf16 outputs", bf16_reference_outputs)
+
+    def quantize() -> dict[str, object]:
+        from diffedit.engine.fp8 import quantize_experts
+
+        t = time.time()
+        rep = quantize_experts(model)
+        if dev == "cuda":
+            torch.cuda.empty_cache()
+        return {
+            "what": "fp8 quantise",
+            "seconds": round(time.time() - t, 1),
+            "fused_kernel": rep.fused,
+            "experts_GB_before": round(rep.bytes_before / 1e9, 2),
+            "experts_GB_after": round(rep.bytes_after / 1e9, 2),
+        }
+
+    if attempt("fp8 quantise", quantize) is None:
+        print("RESULT " + json.dumps(res), flush=True)
+        return
+    for ctx in a.ctx:
+        attempt(f"fp8 ctx {ctx}", partial(bench.context_run, ctx, "fp8-experts", False))
+
+    def accuracy() -> dict[str, object]:
+        got = bench.canvases(ctx0, a.accuracy_seeds)
+        want = base["canvases"]
+        assert isinstance(want, list)
+        differ = sum(g != w for g, w in zip(got, want, strict=True))
+        same_pos = sum(x == y for g, w in zip(got, want, strict=True) for x, y in zip(g, w, strict=False))
+        total_pos = sum(len(w) for w in want)
+        ref = base["logits"]
+        assert isinstance(ref, torch.Tensor)
+        new = bench.probe_logits(ctx0)
+        return {
+            "what": "fp8 accuracy vs bf16 (same seeds)",
+            "canvases_differing": f"{differ}/{len(want)}",
+            "final_token_agreement": round(same_pos / max(1, total_pos), 4),
+            "one_forward_top1_agreement": round(float((new.argmax(-1) == ref.argmax(-1)).float().mean()), 4),
+            "one_forward_logits_rel_err": round(float((new - ref).norm() / ref.norm()), 5),
+        }
+
+    if base:
+        attempt("fp8 accuracy", accuracy)
     print("RESULT " + json.dumps(res), flush=True)
 
 

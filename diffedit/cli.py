@@ -31,8 +31,10 @@ def read_markdown(path: Path) -> LoadedDocument:
         return read_document(path)
     except EncodingProblem as exc:
         guess = exc.guesses[0] if exc.guesses else "cp1252"
-        raise UsageError(f"{path} is not UTF-8 ({exc.problem}); convert it first, "
-                         f"e.g. iconv -f {guess} -t utf-8 {path.name}") from exc
+        raise UsageError(
+            f"{path} is not UTF-8 ({exc.problem}); convert it first, "
+            f"e.g. iconv -f {guess} -t utf-8 {path.name}"
+        ) from exc
     except StorageError as exc:
         raise UsageError(f"{path}: {exc.problem}") from exc
 
@@ -127,7 +129,9 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
             "machine with your permissions; use it only for a model you trust",
             file=sys.stderr,
         )
-    engine = Engine.load(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+    engine = Engine.load(
+        args.model, device=args.device, trust_remote_code=args.trust_remote_code, fp8=args.fp8
+    )
     request = EditRequest.from_document(text, first.start, last.end, args.instruction or "")
     settings = GenerationSettings(
         steps=args.steps, strength=args.strength, seed=args.seed, sampling=args.sampling
@@ -208,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fast", "reference"],
         default="fast",
         help="reference makes transformers' exact random draws (slower)",
+    )
+    p.add_argument(
+        "--fp8",
+        action="store_true",
+        help="MoE expert weights in FP8 (about half the memory traffic; fastest on Hopper GPUs; "
+        "changes the output slightly, see docs/benchmarks.md)",
     )
     p.add_argument("--visual", action="store_true", help="animate the canvas in the terminal as it denoises")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of the document")

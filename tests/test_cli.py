@@ -112,8 +112,18 @@ def test_in_place_failure_leaves_the_file_intact(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", boom)
-    code, out, err = _run(capsys, "rewrite", str(md), "--block", "2", "--model", str(tiny_checkpoint),
-                          "--seed", "1", "--in-place")
+    code, out, err = _run(
+        capsys,
+        "rewrite",
+        str(md),
+        "--block",
+        "2",
+        "--model",
+        str(tiny_checkpoint),
+        "--seed",
+        "1",
+        "--in-place",
+    )
     assert code == 2 and out == ""
     assert "disk is full" in err and "nothing was written" in err and len(err.strip().splitlines()) == 1
     assert md.read_text(encoding="utf-8") == DOC
@@ -124,8 +134,19 @@ def test_in_place_keeps_bom_and_crlf(tmp_path: Path, tiny_checkpoint: Path, caps
     f = tmp_path / "windows.md"
     original = "\ufeff" + DOC.replace("\n", "\r\n")
     f.write_bytes(original.encode("utf-8"))
-    code, out, _ = _run(capsys, "rewrite", str(f), "--block", "2", "--model", str(tiny_checkpoint),
-                        "--seed", "1", "--in-place", "--json")
+    code, out, _ = _run(
+        capsys,
+        "rewrite",
+        str(f),
+        "--block",
+        "2",
+        "--model",
+        str(tiny_checkpoint),
+        "--seed",
+        "1",
+        "--in-place",
+        "--json",
+    )
     assert code == 0
     data = f.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")

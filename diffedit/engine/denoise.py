@@ -17,20 +17,23 @@ from typing import Any
 import torch
 from transformers.cache_utils import DynamicCache
 
+from diffedit.engine.canvas_step import CanvasDecoder
+from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS, GraphedCanvas, graphs_supported
 from diffedit.engine.sampling import (
     DenoiseConfig,
+    FastScorer,
     StableAndConfident,
     draw_fast,
     draw_reference,
     entropy_bound_accept,
     renoise,
-    score_fast,
     score_reference,
     start_step,
     temperature_divisor,
     uniform_canvas,
     warm_start_canvas,
 )
+from diffedit.engine.static_cache import StaticCanvasCache
 from diffedit.engine.types import Cancelled, CancelToken, SamplingMode
 
 
@@ -54,10 +57,30 @@ class DenoiseOutcome:
     canvases: int
     encode_s: float
     step_s: list[float] = field(default_factory=list)
+    graphed: bool | None = None  # None: no canvas ran as a graph; else whether every one was captured
 
     @property
     def step_s_median(self) -> float:
         return statistics.median(self.step_s) if self.step_s else 0.0
+
+
+@dataclass
+class _Canvas:
+    """What one canvas's steps work with, whichever loop runs them."""
+
+    model: Any
+    cfg: DenoiseConfig
+    masks: Any
+    cache: DynamicCache
+    positions: torch.Tensor
+    canvas: torch.Tensor
+    first_step: int
+    generator: torch.Generator
+    no_end_first: torch.Tensor | None
+    index: int
+    outcome: DenoiseOutcome
+    observe: Callable[[StepView], None] | None
+    cancel: CancelToken | None
 
 
 def encoder_pass(
@@ -90,13 +113,19 @@ def denoise(
     observe: Callable[[StepView], None] | None = None,
     cancel: CancelToken | None = None,
     forbid_empty: bool = False,
+    graphs: bool = True,
+    frame_interval_s: float = 0.0,
 ) -> DenoiseOutcome:
-    """Up to ``max_canvases`` canvases after ``prompt_ids``; stops after a canvas holding an end token."""
+    """Up to ``max_canvases`` canvases after ``prompt_ids``; stops after a canvas holding an end token.
+
+    On a CUDA device the fast mode captures each canvas's step as a CUDA graph (``graphs=False`` keeps the
+    eager loop); ``frame_interval_s`` bounds how often a graphed loop copies a frame off the device.
+    """
     device = model.device
     canvas_length = int(model.config.canvas_length)
     vocab_size = int(model.config.text_config.vocab_size)
     embed_dtype = model.model.decoder.embed_tokens.weight.dtype
-    score, draw = (score_reference, draw_reference) if mode == "reference" else (score_fast, draw_fast)
+    score, draw = (score_reference, draw_reference) if mode == "reference" else (FastScorer(), draw_fast)
     stopper = StableAndConfident(cfg.stability_threshold, cfg.confidence_threshold)
 
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
@@ -135,48 +164,15 @@ def denoise(
                 cache=cache,
                 decoder_attention_mask=decoder_mask,
             )
-            stopper.reset()
-            self_cond: torch.Tensor | None = None
-            argmax = canvas
-            for cur_step in range(first_step, 0, -1):
-                _check(cancel)
-                t_step = time.perf_counter()
-                logits = model(
-                    decoder_input_ids=canvas,
-                    self_conditioning_logits=self_cond,
-                    decoder_attention_mask=masks,
-                    cache=cache,
-                    decoder_position_ids=decoder_positions,
-                ).logits
-                logits = logits / temperature_divisor(cfg, cur_step, device)
-                if no_end_first is not None and index == 0:
-                    logits[:, 0, no_end_first] = -1e30  # finite: entropy stays a number
-                scored = score(logits)
-                accepted = entropy_bound_accept(scored.entropy, cfg.entropy_bound)
-                drawn = draw(scored, accepted, generator)
-                canvas = renoise(
-                    torch.where(accepted, drawn, canvas), accepted, vocab_size, generator
-                )
-                finished = stopper(scored.argmax, scored.entropy)
-                argmax = scored.argmax
-                self_cond = logits.to(embed_dtype)
-                outcome.forwards += 1
-                if observe is not None:
-                    observe(
-                        StepView(
-                            index,
-                            first_step - cur_step + 1,
-                            first_step,
-                            argmax[0],
-                            accepted[0],
-                            scored.entropy[0],
-                            outcome.tokens,
-                        )
-                    )
-                done = bool(finished.all())  # one host sync per step: the stop flag
-                outcome.step_s.append(time.perf_counter() - t_step)
-                if done:
-                    break
+            job = _Canvas(
+                model, cfg, masks, cache, decoder_positions, canvas, first_step, generator,
+                no_end_first if index == 0 else None, index, outcome, observe, cancel,
+            )  # fmt: skip
+            with StaticCanvasCache(cache, canvas_length).installed(model):
+                if graphs and mode == "fast" and graphs_supported(device) and first_step >= MIN_GRAPH_STEPS:
+                    argmax = _graphed_canvas(job, frame_interval_s)
+                else:
+                    argmax = _eager_canvas(job, score, draw, stopper, embed_dtype, vocab_size)
 
             outcome.canvases += 1
             block = argmax[0]
@@ -194,6 +190,83 @@ def denoise(
             seen += canvas_length
             attention_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
     return outcome
+
+
+@torch.inference_mode()  # as no_grad, and without autograd's per-op bookkeeping: about 4% of a CPU step
+def _eager_canvas(
+    job: _Canvas,
+    score: Callable[[torch.Tensor], Any],
+    draw: Callable[..., torch.Tensor],
+    stopper: StableAndConfident,
+    embed_dtype: torch.dtype,
+    vocab_size: int,
+) -> torch.Tensor:
+    """One canvas, step by step on the host: returns the final argmax canvas, shape (1, canvas_length)."""
+    cfg, canvas, first_step, generator, outcome = (
+        job.cfg,
+        job.canvas,
+        job.first_step,
+        job.generator,
+        job.outcome,
+    )
+    device = canvas.device
+    stopper.reset()
+    self_cond: torch.Tensor | None = None
+    argmax = canvas
+    decoder = CanvasDecoder(
+        job.model, job.masks, job.cache, job.positions
+    )  # model(...)'s logits, bitwise, less per step
+    for cur_step in range(first_step, 0, -1):
+        _check(job.cancel)
+        t_step = time.perf_counter()
+        logits = decoder(canvas, self_cond).div_(temperature_divisor(cfg, cur_step, device))
+        if job.no_end_first is not None:
+            logits[:, 0, job.no_end_first] = -1e30  # finite: entropy stays a number
+        scored = score(logits)
+        accepted = entropy_bound_accept(scored.entropy, cfg.entropy_bound)
+        drawn = draw(scored, accepted, generator)
+        canvas = renoise(torch.where(accepted, drawn, canvas), accepted, vocab_size, generator)
+        finished = stopper(scored.argmax, scored.entropy)
+        argmax = scored.argmax
+        self_cond = logits.to(embed_dtype)
+        outcome.forwards += 1
+        if job.observe is not None:
+            job.observe(
+                StepView(
+                    job.index,
+                    first_step - cur_step + 1,
+                    first_step,
+                    argmax[0],
+                    accepted[0],
+                    scored.entropy[0],
+                    outcome.tokens,
+                )
+            )
+        done = bool(finished.all())  # one host sync per step: the stop flag
+        outcome.step_s.append(time.perf_counter() - t_step)
+        if done:
+            break
+    return argmax
+
+
+def _graphed_canvas(job: _Canvas, frame_interval_s: float) -> torch.Tensor:
+    """One canvas as a captured CUDA graph (see :mod:`diffedit.engine.cuda_graph`)."""
+    on_step = None
+    if job.observe is not None:
+        sink = job.observe
+
+        def on_step(step: int, argmax: torch.Tensor, accepted: torch.Tensor, entropy: torch.Tensor) -> None:
+            sink(StepView(job.index, step, job.first_step, argmax, accepted, entropy, job.outcome.tokens))
+
+    run = GraphedCanvas(
+        job.model, job.cfg, job.masks, job.cache, job.positions, job.canvas, job.first_step, job.generator,
+        job.no_end_first,
+    ).run(on_step, lambda: _check(job.cancel), frame_interval_s)  # fmt: skip
+    outcome = job.outcome
+    outcome.forwards += run.forwards
+    outcome.step_s.extend(run.step_s)
+    outcome.graphed = run.graphed if outcome.graphed is None else outcome.graphed and run.graphed
+    return run.argmax[None]
 
 
 def _check(cancel: CancelToken | None) -> None:

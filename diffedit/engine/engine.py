@@ -50,6 +50,7 @@ class Engine:
         self.pad_id = int(pad if pad is not None else next(iter(self.eos_ids)))
         self.end_ids: frozenset[int] = frozenset(self.eos_ids | {self.pad_id})  # read per token in frames
         self._pieces: dict[int, str] = {}
+        self.fp8: Any = None  # the FP8 quantisation report, where the experts were quantised
 
     @classmethod
     def load(
@@ -59,10 +60,18 @@ class Engine:
         dtype: str | None = None,
         progress: Callable[[str], None] | None = None,
         trust_remote_code: bool = False,
+        fp8: bool = False,
     ) -> Engine:
         if progress:
             progress(f"Loading model from {path or 'the bundled demo model'}…")
         engine = cls(load_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code))
+        if fp8:
+            from diffedit.engine.fp8 import quantize_experts
+
+            try:
+                engine.fp8 = quantize_experts(engine.model)
+            except ValueError as exc:
+                raise EngineError(f"--fp8: {exc}") from exc
         if progress:
             progress(f"Loaded {engine.name} on {engine.device}")
         return engine
@@ -132,6 +141,7 @@ class Engine:
                 strength=settings.strength,
                 observe=observe,
                 cancel=cancel,
+                frame_interval_s=frame_interval_s,
                 forbid_empty=settings.sampling == "fast" and bool(job.request.target.strip()),
             )
         except torch.OutOfMemoryError as exc:

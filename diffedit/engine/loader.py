@@ -6,6 +6,7 @@ and what to do.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -145,10 +146,31 @@ def pick_dtype(device: str, requested: str | None = None, weight_bytes: int = 0)
         if requested not in names:
             raise ModelLoadError(f"unknown dtype {requested!r}; use one of bf16, fp16, fp32")
         return names[requested]
-    # bf16 where the hardware has it; the CPU runs small models fastest and most exactly in fp32.
+    # bf16 where the hardware has it: GPUs, and CPUs with bf16 dot-product instructions, where bf16 matrix
+    # products run at about three times fp32's rate (the demo model's one-pass accuracy is the same in both:
+    # docs/benchmarks.md). Other CPUs run small models fastest in fp32.
     if device.startswith(("cuda", "mps")) or weight_bytes > CPU_FP32_LIMIT_BYTES:
         return torch.bfloat16
+    if device.startswith("cpu") and cpu_has_native_bf16():
+        return torch.bfloat16
     return torch.float32
+
+
+# /proc/cpuinfo flags of the x86 instructions that multiply bf16 natively.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@functools.cache
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """The CPU has AVX512-BF16 or AMX-BF16 (Linux; elsewhere this answers False and the CPU runs fp32)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return not NATIVE_BF16_FLAGS.isdisjoint(line.partition(":")[2].split())
+    return False
 
 
 @dataclass

@@ -104,8 +104,9 @@ def test_the_engine_keeps_the_prompt_within_the_models_context(tiny_checkpoint: 
         seen.append(len(ctx.input_ids))
         return ctx
 
-    object.__setattr__(engine.loaded, "context_format", type("F", (), {"build": staticmethod(spy),
-                                                                          "context_tokens": 40})())
+    object.__setattr__(
+        engine.loaded, "context_format", type("F", (), {"build": staticmethod(spy), "context_tokens": 40})()
+    )
     long_doc = EditRequest("word " * 500, "x", " word" * 500)
     engine.rewrite(RewriteJob(long_doc, GenerationSettings(seed=0, steps=1, context_tokens=4096)))
     assert seen == [40]

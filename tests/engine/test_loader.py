@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from diffedit.engine.loader import inspect_checkpoint, load_model, pick_dtype
+from diffedit.engine.loader import cpu_has_native_bf16, inspect_checkpoint, load_model, pick_dtype
 from diffedit.engine.types import ModelLoadError
 
 
@@ -92,15 +92,42 @@ def test_weights_that_do_not_fit_the_config(tiny_checkpoint: Path, tmp_path: Pat
         load_model(ck)
 
 
-def test_loads_without_remote_code_and_picks_cpu_fp32(tiny_checkpoint: Path) -> None:
+def test_loads_without_remote_code_and_picks_the_dtype(tiny_checkpoint: Path) -> None:
     import torch
 
     loaded = load_model(tiny_checkpoint)
-    assert loaded.device == "cpu" and loaded.dtype == torch.float32
+    expected = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    assert loaded.device == "cpu" and loaded.dtype == expected == loaded.model.dtype
     assert loaded.context_format.name == "infill"
     assert pick_dtype("cuda") == torch.bfloat16
     assert pick_dtype("cpu", weight_bytes=50 * 1024**3) == torch.bfloat16  # a 26B model stays bf16 on the CPU
     assert pick_dtype("cpu", "bf16") == torch.bfloat16
+    assert pick_dtype("cpu", "fp32") == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni", True),  # Zen 4, Cooper Lake
+        ("fpu sse2 avx2 avx512f amx_bf16 amx_tile", True),  # Sapphire Rapids
+        ("fpu sse2 avx2 avx512f avx512_vnni", False),  # AVX-512 without bf16: fp32 is faster there
+        ("fpu sse2 avx2", False),
+    ],
+)
+def test_the_cpu_runs_bf16_only_where_it_multiplies_bf16_natively(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: str, native: bool
+) -> None:
+    import torch
+
+    from diffedit.engine import loader
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\n")
+    assert cpu_has_native_bf16(str(cpuinfo)) is native
+    assert cpu_has_native_bf16(str(tmp_path / "missing")) is False
+    monkeypatch.setattr(loader, "cpu_has_native_bf16", lambda: native)
+    assert pick_dtype("cpu") == (torch.bfloat16 if native else torch.float32)
+    assert pick_dtype("cpu", "fp32") == torch.float32  # the user's choice wins
 
 
 def test_remote_code_only_when_the_user_opts_in(

@@ -11,6 +11,7 @@ from diffedit.engine.sampling import (
     draw_fast,
     draw_reference,
     entropy_bound_accept,
+    inverse_cdf,
     score_fast,
     score_reference,
     start_step,
@@ -20,6 +21,7 @@ from diffedit.engine.sampling import (
 
 # chi-square critical value, 5 degrees of freedom, p = 0.001
 CHI2_CRIT_DF5 = 20.515
+CHI2_CRIT_DF6 = 22.458
 
 
 def _chi_square(counts: torch.Tensor, probs: torch.Tensor) -> float:
@@ -117,3 +119,45 @@ def test_warm_start_enters_the_schedule_at_the_matching_step() -> None:
     assert start_step(1.0, 48) == 48
     assert start_step(0.5, 48) == 24
     assert start_step(0.01, 48) == 1
+
+
+@pytest.mark.parametrize("vocab", [6, 64, 300, 4096])
+def test_two_level_inverse_cdf_picks_what_one_float64_cdf_picks(vocab: int) -> None:
+    gen = torch.Generator().manual_seed(vocab)
+    logits = torch.randn(64, vocab, generator=gen) * 6
+    logits[:8, :3] = -1e30  # forbidden tokens: probability exactly zero
+    logits[8:16, vocab // 2 :] = -1e30  # whole blocks of zeros
+    probs = torch.softmax(logits, -1)
+    u = torch.rand((64, 1), generator=gen, dtype=torch.float64)
+    u[0] = 0.0
+    u[1] = 1.0 - 2**-53  # the largest uniform: must not run off the end
+    cdf = torch.cumsum(probs, -1, dtype=torch.float64)
+    expected = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1).clamp(max=vocab - 1)
+    picked = inverse_cdf(probs, u)
+    assert picked.shape == (64,)
+    assert (probs.gather(1, picked[:, None]) > 0).all()  # never a token of probability zero
+    # The same token, but where the target lies within float64 rounding of the boundary between two tokens.
+    differ = picked != expected
+    boundary = cdf.gather(1, torch.minimum(picked, expected)[:, None])
+    assert ((boundary - u * cdf[:, -1:]).abs()[differ] < 1e-12).all()
+    assert int(differ.sum()) <= 1
+
+
+def test_fast_draws_follow_a_large_vocabulary_distribution() -> None:
+    # Six likely tokens spread over different blocks of a 4096-token vocabulary, the rest improbable.
+    vocab = 4096
+    likely = torch.tensor([5, 700, 701, 2048, 3000, 4095])
+    logits_row = torch.full((vocab,), -12.0)
+    logits_row[likely] = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, 0.3])
+    counts = _draw_counts("fast", logits_row, 40_000, seed=4)
+    probs = torch.softmax(logits_row, -1)
+    observed = torch.cat([counts[likely], (counts.sum() - counts[likely].sum())[None]])
+    expected = torch.cat([probs[likely], (1 - probs[likely].sum())[None]])
+    assert _chi_square(observed, expected) < CHI2_CRIT_DF6
+
+
+def test_fast_draw_with_nothing_accepted_keeps_the_argmax() -> None:
+    logits = torch.randn(1, 8, 50, generator=torch.Generator().manual_seed(2))
+    scored = score_fast(logits.clone())
+    drawn = draw_fast(scored, torch.zeros((1, 8), dtype=torch.bool), torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, scored.argmax)

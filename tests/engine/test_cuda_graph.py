@@ -1,0 +1,153 @@
+"""The graphed canvas loop's logic, run on the CPU with a stand-in for the CUDA operations.
+
+Capture and replay themselves need a GPU (``benchmarks/gpu_step.py`` runs them); what is checked here is
+everything around them: the step body, the freeze once the stop flag is set, the flag read one step late,
+frames copied at the caller's rate and the settled canvas always delivered last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from diffedit.engine import cuda_graph
+from diffedit.engine import denoise as denoise_mod
+from diffedit.engine.denoise import StepView, denoise
+from diffedit.engine.loader import load_model
+from diffedit.engine.sampling import DenoiseConfig
+
+
+class _Done:
+    def query(self) -> bool:
+        return True
+
+    def synchronize(self) -> None:
+        pass
+
+
+class CpuOps(cuda_graph.CudaOps):
+    """Runs every 'captured' step eagerly; events are complete at once; pinned memory is plain memory."""
+
+    def __init__(self) -> None:
+        self.captures = 0
+
+    def side_stream_step(self, fn: Callable[[], None], device: torch.device) -> None:
+        fn()
+
+    def registers_generators(self) -> bool:
+        return True
+
+    def capture(self, fn: Callable[[], None], generator: torch.Generator | None) -> Callable[[], None]:
+        self.captures += 1
+        return fn
+
+    def event(self) -> Any:
+        return _Done()
+
+    def pinned(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.empty(like.shape, dtype=like.dtype)
+
+    def synchronize(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def demo() -> Any:
+    return load_model(None, device="cpu")
+
+
+@pytest.fixture
+def graphs_on_cpu(monkeypatch: pytest.MonkeyPatch) -> CpuOps:
+    ops = CpuOps()
+    monkeypatch.setattr(denoise_mod, "graphs_supported", lambda device: True)
+    monkeypatch.setattr(cuda_graph, "CudaOps", lambda: ops)
+    return ops
+
+
+def _prompt(demo: Any) -> list[int]:
+    text = "The module provides functions for working with paths.\n\n"
+    return [demo.tokenizer.bos_token_id, *demo.tokenizer.encode(text, add_special_tokens=False)]
+
+
+def _run(demo: Any, cfg: DenoiseConfig, seed: int, views: list[StepView] | None = None, **kw: Any) -> Any:
+    return denoise(
+        demo.model,
+        _prompt(demo),
+        cfg,
+        eos_ids={demo.tokenizer.eos_token_id},
+        pad_id=demo.tokenizer.pad_token_id,
+        generator=torch.Generator().manual_seed(seed),
+        mode="fast",
+        observe=views.append if views is not None else None,
+        **{"max_canvases": 2, **kw},
+    )
+
+
+def test_graphed_loop_stops_early_and_delivers_the_settled_canvas_last(
+    demo: Any, graphs_on_cpu: CpuOps
+) -> None:
+    cfg = DenoiseConfig(24, 0.1, 0.1, 0.3, 1, 0.5)  # a loose confidence: the demo model settles early
+    views: list[StepView] = []
+    out = _run(demo, cfg, seed=3, views=views)
+    assert graphs_on_cpu.captures >= 1
+    assert out.graphed is True
+    assert out.forwards < 24 * out.canvases  # the stop flag, read one step late, still stops the loop
+    per_canvas: dict[int, list[StepView]] = {}
+    for v in views:
+        per_canvas.setdefault(v.canvas_index, []).append(v)
+    first = per_canvas[0]
+    steps = [v.step for v in first]
+    assert steps == sorted(set(steps))
+    # The last frame of the final canvas is the settled canvas: the tokens the loop returned.
+    last = per_canvas[max(per_canvas)][-1]
+    got = out.tokens[-len(last.argmax) :]
+    end = [i for i, t in enumerate(last.argmax.tolist()) if t == demo.tokenizer.eos_token_id]
+    if end:
+        assert got[: end[0] + 1] == last.argmax.tolist()[: end[0] + 1]
+    else:
+        assert got == last.argmax.tolist()
+
+
+def test_frames_follow_the_callers_rate(demo: Any, graphs_on_cpu: CpuOps) -> None:
+    cfg = DenoiseConfig(12, 0.1, 0.1, 0.3, 1, 1e-30)  # no early stop
+    every: list[StepView] = []
+    _run(demo, cfg, seed=1, views=every, max_canvases=1)
+    rare: list[StepView] = []
+    _run(demo, cfg, seed=1, views=rare, max_canvases=1, frame_interval_s=3600.0)
+    assert [v.step for v in every] == list(range(1, 13))
+    assert [v.step for v in rare] == [1, 12]  # the first copy, then only the settled canvas
+
+
+def test_a_step_after_the_stop_changes_nothing(demo: Any) -> None:
+    from transformers.cache_utils import DynamicCache
+
+    from diffedit.engine.denoise import encoder_pass
+    from diffedit.engine.static_cache import StaticCanvasCache
+
+    model = demo.model
+    ids = torch.tensor([_prompt(demo)])
+    n = ids.shape[1]
+    cache = DynamicCache(config=model.config.get_text_config(decoder=True))
+    with torch.no_grad():
+        encoder_pass(
+            model, ids, torch.ones((1, n), dtype=torch.bool), torch.arange(n, dtype=torch.int32)[None], cache
+        )
+        length = int(model.config.canvas_length)
+        canvas = torch.randint(0, 4096, (1, length))
+        positions = torch.arange(n, n + length, dtype=torch.int32)[None]
+        gen = torch.Generator().manual_seed(0)
+        cfg = DenoiseConfig(8, 0.1, 0.1, 0.3, 1, 1e-30)
+        run = cuda_graph.GraphedCanvas(model, cfg, None, cache, positions, canvas, 8, gen, None, ops=CpuOps())
+        with StaticCanvasCache(cache, length).installed(model):
+            run._step(first=True)
+            run._step(first=False)
+            assert not bool(run.done)
+            run.done.fill_(True)
+            before = [t.clone() for t in (run.canvas, run.self_cond, run.argmax, run.history, run.remaining)]
+            run._step(first=False)
+            after = (run.canvas, run.self_cond, run.argmax, run.history, run.remaining)
+    for a, b in zip(before, after, strict=True):
+        assert torch.equal(a, b)
