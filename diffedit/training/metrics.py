@@ -77,7 +77,8 @@ def one_pass_accuracy(
     for batch in group_by_prompt_length(examples, batch_size):
         prompts = torch.tensor([examples[i].prompt for i in batch])
         canvases = torch.stack([noised_all[i][0] for i in batch])
-        pred = canvas_logits(model, prompts, canvases).argmax(-1)
+        device = next(model.parameters()).device
+        pred = canvas_logits(model, prompts.to(device), canvases.to(device)).argmax(-1).cpu()
         for row, i in enumerate(batch):
             positions = noised_all[i][1]
             clean = torch.tensor(examples[i].canvas)[positions]

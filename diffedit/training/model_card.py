@@ -17,6 +17,8 @@ from diffedit.training.evaluate_demo import RESULTS_FILE
 from diffedit.training.train_demo import CURVE_FILE, steps_run
 
 SOURCE_PACKAGE = "python3.11-doc 3.11.2-6+deb12u9 (Debian 12)"
+# Measured on this project's 2-core machine: 1,000 steps in 39.1 minutes with 2 torch threads (session 1).
+CPU_SECONDS_PER_STEP = 2.35
 CONVERTER = "pandoc 2.17.1.1 (Debian 12) with `diffedit/training/rst_to_md.lua`"
 
 
@@ -70,6 +72,23 @@ def phase_times(run: dict[str, Any]) -> str:
     return f"{sum(times):.1f} minutes ({' + '.join(f'{t:.1f}' for t in times)})"
 
 
+def device_of(phase: dict[str, Any]) -> str:
+    return str(phase["args"].get("device", "cpu"))
+
+
+def devices_sentence(run: dict[str, Any]) -> str:
+    devices = {device_of(p) for p in all_phases(run)}
+    if devices == {"cpu"}:
+        return "on 2 CPU cores shared with other people's jobs"
+    steps = sum(steps_run(p["args"]) for p in all_phases(run))
+    cpu_minutes = steps * CPU_SECONDS_PER_STEP / 60
+    return (
+        f"on a lent NVIDIA H100 (`--device cuda`). The same commands without `--device cuda` run on this "
+        f"project's 2-core CPU machine in about {cpu_minutes:.0f} minutes ({steps:,} steps at the "
+        f"{CPU_SECONDS_PER_STEP} s per step measured there with 2 torch threads)"
+    )
+
+
 def continuation_note(run: dict[str, Any]) -> str:
     if not run.get("previous_phases"):
         return ""
@@ -78,15 +97,16 @@ def continuation_note(run: dict[str, Any]) -> str:
 
 def phase_table(run: dict[str, Any]) -> str:
     lines = [
-        "| phase | steps run (schedule) | batch | peak lr | warmup | seed | torch threads | minutes |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| phase | device | steps run (schedule) | batch | peak lr | warmup | seed | torch threads "
+        "| minutes |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     notes = []
     for i, p in enumerate(all_phases(run), 1):
         a = p["args"]
         lines.append(
-            f"| {i} | {steps_run(a)} ({a['steps']}) | {a['batch_size']} | {a['lr']} | {a['warmup']} | "
-            f"{a['seed']} | {a['threads']} | {p['wall_time_min']} |"
+            f"| {i} | {device_of(p)} | {steps_run(a)} ({a['steps']}) | {a['batch_size']} | {a['lr']} | "
+            f"{a['warmup']} | {a['seed']} | {a['threads']} | {p['wall_time_min']} |"
         )
         if p.get("note"):
             notes.append(f"Phase {i}: {p['note']}.")
@@ -198,7 +218,7 @@ Any UTF-8 text round-trips exactly (Markdown punctuation, newlines, tabs, indent
 
 (the first command fetches the corpus with apt if needed, trains the tokenizer, builds the examples and
 trains from scratch; every phase has a fixed seed and data order.) Wall time of training:
-**{phase_times(run)}** on 2 CPU cores shared with other people's jobs, plus about 2 minutes of data
+**{phase_times(run)}** {devices_sentence(run)}, plus about 2 minutes of data
 preparation.{continuation_note(run)}
 
 - Objective: uniform-state diffusion. Per example a noise level t ~ U(0, 1] (stratified across the batch);

@@ -62,6 +62,7 @@ class TrainArgs:
     threads: int = 2
     init_from: Path | None = None
     stop_after: int | None = None  # stop early, keeping the schedule of --steps (a phase cut short)
+    device: str = "cpu"  # the noise and the data order are drawn on the CPU either way
 
 
 # ---------------------------------------------------------------- data
@@ -184,10 +185,12 @@ def training_step(
     clean = torch.tensor([examples[i].canvas for i in batch])
     vocab = model.config.get_text_config().vocab_size
     noised, mask = corrupt(clean, sample_t(len(batch), gen), vocab, gen)
+    dev = torch.device(args.device)
+    prompts, clean, noised, mask = (t.to(dev) for t in (prompts, clean, noised, mask))
     sc_logits = sc_mask = None
     if use_self_cond:
         sc_logits = self_conditioning_logits(model, prompts, noised)
-        sc_mask = torch.ones(len(batch), dtype=torch.bool)
+        sc_mask = torch.ones(len(batch), dtype=torch.bool, device=dev)
     out = model(
         input_ids=prompts,
         cache=new_cache(model),
@@ -300,6 +303,7 @@ def train(args: TrainArgs) -> None:
     elif args.init_from is not None and args.init_from.resolve() != args.out.resolve():
         shutil.copyfile(args.init_from / CURVE_FILE, curve)
     model = init_model(args, shape)
+    model.to(torch.device(args.device))  # type: ignore[arg-type]  # transformers' wrapped .to
     model.train()
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters", flush=True)
     optimizer = make_optimizer(model, args)
@@ -356,6 +360,7 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
     parser.add_argument("--out", type=Path, default=defaults.out)
     for name in ("steps", "batch_size", "warmup", "budget", "seed", "eval_every", "eval_examples", "threads"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    parser.add_argument("--device", default=defaults.device, help="cpu (default) or cuda")
     for name in ("lr", "min_lr_ratio", "weight_decay", "kept_weight", "pad_weight"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps")

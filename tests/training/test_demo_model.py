@@ -94,4 +94,4 @@ def test_one_pass_denoising_beats_unigram_baseline(
     base = baseline_accuracy(examples, token, pad, model.config.get_text_config().vocab_size)
     acc = one_pass_accuracy(model, examples, pad)
     assert acc.noised > 1000
-    assert acc.value >= 3 * base.value, (acc.value, base.value)
+    assert acc.value >= 3.5 * base.value, (acc.value, base.value)  # 3.75x measured; 4.25x on the whole split
