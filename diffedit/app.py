@@ -14,8 +14,9 @@ from diffedit.ui.theme import THEMES, apply_theme
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="diffedit",
-                                     description="Markdown editor with in-place diffusion rewrites")
+    parser = argparse.ArgumentParser(
+        prog="diffedit", description="Markdown editor with in-place diffusion rewrites"
+    )
     parser.add_argument("file", nargs="?", type=Path, help="Markdown file to open")
     parser.add_argument("--model", help="model folder (default: the bundled demo model)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda")

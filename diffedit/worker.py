@@ -37,21 +37,31 @@ class EngineLike(Protocol):
     name: str
     device: str
 
-    def rewrite(self, job: RewriteJob, on_frame: Callable[[Frame], None] | None = ...,
-                cancel: CancelToken | None = ..., frame_interval_s: float = ...) -> RewriteResult: ...
+    def rewrite(
+        self,
+        job: RewriteJob,
+        on_frame: Callable[[Frame], None] | None = ...,
+        cancel: CancelToken | None = ...,
+        frame_interval_s: float = ...,
+    ) -> RewriteResult: ...
 
 
 Loader = Callable[..., EngineLike]
 
 
-def default_loader(path: str | Path | None = None, device: str | None = None, dtype: str | None = None,
-                   progress: Callable[[str], None] | None = None,
-                   trust_remote_code: bool = False) -> EngineLike:
+def default_loader(
+    path: str | Path | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    trust_remote_code: bool = False,
+) -> EngineLike:
     # Imported here, on the worker thread: importing torch and transformers takes seconds.
     from diffedit.engine.engine import Engine
 
-    return Engine.load(path, device=device, dtype=dtype, progress=progress,
-                       trust_remote_code=trust_remote_code)
+    return Engine.load(
+        path, device=device, dtype=dtype, progress=progress, trust_remote_code=trust_remote_code
+    )
 
 
 @dataclass(frozen=True)
@@ -102,8 +112,9 @@ class _Worker(QObject):
             return
         extra = {"trust_remote_code": True} if spec.trust_remote_code else {}
         try:
-            self.engine = self._loader(spec.path, device=spec.device, dtype=spec.dtype,
-                                       progress=self.loadProgress.emit, **extra)
+            self.engine = self._loader(
+                spec.path, device=spec.device, dtype=spec.dtype, progress=self.loadProgress.emit, **extra
+            )
         except Exception as exc:
             self.load_error = describe_failure(exc)
             self.loadFailed.emit(self.load_error)
@@ -134,8 +145,9 @@ class _Worker(QObject):
             self._mailbox.put(frame)
 
         try:
-            result = self.engine.rewrite(ticket.job, on_frame=on_frame, cancel=ticket.cancel,
-                                         frame_interval_s=FRAME_INTERVAL_S)
+            result = self.engine.rewrite(
+                ticket.job, on_frame=on_frame, cancel=ticket.cancel, frame_interval_s=FRAME_INTERVAL_S
+            )
         except Cancelled:
             self.cancelled.emit(job_id)
             return

@@ -49,8 +49,10 @@ class HistoryEntry:
 
     def label(self) -> str:
         what = f"“{self.instruction}”" if self.instruction else "rewrite"
-        return (f"{self.when:%H:%M:%S}  blocks {self.blocks}  {what}\n"
-                f"{self.steps} steps · {self.tokens_per_forward:.1f} tok/forward · {self.seconds:.1f} s")
+        return (
+            f"{self.when:%H:%M:%S}  blocks {self.blocks}  {what}\n"
+            f"{self.steps} steps · {self.tokens_per_forward:.1f} tok/forward · {self.seconds:.1f} s"
+        )
 
 
 class History:

@@ -59,8 +59,9 @@ def paint_frame(frame: Frame) -> CanvasPaint:
     """Styled runs for ``frame``: text before this canvas and all text of a final frame is plain text."""
     text = frame.text
     if frame.final:
-        return CanvasPaint(text, ((0, len(text), PaintKind.TEXT),) if text else (), frame.step,
-                           frame.total_steps, True)
+        return CanvasPaint(
+            text, ((0, len(text), PaintKind.TEXT),) if text else (), frame.step, frame.total_steps, True
+        )
     kinds = [PaintKind.TEXT] * len(text)
     for i, (s, e) in enumerate(frame.spans):
         if e <= s:
@@ -87,8 +88,15 @@ class GenerationSession:
     commit over text that is no longer the original.
     """
 
-    def __init__(self, job_id: int, start: int, end: int, original: str,
-                 read_span: Callable[[int, int], str], instruction: str = "") -> None:
+    def __init__(
+        self,
+        job_id: int,
+        start: int,
+        end: int,
+        original: str,
+        read_span: Callable[[int, int], str],
+        instruction: str = "",
+    ) -> None:
         if end < start:
             raise ValueError("end before start")
         self.job_id = job_id

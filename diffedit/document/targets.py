@@ -20,29 +20,45 @@ _LIST_OR_INDENT = re.compile(r"[ \t]|[-*+>]\s|\d{1,9}[.)]\s")
 
 def fence_ranges(text: str) -> list[tuple[int, int]]:
     """Character ranges of fenced code blocks (an unclosed fence runs to the end)."""
-    out: list[tuple[int, int]] = []
-    open_at = -1
-    open_mark = ""
-    for m in _FENCE.finditer(text):
-        mark = m.group(1)
-        if open_at < 0:
-            open_at, open_mark = m.start(), mark
-        elif mark[0] == open_mark[0] and len(mark) >= len(open_mark):
-            line_end = text.find("\n", m.end())
-            rest = text[m.end(): line_end if line_end >= 0 else len(text)]
-            if not rest.strip():
-                out.append((open_at, m.end()))
-                open_at = -1
-    if open_at >= 0:
-        out.append((open_at, len(text)))
-    return out
+    scanner = FenceScanner(text)
+    scanner.feed(0, len(text))
+    return scanner.finish()
+
+
+class FenceScanner:
+    """``fence_ranges`` a slice at a time: ``feed`` consecutive slices that start at line starts, then
+    ``finish``. Lets a caller spread the scan of a large document over several turns of an event loop."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.ranges: list[tuple[int, int]] = []
+        self._open_at = -1
+        self._open_mark = ""
+
+    def feed(self, start: int, end: int) -> None:
+        text = self.text
+        for m in _FENCE.finditer(text, start, end):
+            mark = m.group(1)
+            if self._open_at < 0:
+                self._open_at, self._open_mark = m.start(), mark
+            elif mark[0] == self._open_mark[0] and len(mark) >= len(self._open_mark):
+                line_end = text.find("\n", m.end())
+                rest = text[m.end() : line_end if line_end >= 0 else len(text)]
+                if not rest.strip():
+                    self.ranges.append((self._open_at, m.end()))
+                    self._open_at = -1
+
+    def finish(self) -> list[tuple[int, int]]:
+        if self._open_at >= 0:
+            self.ranges.append((self._open_at, len(self.text)))
+            self._open_at = -1
+        return self.ranges
 
 
 def in_ranges(pos: int, ranges: list[tuple[int, int]]) -> bool:
     """Whether ``pos`` lies in one of the sorted, disjoint ``ranges``."""
     i = bisect.bisect_right(ranges, (pos, _FAR)) - 1
     return i >= 0 and ranges[i][0] <= pos < ranges[i][1]
-
 
 
 def _safe_cut_before(text: str, pos: int, fences: list[tuple[int, int]]) -> int:
@@ -78,8 +94,10 @@ def blocks_near(text: str, start: int, end: int) -> list[Block]:
     fences = fence_ranges(text)
     lo = _safe_cut_before(text, max(0, start - WINDOW_MARGIN), fences)
     hi = _safe_cut_after(text, min(len(text), end + WINDOW_MARGIN), fences)
-    return [Block(b.number, b.kind, b.start + lo, b.end + lo, b.first_line, b.last_line)
-            for b in parse_blocks(text[lo:hi])]
+    return [
+        Block(b.number, b.kind, b.start + lo, b.end + lo, b.first_line, b.last_line)
+        for b in parse_blocks(text[lo:hi])
+    ]
 
 
 def snap_target(text: str, start: int, end: int) -> tuple[int, int] | None:

@@ -146,8 +146,10 @@ class NoticeBar(QFrame):
         self.level = level
         self.label.setText(message)
         error = level == "error"
-        self.setStyleSheet("QFrame#noticeBar { background: %s; }" % ("#f8d7da" if error else "#fff3cd")
-                           + " QLabel#noticeText { color: #1e1e1e; }")
+        self.setStyleSheet(
+            "QFrame#noticeBar { background: %s; }" % ("#f8d7da" if error else "#fff3cd")
+            + " QLabel#noticeText { color: #1e1e1e; }"
+        )
         self.show()
         self._timer.stop()
         if not error:

@@ -135,4 +135,3 @@ class MarkdownEditor(QPlainTextEdit):
         self.setTextCursor(c)
         self.centerCursor()
         self.setFocus(Qt.FocusReason.OtherFocusReason)
-

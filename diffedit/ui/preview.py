@@ -14,9 +14,11 @@ _md = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 
 
 def render_html(markdown: str, theme: Theme) -> str:
-    css = (f"body {{ color: {theme.text}; background: {theme.base}; }} "
-           f"code, pre {{ background: {theme.code_bg}; color: {theme.code_fg}; }} "
-           f"a {{ color: {theme.link}; }} blockquote {{ color: {theme.quote}; }}")
+    css = (
+        f"body {{ color: {theme.text}; background: {theme.base}; }} "
+        f"code, pre {{ background: {theme.code_bg}; color: {theme.code_fg}; }} "
+        f"a {{ color: {theme.link}; }} blockquote {{ color: {theme.quote}; }}"
+    )
     return f"<html><head><style>{css}</style></head><body>{_md.render(markdown)}</body></html>"
 
 

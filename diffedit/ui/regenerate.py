@@ -116,8 +116,9 @@ class RegenerationController(QObject):
         settings = GenerationSettings(steps=self.options.steps, strength=self.options.strength, seed=seed)
         self._blocks_label = block_numbers(text, a, b)
         job_id = self.bridge.submit(request, settings)
-        self.session = GenerationSession(job_id, start, end, original, self.editor.text_range,
-                                         self.options.instruction.strip())
+        self.session = GenerationSession(
+            job_id, start, end, original, self.editor.text_range, self.options.instruction.strip()
+        )
         self._recorder = FrameRecorder()
         self._started_at = time.perf_counter()
         self.editor.clear_mark("target")
@@ -147,8 +148,11 @@ class RegenerationController(QObject):
         self.editor.canvas.clear(hint)
         if session is not None:
             session.finish(state)
-            if state is not SessionState.COMMITTED and hint is None and \
-                    self.editor.textCursor().position() == self._parked_caret:
+            if (
+                state is not SessionState.COMMITTED
+                and hint is None
+                and self.editor.textCursor().position() == self._parked_caret
+            ):
                 # The user did not move on: select the target again, ready for another Ctrl+R.
                 self.editor.center_on(session.start, session.end)
         self.session = None
@@ -187,9 +191,15 @@ class RegenerationController(QObject):
         self._show(paint)
         accepted = sum(1 for a in frame.accepted if a)
         tokens = accepted + frame.canvas_index * len(frame.accepted)
-        self.progress.emit(Progress(frame.step, frame.total_steps, tokens,
-                                    time.perf_counter() - self._started_at,
-                                    accepted / frame.step if frame.step else None))
+        self.progress.emit(
+            Progress(
+                frame.step,
+                frame.total_steps,
+                tokens,
+                time.perf_counter() - self._started_at,
+                accepted / frame.step if frame.step else None,
+            )
+        )
 
     def _show(self, paint: CanvasPaint) -> None:
         session = self.session
@@ -214,10 +224,17 @@ class RegenerationController(QObject):
         self._end(SessionState.COMMITTED)
         self._apply(start, end, replacement)
         entry = HistoryEntry(
-            when=datetime.now(), blocks=self._blocks_label,
-            instruction=session.instruction, steps=result.steps, tokens_per_forward=result.tokens_per_forward,
-            seconds=result.total_s, model=result.model, seed=result.seed, original=session.original,
-            replacement=replacement, span=TrackedSpan(start, start + utf16_len(replacement)),
+            when=datetime.now(),
+            blocks=self._blocks_label,
+            instruction=session.instruction,
+            steps=result.steps,
+            tokens_per_forward=result.tokens_per_forward,
+            seconds=result.total_s,
+            model=result.model,
+            seed=result.seed,
+            original=session.original,
+            replacement=replacement,
+            span=TrackedSpan(start, start + utf16_len(replacement)),
             frames=list(self._recorder.frames),
         )
         self.history.add(entry)
@@ -225,11 +242,14 @@ class RegenerationController(QObject):
         self._review_undo_steps = self.editor.document().availableUndoSteps()
         self.editor.set_mark("committed", [(entry.span.start, entry.span.end)], "committed_bg")
         tokens = len(result.token_ids)
-        self.progress.emit(Progress(result.steps, result.steps, tokens, result.total_s,
-                                    result.tokens_per_forward))
+        self.progress.emit(
+            Progress(result.steps, result.steps, tokens, result.total_s, result.tokens_per_forward)
+        )
         self.committed.emit(entry)
-        self.reviewOffered.emit(f"Rewrote blocks {entry.blocks} in {result.total_s:.1f} s "
-                                f"({result.steps} steps, {result.tokens_per_forward:.1f} tokens/forward).")
+        self.reviewOffered.emit(
+            f"Rewrote blocks {entry.blocks} in {result.total_s:.1f} s "
+            f"({result.steps} steps, {result.tokens_per_forward:.1f} tokens/forward)."
+        )
 
     def _apply(self, start: int, end: int, replacement: str) -> None:
         """The commit: one edit block, so one Ctrl+Z restores the original exactly."""
@@ -260,8 +280,10 @@ class RegenerationController(QObject):
 
     # -- review: keep / undo / try again -----------------------------------------------------------
     def _review_is_latest(self) -> bool:
-        return self._review is not None and \
-            self.editor.document().availableUndoSteps() == self._review_undo_steps
+        return (
+            self._review is not None
+            and self.editor.document().availableUndoSteps() == self._review_undo_steps
+        )
 
     def keep(self) -> None:
         self.close_review()

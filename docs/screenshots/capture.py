@@ -1,6 +1,6 @@
 """Regenerate the user guide's screenshots: the real app, the demo model, a real X server.
 
-    xvfb-run -s "-screen 0 1280x860x24" env QT_QPA_PLATFORM=xcb python docs/screenshots/capture.py
+xvfb-run -s "-screen 0 1280x860x24" env QT_QPA_PLATFORM=xcb python docs/screenshots/capture.py
 """
 
 from __future__ import annotations

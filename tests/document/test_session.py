@@ -32,7 +32,7 @@ class Doc:
         self.text = text
 
     def edit(self, pos: int, removed: int, insert: str) -> tuple[int, int, int]:
-        self.text = self.text[:pos] + insert + self.text[pos + removed:]
+        self.text = self.text[:pos] + insert + self.text[pos + removed :]
         return pos, removed, len(insert)
 
     def read(self, a: int, b: int) -> str:
@@ -66,8 +66,14 @@ def test_edit_after_target_leaves_it() -> None:
 
 
 def test_edits_inside_or_at_the_edges_touch_the_target() -> None:
-    for pos, removed, text in [(T0 + 3, 0, "x"), (T0, 0, "x"), (T1, 0, "x"), (T0 - 1, 1, ""), (T1, 1, ""),
-                               (0, len(DOC), "")]:
+    for pos, removed, text in [
+        (T0 + 3, 0, "x"),
+        (T0, 0, "x"),
+        (T1, 0, "x"),
+        (T0 - 1, 1, ""),
+        (T1, 1, ""),
+        (0, len(DOC), ""),
+    ]:
         doc = Doc(DOC)
         s = session(doc)
         assert s.apply_change(*doc.edit(pos, removed, text)) is EditEffect.INSIDE, (pos, removed, text)
@@ -107,21 +113,34 @@ def test_target_follows_any_edit_outside_it(edits: list[tuple[int, int, str]]) -
         assert doc.read(s.start, s.end) == "Target paragraph here."
 
 
-def frame(text_pieces: list[str], accepted: list[bool], changed: list[bool], final: bool = False,
-          head: str = "") -> Frame:
+def frame(
+    text_pieces: list[str], accepted: list[bool], changed: list[bool], final: bool = False, head: str = ""
+) -> Frame:
     spans, pos = [], len(head)
     for p in text_pieces:
         spans.append((pos, pos + len(p)))
         pos += len(p)
     n = len(text_pieces)
-    return Frame(1, 0, 2, 8, tuple(range(n)), tuple(text_pieces), tuple(spans), tuple(accepted),
-                 tuple(changed),
-                 (0.0,) * n, head + "".join(text_pieces), final)
+    return Frame(
+        1,
+        0,
+        2,
+        8,
+        tuple(range(n)),
+        tuple(text_pieces),
+        tuple(spans),
+        tuple(accepted),
+        tuple(changed),
+        (0.0,) * n,
+        head + "".join(text_pieces),
+        final,
+    )
 
 
 def test_paint_marks_noise_fresh_and_text() -> None:
-    p = paint_frame(frame(["ab", "cd", "ef", ""], [True, False, True, False], [False, True, True, True],
-                          head="HEAD "))
+    p = paint_frame(
+        frame(["ab", "cd", "ef", ""], [True, False, True, False], [False, True, True, True], head="HEAD ")
+    )
     assert p.text == "HEAD abcdef"
     assert p.runs == ((0, 7, PaintKind.TEXT), (7, 9, PaintKind.NOISE), (9, 11, PaintKind.FRESH))
     final = paint_frame(frame(["ab", "cd"], [False, False], [True, True], final=True))
@@ -140,8 +159,22 @@ def test_frame_recorder_is_bounded_and_keeps_the_last() -> None:
 def test_history_drops_old_frames() -> None:
     h = History()
     for i in range(MAX_ENTRIES_WITH_FRAMES + 5):
-        h.add(HistoryEntry(datetime.now(), "1", "", 4, 1.0, 0.1, "m", i, "a", "b", TrackedSpan(0, 1),
-                           [CanvasPaint.plain("x")]))
+        h.add(
+            HistoryEntry(
+                datetime.now(),
+                "1",
+                "",
+                4,
+                1.0,
+                0.1,
+                "m",
+                i,
+                "a",
+                "b",
+                TrackedSpan(0, 1),
+                [CanvasPaint.plain("x")],
+            )
+        )
     assert not h[0].frames and h[len(h) - 1].frames
     assert "blocks 1" in h[0].label()
 

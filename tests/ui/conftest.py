@@ -42,9 +42,12 @@ WindowFactory = Callable[..., MainWindow]
 def make_window(qtbot: QtBot) -> Iterator[WindowFactory]:
     windows: list[MainWindow] = []
 
-    def make(loader: Callable[..., object] | None = None, text: str | None = DOC,
-             settings: Settings | None = None,
-             model_path: str = "") -> MainWindow:
+    def make(
+        loader: Callable[..., object] | None = None,
+        text: str | None = DOC,
+        settings: Settings | None = None,
+        model_path: str = "",
+    ) -> MainWindow:
         s = settings or Settings()
         s.model_path = model_path
         bridge = EngineBridge(loader or fake_loader(FakeEngine()))  # type: ignore[arg-type]

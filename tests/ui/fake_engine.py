@@ -28,8 +28,9 @@ class FakeEngine:
     name = "fake-dg"
     device = "cpu"
 
-    def __init__(self, step_delay_s: float = 0.01, fail_with: Exception | None = None,
-                 held: bool = False) -> None:
+    def __init__(
+        self, step_delay_s: float = 0.01, fail_with: Exception | None = None, held: bool = False
+    ) -> None:
         self.step_delay_s = step_delay_s
         self.fail_with = fail_with
         # Held: every step waits for a permit, so a test can stop a run between two known steps.
@@ -47,8 +48,13 @@ class FakeEngine:
         """Run freely from now on."""
         self.free.set()
 
-    def rewrite(self, job: RewriteJob, on_frame: Callable[[Frame], None] | None = None,
-                cancel: CancelToken | None = None, frame_interval_s: float = 0.0) -> RewriteResult:
+    def rewrite(
+        self,
+        job: RewriteJob,
+        on_frame: Callable[[Frame], None] | None = None,
+        cancel: CancelToken | None = None,
+        frame_interval_s: float = 0.0,
+    ) -> RewriteResult:
         self.jobs.append(job)
         started = time.perf_counter()
         seed = job.settings.seed or 0
@@ -79,15 +85,44 @@ class FakeEngine:
             previous = shown
             self.steps_done += 1
             if on_frame is not None:
-                on_frame(Frame(job.job_id, 0, step, steps, tuple(range(n)), tuple(shown), tuple(spans),
-                               tuple(accepted), tuple(changed), (0.0,) * n, "".join(shown), step == steps))
-        return RewriteResult(job.job_id, final, tuple(range(n)), steps, 1, n / steps, 1.0, 2.0,
-                             time.perf_counter() - started, seed, self.name)
+                on_frame(
+                    Frame(
+                        job.job_id,
+                        0,
+                        step,
+                        steps,
+                        tuple(range(n)),
+                        tuple(shown),
+                        tuple(spans),
+                        tuple(accepted),
+                        tuple(changed),
+                        (0.0,) * n,
+                        "".join(shown),
+                        step == steps,
+                    )
+                )
+        return RewriteResult(
+            job.job_id,
+            final,
+            tuple(range(n)),
+            steps,
+            1,
+            n / steps,
+            1.0,
+            2.0,
+            time.perf_counter() - started,
+            seed,
+            self.name,
+        )
 
 
 def fake_loader(engine: FakeEngine | None = None, fail: str = "") -> Callable[..., FakeEngine]:
-    def load(path: str | Path | None = None, device: str | None = None, dtype: str | None = None,
-             progress: Callable[[str], None] | None = None) -> FakeEngine:
+    def load(
+        path: str | Path | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> FakeEngine:
         if progress:
             progress("Loading fake model…")
         if fail:

@@ -49,8 +49,14 @@ def test_rewrite_undo_redo(real_window: MainWindow, qtbot: QtBot) -> None:
 def test_stop_mid_run_restores_the_original(real_window: MainWindow, qtbot: QtBot) -> None:
     w = real_window
     start(w, steps=500)  # long enough that the run is surely still going when Esc arrives
-    qtbot.waitUntil(lambda: w.controller.session is not None and w.controller.session.latest is not None
-                    and w.controller.session.latest.step >= 1, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: (
+            w.controller.session is not None
+            and w.controller.session.latest is not None
+            and w.controller.session.latest.step >= 1
+        ),
+        timeout=60_000,
+    )
     assert w.editor.toPlainText() == DOC
     qtbot.keyClick(w.editor, Qt.Key.Key_Escape)
     assert not w.controller.running
@@ -84,7 +90,7 @@ def test_edit_inside_the_target_cancels(real_window: MainWindow, qtbot: QtBot) -
     qtbot.keyClicks(w.editor, "Z")
     assert not w.controller.running and "cancelled" in w.notice_bar.label.text()
     qtbot.wait(300)
-    assert w.editor.toPlainText() == DOC[: T0 + 3] + "Z" + DOC[T0 + 3:]
+    assert w.editor.toPlainText() == DOC[: T0 + 3] + "Z" + DOC[T0 + 3 :]
 
 
 def test_try_again_and_replay(real_window: MainWindow, qtbot: QtBot) -> None:

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from diffedit import app as app_module
+from diffedit.document.outline import outline
 from diffedit.settings import Settings, config_dir
 from diffedit.ui.main_window import welcome_text
 from diffedit.ui.theme import DARK, LIGHT, apply_theme
@@ -108,9 +109,11 @@ def test_dark_theme_and_settings_persist(make_window: WindowFactory, qtbot: QtBo
 
 
 def test_settings_survive_bad_values(tmp_path: Path) -> None:
-    (tmp_path / "settings.json").write_text('{"theme": "neon", "steps": "many", "strength": 9, '
-                                            '"font_size": 3,'
-                                            ' "recent_files": [1, 2], "unknown": true}')
+    (tmp_path / "settings.json").write_text(
+        '{"theme": "neon", "steps": "many", "strength": 9, '
+        '"font_size": 3,'
+        ' "recent_files": [1, 2], "unknown": true}'
+    )
     s = Settings.load(tmp_path)
     assert (s.theme, s.steps, s.strength, s.font_size, s.recent_files) == ("light", 24, 1.0, 6, [])
     (tmp_path / "settings.json").write_text("not json")
@@ -125,15 +128,22 @@ def test_app_arguments() -> None:
 def test_large_document_keystrokes_do_not_recompute_views(make_window: WindowFactory, qtbot: QtBot) -> None:
     big = ("## Heading\n\nSome *words* with `code` and [a link](http://x).\n\n" * 16_000)[:1_000_000]
     w = make_window(text=big)
+    w.outline_dock.show()
     calls = []
-    original = w.refresh_views
-    w.refresh_views = lambda: (calls.append(1), original())[1]  # type: ignore[method-assign]
+    original = w.start_refresh
+    w.start_refresh = lambda: (calls.append(1), original())[1]  # type: ignore[method-assign]
     w._refresh_timer.timeout.disconnect()
-    w._refresh_timer.timeout.connect(w.refresh_views)
+    w._refresh_timer.timeout.connect(w.start_refresh)
     w.editor.moveCursor(w.editor.textCursor().MoveOperation.Start)
     qtbot.keyClicks(w.editor, "abc")
     assert calls == []  # debounced: nothing per keystroke
     qtbot.waitUntil(lambda: calls == [1], timeout=5000)
+    # The 1 MB refresh runs in slices of a few ms between events, not in one go.
+    assert w._refresh_job is not None
+    qtbot.waitUntil(lambda: w._refresh_job is None, timeout=5000)
+    text = w.editor.toPlainText()
+    assert w.status.words.text() == f"{len(text.split()):,} words"
+    assert w.outline_dock._keys == [(h.level, h.title) for h in outline(text)]
 
 
 def test_pyside_refcount_guard_targets_only_the_broken_pair() -> None:

@@ -27,8 +27,14 @@ def step_once(w: MainWindow, engine: FakeEngine, qtbot: QtBot) -> None:
     """Let the held engine make exactly one more step and wait until the UI painted it."""
     target = engine.steps_done + 1
     engine.allow(1)
-    qtbot.waitUntil(lambda: w.controller.session is not None and w.controller.session.latest is not None
-                    and w.controller.session.latest.step == target, timeout=5000)
+    qtbot.waitUntil(
+        lambda: (
+            w.controller.session is not None
+            and w.controller.session.latest is not None
+            and w.controller.session.latest.step == target
+        ),
+        timeout=5000,
+    )
 
 
 def test_selection_snaps_to_whole_blocks_and_is_marked(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
@@ -54,14 +60,14 @@ def test_ctrl_r_rewrites_only_the_target_in_one_undo_step(fake_window, qtbot: Qt
     assert job.request.target == TARGET and job.settings.steps == 4
     new = fake_rewrite_text(TARGET, "", job.settings.seed or 0)
     t0 = DOC.index(TARGET)
-    assert w.editor.toPlainText() == DOC[:t0] + new + DOC[t0 + len(TARGET):]
+    assert w.editor.toPlainText() == DOC[:t0] + new + DOC[t0 + len(TARGET) :]
     assert w.review_bar.isVisible()
     qtbot.keyClick(w.editor, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert w.editor.toPlainText() == DOC
     assert not w.editor.document().isUndoAvailable()  # the rewrite was exactly one undo step
     redo = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
     qtbot.keyClick(w.editor, Qt.Key.Key_Z, redo)
-    assert w.editor.toPlainText() == DOC[:t0] + new + DOC[t0 + len(TARGET):]
+    assert w.editor.toPlainText() == DOC[:t0] + new + DOC[t0 + len(TARGET) :]
 
 
 def test_frames_never_touch_the_document(make_window: WindowFactory, qtbot: QtBot) -> None:
