@@ -105,6 +105,13 @@ def test_in_place_writes_the_file(md: Path, tiny_checkpoint: Path, capsys) -> No
     assert [p.name for p in md.parent.iterdir()] == ["doc.md"]  # no temp files left behind
 
 
+def _rewrite_block_2(
+    capsys: pytest.CaptureFixture[str], path: Path, model: Path, *extra: str
+) -> tuple[int, str, str]:
+    """``diffedit rewrite PATH --block 2 --model MODEL EXTRA...``."""
+    return _run(capsys, "rewrite", str(path), "--block", "2", "--model", str(model), *extra)
+
+
 def test_in_place_failure_leaves_the_file_intact(
     md: Path, tiny_checkpoint: Path, capsys, monkeypatch
 ) -> None:
@@ -112,18 +119,7 @@ def test_in_place_failure_leaves_the_file_intact(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", boom)
-    code, out, err = _run(
-        capsys,
-        "rewrite",
-        str(md),
-        "--block",
-        "2",
-        "--model",
-        str(tiny_checkpoint),
-        "--seed",
-        "1",
-        "--in-place",
-    )
+    code, out, err = _rewrite_block_2(capsys, md, tiny_checkpoint, "--seed", "1", "--in-place")
     assert code == 2 and out == ""
     assert "disk is full" in err and "nothing was written" in err and len(err.strip().splitlines()) == 1
     assert md.read_text(encoding="utf-8") == DOC
@@ -134,19 +130,7 @@ def test_in_place_keeps_bom_and_crlf(tmp_path: Path, tiny_checkpoint: Path, caps
     f = tmp_path / "windows.md"
     original = "\ufeff" + DOC.replace("\n", "\r\n")
     f.write_bytes(original.encode("utf-8"))
-    code, out, _ = _run(
-        capsys,
-        "rewrite",
-        str(f),
-        "--block",
-        "2",
-        "--model",
-        str(tiny_checkpoint),
-        "--seed",
-        "1",
-        "--in-place",
-        "--json",
-    )
+    code, out, _ = _rewrite_block_2(capsys, f, tiny_checkpoint, "--seed", "1", "--in-place", "--json")
     assert code == 0
     data = f.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
@@ -154,20 +138,8 @@ def test_in_place_keeps_bom_and_crlf(tmp_path: Path, tiny_checkpoint: Path, caps
 
 
 def test_visual_animates_then_leaves_the_final_text(md: Path, tiny_checkpoint: Path, capsys) -> None:
-    code, out, err = _run(
-        capsys,
-        "rewrite",
-        str(md),
-        "--block",
-        "2",
-        "--model",
-        str(tiny_checkpoint),
-        "--seed",
-        "3",
-        "--steps",
-        "4",
-        "--visual",
-        "--json",
+    code, out, err = _rewrite_block_2(
+        capsys, md, tiny_checkpoint, "--seed", "3", "--steps", "4", "--visual", "--json"
     )
     assert code == 0
     assert err.count("\x1b[?2026h") >= 5  # one synchronized repaint per step, plus the final one
