@@ -189,7 +189,10 @@ class RegenerationController(QObject):
             return
         paint = paint_frame(frame)
         self._show(paint)
-        accepted = sum(1 for a in frame.accepted if a)
+        # Count what the result will count: the text's tokens and its end token, not the accepted padding
+        # after it (the settled canvas is mostly padding, which would inflate tokens per forward).
+        last = max((i for i, piece in enumerate(frame.pieces) if piece), default=-1)
+        accepted = sum(1 for a in frame.accepted[: last + 2] if a)
         tokens = accepted + frame.canvas_index * len(frame.accepted)
         self.progress.emit(
             Progress(

@@ -119,3 +119,20 @@ def test_a_missing_model_is_a_clear_message(make_window, tmp_path, qtbot: QtBot)
     start(w)
     wait_done(w, qtbot)
     assert w.editor.toPlainText() == DOC and not w.editor.document().isModified()
+
+
+def test_status_counts_text_tokens_not_the_accepted_padding(real_window: MainWindow, qtbot: QtBot) -> None:
+    w = real_window
+    results = []
+    seen = []
+    w.bridge.jobFinished.connect(lambda _id, r: results.append(r))
+    w.controller.progress.connect(lambda p: seen.append(p))
+    start(w, steps=6)
+    wait_done(w, qtbot)
+    assert results, w.notice_bar.label.text()
+    text_tokens = len([t for t in results[0].token_ids if t not in (0, 1)]) + 1  # the text and its end token
+    mid_run = [p for p in seen if p.tokens_per_forward is not None and p.step < p.total_steps]
+    assert mid_run
+    # A canvas is mostly padding once settled: counting it would claim up to the whole canvas per forward.
+    slack = 16  # the text's length still moves while it settles
+    assert all(p.tokens <= text_tokens + slack for p in mid_run), ([p.tokens for p in mid_run], text_tokens)
