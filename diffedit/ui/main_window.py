@@ -82,7 +82,12 @@ class MainWindow(QMainWindow):
         self.editor.set_editor_font(self.settings.font_family, self.settings.font_size)
         self.editor.set_word_wrap(self.settings.word_wrap)
         self.find_bar = FindBar(self.editor, self)
-        self.preview = PreviewPane(self.editor.toPlainText, self.theme, self)
+        self.preview = PreviewPane(
+            self.editor.toPlainText, self.theme, self, anchor=lambda: self.editor.textCursor().position()
+        )
+        self.editor.cursorPositionChanged.connect(
+            lambda: self.preview.follow(self.editor.textCursor().position())
+        )
         self.regen_bar = RegenerateBar(self)
         self.regen_bar.set_values(self.settings.steps, self.settings.strength)
         self.review_bar = ReviewBar(self)

@@ -1,4 +1,8 @@
-"""The rendered preview: markdown-it-py HTML in a QTextBrowser, updated a moment after typing stops."""
+"""The rendered preview: markdown-it-py HTML in a QTextBrowser, updated a moment after typing stops.
+
+A long document is previewed around the cursor (``diffedit.document.preview_window``): rendering a whole
+megabyte would hold the UI thread for over a second after every pause in typing.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +12,39 @@ from markdown_it import MarkdownIt
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
+from diffedit.document.preview_window import preview_window
 from diffedit.ui.theme import Theme
 
 _md = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 
 
-def render_html(markdown: str, theme: Theme) -> str:
+def render_html(markdown: str, theme: Theme, note: str = "") -> str:
     css = (
         f"body {{ color: {theme.text}; background: {theme.base}; }} "
         f"code, pre {{ background: {theme.code_bg}; color: {theme.code_fg}; }} "
-        f"a {{ color: {theme.link}; }} blockquote {{ color: {theme.quote}; }}"
+        f"a {{ color: {theme.link}; }} blockquote {{ color: {theme.quote}; }} "
+        f".note {{ color: {theme.quote}; font-style: italic; }}"
     )
-    return f"<html><head><style>{css}</style></head><body>{_md.render(markdown)}</body></html>"
+    head = f'<p class="note">{note}</p>' if note else ""
+    return f"<html><head><style>{css}</style></head><body>{head}{_md.render(markdown)}</body></html>"
 
 
 def debounce_ms(size: int) -> int:
-    """Longer pauses for longer documents: rendering 1 MB takes about a second."""
-    return 250 if size < 100_000 else 1500
+    """A short pause: even a long document renders only its part around the cursor."""
+    return 250 if size < 100_000 else 400
 
 
 class PreviewPane(QTextBrowser):
-    def __init__(self, source: Callable[[], str], theme: Theme, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        source: Callable[[], str],
+        theme: Theme,
+        parent: QWidget | None = None,
+        anchor: Callable[[], int] = lambda: 0,
+    ) -> None:
         super().__init__(parent)
+        self._anchor = anchor
+        self.shown_span: tuple[int, int] | None = None  # the part shown, where the document is long
         self.setObjectName("preview")
         self.setOpenExternalLinks(True)
         self._source = source
@@ -42,12 +57,27 @@ class PreviewPane(QTextBrowser):
         if self.isVisible():
             self._timer.start(debounce_ms(size))
 
+    def follow(self, position: int) -> None:
+        """The cursor moved: a long document's preview moves with it once it leaves the part shown."""
+        if self.shown_span is not None and not self.shown_span[0] <= position <= self.shown_span[1]:
+            self._timer.start(debounce_ms(self.shown_span[1]))
+
     def refresh(self) -> None:
         if not self.isVisible():
             return
         bar = self.verticalScrollBar()
         fraction = bar.value() / bar.maximum() if bar.maximum() else 0.0
-        self.setHtml(render_html(self._source(), self.theme))
+        text = self._source()
+        start, end = preview_window(text, self._anchor())
+        note = ""
+        self.shown_span = None
+        if (start, end) != (0, len(text)):
+            self.shown_span = (start, end)
+            note = (
+                f"A long document: the preview shows the part around the cursor "
+                f"({start * 100 // len(text)}–{end * 100 // len(text)} % of {len(text):,} characters)."
+            )
+        self.setHtml(render_html(text[start:end], self.theme, note))
         bar.setValue(round(fraction * bar.maximum()))
         self.renders += 1
 

@@ -92,6 +92,25 @@ def test_preview_renders_markdown(make_window: WindowFactory, qtbot: QtBot) -> N
     assert w.preview.renders == before + 1
 
 
+def test_a_long_document_is_previewed_around_the_cursor(
+    make_window: WindowFactory, qtbot: QtBot, tmp_path: Path
+) -> None:
+    w = make_window()
+    text = "".join(f"## Section {i}\n\nParagraph number {i} of a long document.\n\n" for i in range(6000))
+    doc = tmp_path / "long.md"
+    doc.write_text(text, encoding="utf-8")
+    assert w.open_path(doc)
+    w.act_preview.setChecked(True)
+    shown = w.preview.toPlainText()
+    assert "A long document: the preview shows the part around the cursor" in shown
+    assert "Paragraph number 0 of" in shown and "Paragraph number 5999 of" not in shown
+    c = w.editor.textCursor()
+    c.setPosition(text.index("Paragraph number 5000 of"))
+    w.editor.setTextCursor(c)  # the cursor leaves the part shown: the preview follows after a pause
+    qtbot.waitUntil(lambda: "Paragraph number 5000 of" in w.preview.toPlainText(), timeout=3000)
+    assert "Paragraph number 0 of" not in w.preview.toPlainText()
+
+
 def test_dark_theme_and_settings_persist(make_window: WindowFactory, qtbot: QtBot) -> None:
     w = make_window()
     w.act_dark.setChecked(True)
