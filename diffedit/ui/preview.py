@@ -45,6 +45,7 @@ class PreviewPane(QTextBrowser):
         super().__init__(parent)
         self._anchor = anchor
         self.shown_span: tuple[int, int] | None = None  # the part shown, where the document is long
+        self._size = 0
         self.setObjectName("preview")
         self.setOpenExternalLinks(True)
         self._source = source
@@ -60,7 +61,7 @@ class PreviewPane(QTextBrowser):
     def follow(self, position: int) -> None:
         """The cursor moved: a long document's preview moves with it once it leaves the part shown."""
         if self.shown_span is not None and not self.shown_span[0] <= position <= self.shown_span[1]:
-            self._timer.start(debounce_ms(self.shown_span[1]))
+            self._timer.start(debounce_ms(self._size))
 
     def refresh(self) -> None:
         if not self.isVisible():
@@ -68,11 +69,15 @@ class PreviewPane(QTextBrowser):
         bar = self.verticalScrollBar()
         fraction = bar.value() / bar.maximum() if bar.maximum() else 0.0
         text = self._source()
-        start, end = preview_window(text, self._anchor())
+        self._size = len(text)
+        anchor = self._anchor()
+        start, end = preview_window(text, anchor)
         note = ""
-        self.shown_span = None
+        previous, self.shown_span = self.shown_span, None
         if (start, end) != (0, len(text)):
             self.shown_span = (start, end)
+            if previous != self.shown_span:  # a new part: show the cursor's place in it, not the old scroll
+                fraction = (anchor - start) / max(1, end - start)
             note = (
                 f"A long document: the preview shows the part around the cursor "
                 f"({start * 100 // len(text)}–{end * 100 // len(text)} % of {len(text):,} characters)."

@@ -109,6 +109,8 @@ def test_a_long_document_is_previewed_around_the_cursor(
     w.editor.setTextCursor(c)  # the cursor leaves the part shown: the preview follows after a pause
     qtbot.waitUntil(lambda: "Paragraph number 5000 of" in w.preview.toPlainText(), timeout=3000)
     assert "Paragraph number 0 of" not in w.preview.toPlainText()
+    bar = w.preview.verticalScrollBar()  # scrolled to the cursor's place in the new part (about its middle)
+    assert 0.3 * bar.maximum() < bar.value() < 0.7 * bar.maximum()
 
 
 def test_dark_theme_and_settings_persist(make_window: WindowFactory, qtbot: QtBot) -> None:
