@@ -71,12 +71,13 @@ def build_checkpoint(
     t_min: float = 0.4,
     t_max: float = 0.8,
     dtype: torch.dtype = torch.float32,
+    text_overrides: dict[str, object] | None = None,
 ) -> Path:
     """A random-weight DiffusionGemma with the infill format, saved like a real checkpoint."""
     folder.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(folder)
     vocab = len(tok)
-    text = DiffusionGemmaTextConfig(
+    fields: dict[str, object] = dict(
         vocab_size=vocab,
         hidden_size=hidden,
         intermediate_size=2 * hidden,
@@ -94,6 +95,7 @@ def build_checkpoint(
         eos_token_id=1,
         bos_token_id=2,
     )
+    text = DiffusionGemmaTextConfig(**{**fields, **(text_overrides or {})})  # type: ignore[arg-type]
     config = DiffusionGemmaConfig(
         text_config=text.to_dict(), vision_config=TINY_VISION, canvas_length=canvas_length
     )

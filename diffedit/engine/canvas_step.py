@@ -47,6 +47,13 @@ class CanvasDecoder:
         else:
             soft_embeddings = torch.zeros_like(inputs_embeds)
         hidden = self.decoder.self_conditioning(inputs_embeds, soft_embeddings)
+        hidden = self.decoder.norm(self.run_layers(hidden))
+        logits = self.lm_head(hidden).to(torch.float32)  # a fresh tensor either way: safe to modify in place
+        if self.softcap is not None:
+            logits.div_(self.softcap).tanh_().mul_(self.softcap)
+        return logits
+
+    def run_layers(self, hidden: torch.Tensor) -> torch.Tensor:
         for layer, position_embeddings, mask in self.layers:
             hidden = layer(
                 hidden,
@@ -55,8 +62,4 @@ class CanvasDecoder:
                 position_ids=self.positions,
                 cache=self.cache,
             )
-        hidden = self.decoder.norm(hidden)
-        logits = self.lm_head(hidden).to(torch.float32)  # a fresh tensor either way: safe to modify in place
-        if self.softcap is not None:
-            logits.div_(self.softcap).tanh_().mul_(self.softcap)
-        return logits
+        return hidden

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from diffedit.engine.canvas_step import CanvasDecoder
 from diffedit.engine.sampling import DenoiseConfig, entropy_bound_accept
 
 MIN_GRAPH_STEPS = 4  # below this, capturing costs more than it saves: the eager loop runs instead
@@ -93,9 +94,12 @@ class GraphedCanvas:
         generator: torch.Generator,
         no_end_first: torch.Tensor | None,
         ops: CudaOps | None = None,
+        decoder: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
     ) -> None:
         self.ops = ops or CudaOps()
         self.model = model
+        # The forward: logits for (canvas, self-conditioning logits); by default the plain per-canvas decoder.
+        self.decoder = decoder or CanvasDecoder(model, masks, cache, positions)
         self.cfg = cfg
         self.masks = masks
         self.cache = cache
@@ -124,13 +128,7 @@ class GraphedCanvas:
 
     def _step(self, first: bool) -> None:
         cfg = self.cfg
-        logits = self.model(
-            decoder_input_ids=self.canvas,
-            self_conditioning_logits=None if first else self.self_cond,
-            decoder_attention_mask=self.masks,
-            cache=self.cache,
-            decoder_position_ids=self.positions,
-        ).logits
+        logits = self.decoder(self.canvas, None if first else self.self_cond)
         divisor = cfg.t_min + (cfg.t_max - cfg.t_min) * (self.remaining / cfg.max_steps)
         logits = logits / divisor
         if self.no_end_first is not None:

@@ -19,6 +19,7 @@ from transformers.cache_utils import DynamicCache
 
 from diffedit.engine.canvas_step import CanvasDecoder
 from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS, GraphedCanvas, graphs_supported
+from diffedit.engine.fused_step import FusedCanvasDecoder, LayerKernels, compiled_kernels, fusable
 from diffedit.engine.sampling import (
     DenoiseConfig,
     FastScorer,
@@ -58,6 +59,8 @@ class DenoiseOutcome:
     encode_s: float
     step_s: list[float] = field(default_factory=list)
     graphed: bool | None = None  # None: no canvas ran as a graph; else whether every one was captured
+    compiled: bool | None = None  # None: not asked for; else whether the compiled layer kernels ran
+    compile_error: str | None = None  # why they did not, where they were asked for and failed
 
     @property
     def step_s_median(self) -> float:
@@ -81,6 +84,7 @@ class _Canvas:
     outcome: DenoiseOutcome
     observe: Callable[[StepView], None] | None
     cancel: CancelToken | None
+    decoder: CanvasDecoder
 
 
 def encoder_pass(
@@ -115,11 +119,14 @@ def denoise(
     forbid_empty: bool = False,
     graphs: bool = True,
     frame_interval_s: float = 0.0,
+    compile_step: bool = False,
 ) -> DenoiseOutcome:
     """Up to ``max_canvases`` canvases after ``prompt_ids``; stops after a canvas holding an end token.
 
     On a CUDA device the fast mode captures each canvas's step as a CUDA graph (``graphs=False`` keeps the
     eager loop); ``frame_interval_s`` bounds how often a graphed loop copies a frame off the device.
+    ``compile_step`` runs the decoder layers as compiled fused kernels (:mod:`diffedit.engine.fused_step`);
+    where compiling fails the step runs uncompiled and the outcome says why.
     """
     device = model.device
     canvas_length = int(model.config.canvas_length)
@@ -134,6 +141,7 @@ def denoise(
     encoder_positions = torch.arange(0, seen, dtype=torch.int32, device=device)[None]
     cache = DynamicCache(config=model.config.get_text_config(decoder=True))
     outcome = DenoiseOutcome(tokens=[], forwards=0, canvases=0, encode_s=0.0)
+    kernels = _layer_kernels(model, mode, compile_step, outcome)
     end_tensor = torch.tensor(sorted(eos_ids), device=device)
     # A rewrite may shorten a passage but not delete it: no end token in the first position.
     no_end_first = torch.tensor(sorted(eos_ids | {pad_id}), device=device) if forbid_empty else None
@@ -164,9 +172,14 @@ def denoise(
                 cache=cache,
                 decoder_attention_mask=decoder_mask,
             )
+            decoder = (
+                CanvasDecoder(model, masks, cache, decoder_positions)
+                if kernels is None
+                else FusedCanvasDecoder(model, masks, cache, decoder_positions, kernels, outcome)
+            )
             job = _Canvas(
                 model, cfg, masks, cache, decoder_positions, canvas, first_step, generator,
-                no_end_first if index == 0 else None, index, outcome, observe, cancel,
+                no_end_first if index == 0 else None, index, outcome, observe, cancel, decoder,
             )  # fmt: skip
             with StaticCanvasCache(cache, canvas_length).installed(model):
                 if graphs and mode == "fast" and graphs_supported(device) and first_step >= MIN_GRAPH_STEPS:
@@ -213,9 +226,7 @@ def _eager_canvas(
     stopper.reset()
     self_cond: torch.Tensor | None = None
     argmax = canvas
-    decoder = CanvasDecoder(
-        job.model, job.masks, job.cache, job.positions
-    )  # model(...)'s logits, bitwise, less per step
+    decoder = job.decoder
     for cur_step in range(first_step, 0, -1):
         _check(job.cancel)
         t_step = time.perf_counter()
@@ -260,13 +271,26 @@ def _graphed_canvas(job: _Canvas, frame_interval_s: float) -> torch.Tensor:
 
     run = GraphedCanvas(
         job.model, job.cfg, job.masks, job.cache, job.positions, job.canvas, job.first_step, job.generator,
-        job.no_end_first,
+        job.no_end_first, decoder=job.decoder,
     ).run(on_step, lambda: _check(job.cancel), frame_interval_s)  # fmt: skip
     outcome = job.outcome
     outcome.forwards += run.forwards
     outcome.step_s.extend(run.step_s)
     outcome.graphed = run.graphed if outcome.graphed is None else outcome.graphed and run.graphed
     return run.argmax[None]
+
+
+def _layer_kernels(
+    model: Any, mode: SamplingMode, compile_step: bool, outcome: DenoiseOutcome
+) -> LayerKernels | None:
+    """The compiled layer kernels where asked for and possible; None: the model's own layers."""
+    if not compile_step:
+        return None
+    why = "reference mode runs the model's own layers" if mode == "reference" else fusable(model)
+    if why is not None:
+        outcome.compiled, outcome.compile_error = False, why
+        return None
+    return compiled_kernels()
 
 
 def _check(cancel: CancelToken | None) -> None:

@@ -140,7 +140,14 @@ def test_a_step_after_the_stop_changes_nothing(demo: Any) -> None:
         positions = torch.arange(n, n + length, dtype=torch.int32)[None]
         gen = torch.Generator().manual_seed(0)
         cfg = DenoiseConfig(8, 0.1, 0.1, 0.3, 1, 1e-30)
-        run = cuda_graph.GraphedCanvas(model, cfg, None, cache, positions, canvas, 8, gen, None, ops=CpuOps())
+        masks = model.model.decoder.create_diffusion_decoder_attention_mask(
+            config=model.config,
+            inputs_embeds=canvas.unsqueeze(-1),
+            cache=cache,
+            decoder_attention_mask=torch.ones((1, n + length), dtype=torch.bool),
+        )
+        ops = CpuOps()
+        run = cuda_graph.GraphedCanvas(model, cfg, masks, cache, positions, canvas, 8, gen, None, ops=ops)
         with StaticCanvasCache(cache, length).installed(model):
             run._step(first=True)
             run._step(first=False)
@@ -151,3 +158,12 @@ def test_a_step_after_the_stop_changes_nothing(demo: Any) -> None:
             after = (run.canvas, run.self_cond, run.argmax, run.history, run.remaining)
     for a, b in zip(before, after, strict=True):
         assert torch.equal(a, b)
+
+
+def test_the_graphed_loop_runs_the_compiled_layer_kernels(demo: Any, graphs_on_cpu: CpuOps) -> None:
+    cfg = DenoiseConfig(8, 0.1, 0.1, 0.3, 1, 1e-30)
+    out = _run(demo, cfg, seed=2, max_canvases=1, compile_step=True)
+    assert graphs_on_cpu.captures == 1
+    assert out.graphed is True
+    assert out.compiled is True, out.compile_error
+    assert out.forwards == 8

@@ -1,0 +1,260 @@
+"""The decoder step with the small operations between matrix products fused into a few kernels.
+
+Profiled on an H100 (docs/benchmarks.md), a 26B-A4B decoder step spends ~18 ms in the experts' grouped
+products, close to the time it takes to stream their weights once, and ~24 ms in thousands of small
+element-wise kernels: eleven RMSNorms per layer, each a chain of about eight kernels (cast, square, mean, add,
+power, multiply, multiply, cast), the rotary embedding, the router's normalisation, residual adds and copies.
+A CUDA graph removes their launch cost but not their memory traffic or their few microseconds each.
+
+Here each decoder layer is three functions of tensors only, around the two operations kept as they are:
+attention (transformers' attention interface, reading the static KV buffer) and the experts (the model's own
+experts module, so FP8 experts work unchanged):
+
+* ``attn_in``: input norm, q/k/v projections, q/k/v norms, rotary embedding;
+* ``ffn_in``: output projection, post-attention norm and residual, the dense MLP and its norms, the router;
+* ``ffn_out``: the experts' output norm, the sum of both branches, the last norm, residual and layer scalar.
+
+Run as they are, they are transformers' operations in transformers' order, so the logits equal
+``model(...)``'s bit for bit (the tests hold them to ``torch.equal``). Compiled (``torch.compile``: Triton on
+GPUs, C++ on CPUs), each becomes its matrix products plus a handful of fused kernels. Because they take
+tensors and numbers only, one compilation serves every layer of a kind and every context length.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from diffedit.engine.canvas_step import CanvasDecoder
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """DiffusionGemmaRMSNorm: computed in float32, scaled, cast back."""
+    xf = x.float()
+    normed = xf * torch.pow(xf.pow(2).mean(-1, keepdim=True) + eps, -0.5)
+    if weight is not None:
+        normed = normed * weight.float()
+    return normed.type_as(x)
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """The rotary embedding on (batch, seq, heads, dim) tensors."""
+    cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return (x * cos) + (rotated * sin)
+
+
+def attn_in(
+    hidden: torch.Tensor,
+    norm_w: torch.Tensor,
+    q_w: torch.Tensor,
+    k_w: torch.Tensor,
+    v_w: torch.Tensor | None,
+    q_norm_w: torch.Tensor,
+    k_norm_w: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    eps: float,
+    head_dim: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries, keys and values of the canvas, (batch, heads, seq, dim), as the attention module makes them.
+
+    ``v_w`` None: the layer's values are its keys before their norm (``attention_k_eq_v``).
+    """
+    h = rms_norm(hidden, norm_w, eps)
+    shape = (*h.shape[:-1], -1, head_dim)
+    q = _rotate(rms_norm(F.linear(h, q_w).view(shape), q_norm_w, eps), cos, sin).transpose(1, 2)
+    k_raw = F.linear(h, k_w).view(shape)
+    v_raw = F.linear(h, v_w).view(shape) if v_w is not None else k_raw
+    k = _rotate(rms_norm(k_raw, k_norm_w, eps), cos, sin).transpose(1, 2)
+    v = rms_norm(v_raw, None, eps).transpose(1, 2)
+    return q, k, v
+
+
+def ffn_in(
+    attn_out: torch.Tensor,
+    residual: torch.Tensor,
+    o_w: torch.Tensor,
+    post_attn_w: torch.Tensor,
+    pre_ff_w: torch.Tensor,
+    gate_w: torch.Tensor,
+    up_w: torch.Tensor,
+    down_w: torch.Tensor,
+    post_ff1_w: torch.Tensor,
+    pre_ff2_w: torch.Tensor,
+    router_scale: torch.Tensor,
+    router_w: torch.Tensor,
+    per_expert_scale: torch.Tensor,
+    act: Callable[[torch.Tensor], torch.Tensor],
+    eps: float,
+    top_k: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Everything from the attention's output to the experts' input.
+
+    Returns the new residual, the dense MLP's normed output, the experts' input rows and the router's
+    top-k weights and indices.
+    """
+    h = rms_norm(F.linear(attn_out, o_w), post_attn_w, eps)
+    residual = residual + h
+    x = rms_norm(residual, pre_ff_w, eps)
+    x = F.linear(act(F.linear(x, gate_w)) * F.linear(x, up_w), down_w)
+    dense = rms_norm(x, post_ff1_w, eps)
+    flat = residual.reshape(-1, residual.shape[-1])
+    experts_in = rms_norm(flat, pre_ff2_w, eps)
+    routed = rms_norm(flat, None, eps) * router_scale * (flat.shape[-1] ** -0.5)
+    probs = F.softmax(F.linear(routed, router_w), dim=-1, dtype=torch.float32)
+    top_w, top_i = torch.topk(probs, k=top_k, dim=-1)
+    top_w = top_w / top_w.sum(dim=-1, keepdim=True)
+    top_w = top_w * per_expert_scale[top_i]
+    return residual, dense, experts_in, top_w, top_i
+
+
+def ffn_out(
+    experts_out: torch.Tensor,
+    residual: torch.Tensor,
+    dense: torch.Tensor,
+    post_ff2_w: torch.Tensor,
+    post_ff_w: torch.Tensor,
+    layer_scalar: torch.Tensor,
+    eps: float,
+) -> torch.Tensor:
+    """The layer's output: both feed-forward branches summed, normed, added to the residual, scaled."""
+    moe = rms_norm(experts_out.reshape(residual.shape), post_ff2_w, eps)
+    h = rms_norm(dense + moe, post_ff_w, eps)
+    return (residual + h) * layer_scalar
+
+
+@dataclass(frozen=True)
+class LayerKernels:
+    attn_in: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    ffn_in: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+    ffn_out: Callable[..., torch.Tensor]
+    compiled: bool
+
+
+PLAIN = LayerKernels(attn_in, ffn_in, ffn_out, compiled=False)
+_compiled: LayerKernels | None = None
+_compile_lock = threading.Lock()
+
+
+def compiled_kernels() -> LayerKernels:
+    """The three functions under ``torch.compile`` (one set per process: the compiled code is keyed by
+    shapes, so every model and layer kind shares it). Compilation happens at the first call."""
+    global _compiled
+    with _compile_lock:
+        if _compiled is None:
+
+            def comp(fn: Callable[..., Any]) -> Callable[..., Any]:
+                return torch.compile(fn, fullgraph=True, dynamic=False)
+
+            _compiled = LayerKernels(comp(attn_in), comp(ffn_in), comp(ffn_out), compiled=True)
+        return _compiled
+
+
+def fusable(model: Any) -> str | None:
+    """Why the fused step cannot run this model's decoder, or None where it can."""
+    decoder = model.model.decoder
+    layer = decoder.layers[0]
+    attn = layer.self_attn
+    if getattr(decoder.text_config, "use_clipped_linears", False):
+        return "clipped linear layers"
+    if attn.q_proj.bias is not None or attn.o_proj.bias is not None:
+        return "attention biases"
+    needed = ("router", "experts", "mlp", "pre_feedforward_layernorm_2", "layer_scalar")
+    if not all(hasattr(layer, n) for n in needed):
+        return "a decoder layer without the MoE block"
+    return None
+
+
+class CompileReport(Protocol):
+    compiled: bool | None
+    compile_error: str | None
+
+
+class FusedCanvasDecoder(CanvasDecoder):
+    """:class:`CanvasDecoder` with each layer run as :func:`attn_in`, attention, :func:`ffn_in`, experts,
+    :func:`ffn_out` (plain or compiled, as ``kernels`` says).
+
+    Where the compiled kernels fail (no C++ compiler or Triton, an operation the compiler cannot take) the
+    step is run again with the plain ones, and ``report`` says so.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        masks: dict[str, Any],
+        cache: Any,
+        positions: torch.Tensor,
+        kernels: LayerKernels = PLAIN,
+        report: CompileReport | None = None,
+    ) -> None:
+        super().__init__(model, masks, cache, positions)
+        self.report = report
+        if report is not None and kernels.compiled:
+            report.compiled = True
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+        from transformers.models.diffusion_gemma import modeling_diffusion_gemma as mdg
+
+        self.kernels = kernels
+        text_config = model.model.decoder.text_config
+        self.attention = ALL_ATTENTION_FUNCTIONS.get_interface(
+            text_config._attn_implementation, mdg.eager_attention_forward
+        )
+        self.eps = float(text_config.rms_norm_eps)
+        self.top_k = int(text_config.top_k_experts)
+        # One activation object for every layer: they are the same function, and a compiled kernel guards
+        # on the object it was traced with.
+        self.act = self.layers[0][0].mlp.act_fn
+
+    def __call__(self, canvas: torch.Tensor, self_conditioning_logits: torch.Tensor | None) -> torch.Tensor:
+        if not self.kernels.compiled:
+            return super().__call__(canvas, self_conditioning_logits)
+        try:
+            return super().__call__(canvas, self_conditioning_logits)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:  # the compiler's failures have no common base class
+            self.kernels = PLAIN
+            if self.report is not None:
+                self.report.compiled = False
+                first = (str(exc).strip().splitlines() or [""])[0]
+                self.report.compile_error = f"{type(exc).__name__}: {first[:300]}"
+            # A step is a pure function of its inputs (the KV write is idempotent): run it again.
+            return super().__call__(canvas, self_conditioning_logits)
+
+    def run_layers(self, hidden: torch.Tensor) -> torch.Tensor:
+        k = self.kernels
+        eps = self.eps
+        for layer, (cos, sin), mask in self.layers:
+            attn = layer.self_attn
+            v_w = attn.v_proj.weight if attn.v_proj is not None else None
+            q, key, value = k.attn_in(
+                hidden, layer.input_layernorm.weight, attn.q_proj.weight, attn.k_proj.weight, v_w,
+                attn.q_norm.weight, attn.k_norm.weight, cos, sin, eps, attn.head_dim,
+            )  # fmt: skip
+            key, value = attn.append_to_cache(self.cache, key, value)
+            out, _ = self.attention(
+                attn, q, key, value, mask, dropout=0.0, scaling=attn.scaling,
+                sliding_window=attn.sliding_window, is_causal=attn.is_causal, position_ids=self.positions,
+            )  # fmt: skip
+            out = out.reshape(*hidden.shape[:-1], -1).contiguous()
+            router, mlp = layer.router, layer.mlp
+            residual, dense, experts_in, top_w, top_i = k.ffn_in(
+                out, hidden, attn.o_proj.weight, layer.post_attention_layernorm.weight,
+                layer.pre_feedforward_layernorm.weight, mlp.gate_proj.weight, mlp.up_proj.weight,
+                mlp.down_proj.weight, layer.post_feedforward_layernorm_1.weight,
+                layer.pre_feedforward_layernorm_2.weight, router.scale, router.proj.weight,
+                router.per_expert_scale, self.act, eps, self.top_k,
+            )  # fmt: skip
+            experts_out = layer.experts(experts_in, top_i, top_w)
+            hidden = k.ffn_out(
+                experts_out, residual, dense, layer.post_feedforward_layernorm_2.weight,
+                layer.post_feedforward_layernorm.weight, layer.layer_scalar, eps,
+            )  # fmt: skip
+        return hidden

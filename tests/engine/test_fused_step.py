@@ -1,0 +1,194 @@
+"""The fused decoder step: uncompiled it is the model bit for bit, compiled it stays within rounding, and a
+compiler that fails costs speed, never the rewrite."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from transformers.cache_utils import DynamicCache
+
+from diffedit.engine import denoise as denoise_mod
+from diffedit.engine import fused_step
+from diffedit.engine.denoise import DenoiseOutcome, denoise, encoder_pass
+from diffedit.engine.fused_step import PLAIN, FusedCanvasDecoder, LayerKernels, compiled_kernels
+from diffedit.engine.loader import load_model
+from diffedit.engine.sampling import DenoiseConfig
+from diffedit.engine.static_cache import StaticCanvasCache
+from tests.checkpoints import build_checkpoint
+
+needs_compiler = pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None,
+    reason="torch.compile on the CPU needs a C++ compiler",
+)
+
+
+@pytest.fixture(scope="module")
+def k_eq_v_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five sliding layers and one full layer whose values are its keys, with a larger head, as 26B-A4B."""
+    return build_checkpoint(
+        tmp_path_factory.mktemp("k-eq-v") / "ckpt",
+        layers=6,
+        text_overrides={"attention_k_eq_v": True, "global_head_dim": 64, "num_global_key_value_heads": 1},
+    )
+
+
+class _Canvas:
+    """A context encoded into the cache, a canvas's masks and positions: what a decoder step reads."""
+
+    def __init__(self, model: Any, context: int, seed: int = 0) -> None:
+        self.model = model
+        self.vocab = int(model.config.text_config.vocab_size)
+        self.length = int(model.config.canvas_length)
+        self.gen = torch.Generator().manual_seed(seed)
+        ids = torch.randint(3, self.vocab, (1, context), generator=self.gen)
+        self.cache = DynamicCache(config=model.config.get_text_config(decoder=True))
+        with torch.no_grad():
+            encoder_pass(
+                model,
+                ids,
+                torch.ones((1, context), dtype=torch.bool),
+                torch.arange(context, dtype=torch.int32)[None],
+                self.cache,
+            )
+        self.positions = torch.arange(context, context + self.length, dtype=torch.int32)[None]
+        self.canvas = self.random_canvas()
+        self.masks = model.model.decoder.create_diffusion_decoder_attention_mask(
+            config=model.config,
+            inputs_embeds=self.canvas.unsqueeze(-1),
+            cache=self.cache,
+            decoder_attention_mask=torch.ones((1, context + self.length), dtype=torch.bool),
+        )
+
+    def random_canvas(self) -> torch.Tensor:
+        return torch.randint(0, self.vocab, (1, self.length), generator=self.gen)
+
+    def model_logits(self, canvas: torch.Tensor, self_cond: torch.Tensor | None) -> torch.Tensor:
+        with torch.no_grad():
+            out: torch.Tensor = self.model(
+                decoder_input_ids=canvas,
+                self_conditioning_logits=self_cond,
+                decoder_attention_mask=self.masks,
+                cache=self.cache,
+                decoder_position_ids=self.positions,
+            ).logits
+        return out
+
+    def fused(self, kernels: LayerKernels = PLAIN, report: Any = None) -> FusedCanvasDecoder:
+        return FusedCanvasDecoder(self.model, self.masks, self.cache, self.positions, kernels, report)
+
+
+def test_the_test_model_has_both_layer_kinds(k_eq_v_checkpoint: Path) -> None:
+    layers = load_model(k_eq_v_checkpoint).model.model.decoder.layers
+    kinds = {(layer.self_attn.head_dim, layer.self_attn.v_proj is None) for layer in layers}
+    assert kinds == {(32, False), (64, True)}
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_plain_kernels_give_the_models_logits_exactly(k_eq_v_checkpoint: Path, dtype: str) -> None:
+    model = load_model(k_eq_v_checkpoint, dtype=dtype).model
+    c = _Canvas(model, context=80)  # past the sliding window (64): the sliding layers' mask is not all-true
+    fused = c.fused()
+    canvas, self_cond = c.canvas, None
+    for _ in range(3):  # the first step without self-conditioning, then with it
+        expected = c.model_logits(canvas, self_cond)
+        with torch.no_grad():
+            got = fused(canvas, self_cond)
+        assert torch.equal(got, expected)
+        self_cond = (got / 0.7).to(model.dtype)
+        canvas = c.random_canvas()
+
+
+def test_plain_kernels_match_through_the_static_kv_buffer(k_eq_v_checkpoint: Path) -> None:
+    model = load_model(k_eq_v_checkpoint).model
+    c = _Canvas(model, context=40, seed=5)
+    expected = c.model_logits(c.canvas, None)
+    with StaticCanvasCache(c.cache, c.length).installed(model), torch.no_grad():
+        got = c.fused()(c.canvas, None)
+    assert torch.equal(got, expected)
+
+
+@needs_compiler
+def test_compiled_kernels_stay_within_rounding_of_the_model(k_eq_v_checkpoint: Path) -> None:
+    model = load_model(k_eq_v_checkpoint, dtype="fp32").model
+    c = _Canvas(model, context=80, seed=2)
+    report = DenoiseOutcome(tokens=[], forwards=0, canvases=0, encode_s=0.0)
+    fused = c.fused(compiled_kernels(), report)
+    expected = c.model_logits(c.canvas, None)
+    with torch.no_grad():
+        got = fused(c.canvas, None)
+        again = fused(c.canvas, (got / 0.7).to(model.dtype))
+    assert report.compiled is True and report.compile_error is None, report.compile_error
+    assert fused.kernels.compiled  # it did not fall back
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(again, c.model_logits(c.canvas, (expected / 0.7)), rtol=1e-4, atol=1e-4)
+    assert torch.equal(got.argmax(-1), expected.argmax(-1))
+
+
+def _denoise(lm: Any, seed: int, **kw: Any) -> DenoiseOutcome:
+    tok = lm.tokenizer
+    prompt = [tok.bos_token_id, *tok.encode("Paths are joined with a slash.\n\n", add_special_tokens=False)]
+    return denoise(
+        lm.model,
+        prompt,
+        DenoiseConfig(12, 0.1, 0.4, 0.8, 1, 1e-30),  # no early stop: every run takes the same steps
+        max_canvases=1,
+        eos_ids={tok.eos_token_id},
+        pad_id=tok.pad_token_id,
+        generator=torch.Generator().manual_seed(seed),
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_fp32() -> Any:
+    return load_model(None, device="cpu", dtype="fp32")
+
+
+@needs_compiler
+def test_a_compiled_rewrite_of_the_demo_model_draws_what_the_plain_one_draws(demo_fp32: Any) -> None:
+    plain = _denoise(demo_fp32, seed=4)
+    compiled = _denoise(demo_fp32, seed=4, compile_step=True)
+    assert plain.compiled is None
+    assert compiled.compiled is True, compiled.compile_error
+    assert compiled.forwards == plain.forwards == 12
+    # float32 rounding apart, the same logits: the same seed draws the same canvas (a position may flip
+    # where two candidates tie to within rounding).
+    same = sum(a == b for a, b in zip(compiled.tokens, plain.tokens, strict=True))
+    assert same >= 0.95 * len(plain.tokens)
+
+
+def test_a_failing_compiler_costs_speed_not_the_rewrite(
+    demo_fp32: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("C++ compile error\nmore detail")
+
+    monkeypatch.setattr(
+        denoise_mod, "compiled_kernels", lambda: LayerKernels(broken, broken, broken, compiled=True)
+    )
+    plain = _denoise(demo_fp32, seed=6)
+    fell_back = _denoise(demo_fp32, seed=6, compile_step=True)
+    assert fell_back.compiled is False
+    assert fell_back.compile_error == "RuntimeError: C++ compile error"
+    assert fell_back.tokens == plain.tokens  # the plain kernels are the model's layers bit for bit
+
+
+def test_reference_mode_and_unfusable_models_keep_the_models_layers(
+    demo_fp32: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = _denoise(demo_fp32, seed=1, mode="reference", compile_step=True)
+    assert ref.compiled is False and "reference" in (ref.compile_error or "")
+    monkeypatch.setattr(denoise_mod, "fusable", lambda model: "clipped linear layers")
+    out = _denoise(demo_fp32, seed=1, compile_step=True)
+    assert out.compiled is False and out.compile_error == "clipped linear layers"
+
+
+def test_fusable_names_what_it_cannot_fuse(k_eq_v_checkpoint: Path) -> None:
+    model = load_model(k_eq_v_checkpoint).model
+    assert fused_step.fusable(model) is None
+    model.model.decoder.text_config.use_clipped_linears = True
+    assert fused_step.fusable(model) == "clipped linear layers"
