@@ -50,7 +50,7 @@ class Engine:
         self.pad_id = int(pad if pad is not None else next(iter(self.eos_ids)))
         self.end_ids: frozenset[int] = frozenset(self.eos_ids | {self.pad_id})  # read per token in frames
         self._pieces: dict[int, str] = {}
-        self.fp8: Any = None  # the FP8 quantisation report, where the experts were quantised
+        self.fp8 = loaded.fp8  # the FP8 quantisation report, where the experts were quantised
 
     @classmethod
     def load(
@@ -64,14 +64,8 @@ class Engine:
     ) -> Engine:
         if progress:
             progress(f"Loading model from {path or 'the bundled demo model'}…")
-        engine = cls(load_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code))
-        if fp8:
-            from diffedit.engine.fp8 import quantize_experts
-
-            try:
-                engine.fp8 = quantize_experts(engine.model)
-            except ValueError as exc:
-                raise EngineError(f"--fp8: {exc}") from exc
+        loaded = load_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, fp8=fp8)
+        engine = cls(loaded)
         if progress:
             progress(f"Loaded {engine.name} on {engine.device}")
         return engine

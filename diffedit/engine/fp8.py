@@ -109,18 +109,25 @@ class Fp8Report:
     bytes_before: int
     bytes_after: int
     fused: bool
+    # The device's allocation peak while loading (CUDA only; None elsewhere or when not measured).
+    peak_device_bytes: int | None = None
 
 
-def quantize_experts(model: Any) -> Fp8Report:
+def quantize_experts(model: Any, device: str | torch.device | None = None) -> Fp8Report:
     """Replace every MoE experts block's weights with FP8 ones, in place, one shared tensor at a time.
 
     The bf16 expert weights are released (the encoder and decoder share them: both get the FP8 copy).
+    Without ``device`` the experts are quantised where they are. With ``device`` each bf16 tensor is copied
+    there, quantised there and released on both sides before the next one moves, so the bf16 experts are
+    never all on ``device`` at once; the caller then moves the rest of the model (the emptied expert
+    Parameters are already there, with no elements). Either way the FP8 bytes and scales are the same as
+    quantising on that device after moving the whole model.
     """
     modules = [m for m in model.modules() if hasattr(m, "gate_up_proj") and hasattr(m, "down_proj")]
     if not modules:
         raise ValueError("this model has no MoE experts to quantise")
-    device = modules[0].gate_up_proj.device
-    fused = fused_kernel_available(device)
+    dest = torch.device(device) if device is not None else None
+    fused = fused_kernel_available(dest or modules[0].gate_up_proj.device)
     done: dict[int, QuantizedWeight] = {}
     before = after = 0
     for name in ("gate_up_proj", "down_proj"):
@@ -129,18 +136,20 @@ def quantize_experts(model: Any) -> Fp8Report:
                 continue
             w = getattr(m, name)
             before += w.numel() * w.element_size()
-            q = quantize_rows(w)
+            # The device copy lives only for this call; the source Parameter goes below.
+            q = quantize_rows(w.detach().to(dest or w.device))
             after += q.data.numel() + q.scale.numel() * 4
             done[id(w)] = q
             for other in modules:  # every module sharing this tensor, then the bf16 copy can go
                 if getattr(other, name) is w:
                     setattr(other, f"_fp8_{name}", q)
-            empty = torch.nn.Parameter(torch.empty(0, dtype=w.dtype, device=w.device), requires_grad=False)
+            at = q.data.device
+            empty = torch.nn.Parameter(torch.empty(0, dtype=w.dtype, device=at), requires_grad=False)
             for other in modules:
                 if getattr(other, name) is w:
                     setattr(other, name, empty)
             del w
-            if device.type == "cuda":
+            if at.type == "cuda":
                 torch.cuda.empty_cache()
     for m in modules:
         m.forward = partial(fp8_experts_forward, m, (m._fp8_gate_up_proj, m._fp8_down_proj), fused)

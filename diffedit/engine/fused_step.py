@@ -6,23 +6,25 @@ element-wise kernels: eleven RMSNorms per layer, each a chain of about eight ker
 power, multiply, multiply, cast), the rotary embedding, the router's normalisation, residual adds and copies.
 A CUDA graph removes their launch cost but not their memory traffic or their few microseconds each.
 
-Here each decoder layer is three functions of tensors only, around the two operations kept as they are:
-attention (transformers' attention interface, reading the static KV buffer) and the experts (the model's own
-experts module, so FP8 experts work unchanged):
+Here each decoder layer is two functions around its attention, which stays as it is (transformers' attention
+interface, reading the static KV buffer):
 
 * ``attn_in``: input norm, q/k/v projections, q/k/v norms, rotary embedding;
-* ``ffn_in``: output projection, post-attention norm and residual, the dense MLP and its norms, the router;
-* ``ffn_out``: the experts' output norm, the sum of both branches, the last norm, residual and layer scalar.
+* ``ffn``: output projection, post-attention norm and residual, the dense MLP and its norms, the router, the
+  model's own experts module (its routing bookkeeping fuses too), the last norms, residual and layer scalar.
+  FP8 experts run between its two halves, ``ffn_in`` and ``ffn_out``.
 
 Run as they are, they are transformers' operations in transformers' order, so the logits equal
 ``model(...)``'s bit for bit (the tests hold them to ``torch.equal``). Compiled (``torch.compile``: Triton on
 GPUs, C++ on CPUs), each becomes its matrix products plus a handful of fused kernels. Because they take
-tensors and numbers only, one compilation serves every layer of a kind and every context length.
+tensors, numbers and modules of one class only, one compilation serves every layer of a kind and every
+context length.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -80,26 +82,19 @@ def attn_in(
 def ffn_in(
     attn_out: torch.Tensor,
     residual: torch.Tensor,
-    o_w: torch.Tensor,
-    post_attn_w: torch.Tensor,
-    pre_ff_w: torch.Tensor,
-    gate_w: torch.Tensor,
-    up_w: torch.Tensor,
-    down_w: torch.Tensor,
-    post_ff1_w: torch.Tensor,
-    pre_ff2_w: torch.Tensor,
-    router_scale: torch.Tensor,
-    router_w: torch.Tensor,
-    per_expert_scale: torch.Tensor,
+    weights: tuple[torch.Tensor, ...],
     act: Callable[[torch.Tensor], torch.Tensor],
     eps: float,
     top_k: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Everything from the attention's output to the experts' input.
+    """Everything from the attention's output to the experts' input (``weights``: see
+    :meth:`FusedCanvasDecoder.run_layers`).
 
     Returns the new residual, the dense MLP's normed output, the experts' input rows and the router's
     top-k weights and indices.
     """
+    o_w, post_attn_w, pre_ff_w, gate_w, up_w, down_w, post_ff1_w, pre_ff2_w = weights[:8]
+    router_scale, router_w, per_expert_scale = weights[8:]
     h = rms_norm(F.linear(attn_out, o_w), post_attn_w, eps)
     residual = residual + h
     x = rms_norm(residual, pre_ff_w, eps)
@@ -130,15 +125,37 @@ def ffn_out(
     return (residual + h) * layer_scalar
 
 
+def ffn(
+    attn_out: torch.Tensor,
+    residual: torch.Tensor,
+    ffn_in_weights: tuple[torch.Tensor, ...],
+    act: Callable[[torch.Tensor], torch.Tensor],
+    eps: float,
+    top_k: int,
+    experts: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    post_ff2_w: torch.Tensor,
+    post_ff_w: torch.Tensor,
+    layer_scalar: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`ffn_in`, the experts module, :func:`ffn_out`: the layer after its attention, in one piece.
+
+    Compiled, the experts' routing bookkeeping (sort, histogram, gathers, the weighted sum) fuses too; the
+    module is an argument, so every layer shares the compiled code."""
+    residual, dense, experts_in, top_w, top_i = ffn_in(attn_out, residual, ffn_in_weights, act, eps, top_k)
+    out = experts(experts_in, top_i, top_w)
+    return ffn_out(out, residual, dense, post_ff2_w, post_ff_w, layer_scalar, eps)
+
+
 @dataclass(frozen=True)
 class LayerKernels:
     attn_in: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
     ffn_in: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
     ffn_out: Callable[..., torch.Tensor]
+    ffn: Callable[..., torch.Tensor]
     compiled: bool
 
 
-PLAIN = LayerKernels(attn_in, ffn_in, ffn_out, compiled=False)
+PLAIN = LayerKernels(attn_in, ffn_in, ffn_out, ffn, compiled=False)
 _compiled: LayerKernels | None = None
 _compile_lock = threading.Lock()
 
@@ -149,11 +166,14 @@ def compiled_kernels() -> LayerKernels:
     global _compiled
     with _compile_lock:
         if _compiled is None:
+            # transformers' grouped-mm dispatch checks the torch version through an lru_cache, which the
+            # compiler says it traces through: true, and harmless for a constant.
+            warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`")
 
             def comp(fn: Callable[..., Any]) -> Callable[..., Any]:
                 return torch.compile(fn, fullgraph=True, dynamic=False)
 
-            _compiled = LayerKernels(comp(attn_in), comp(ffn_in), comp(ffn_out), compiled=True)
+            _compiled = LayerKernels(comp(attn_in), comp(ffn_in), comp(ffn_out), comp(ffn), compiled=True)
         return _compiled
 
 
@@ -245,16 +265,25 @@ class FusedCanvasDecoder(CanvasDecoder):
             )  # fmt: skip
             out = out.reshape(*hidden.shape[:-1], -1).contiguous()
             router, mlp = layer.router, layer.mlp
-            residual, dense, experts_in, top_w, top_i = k.ffn_in(
-                out, hidden, attn.o_proj.weight, layer.post_attention_layernorm.weight,
+            ffn_in_weights = (
+                attn.o_proj.weight, layer.post_attention_layernorm.weight,
                 layer.pre_feedforward_layernorm.weight, mlp.gate_proj.weight, mlp.up_proj.weight,
                 mlp.down_proj.weight, layer.post_feedforward_layernorm_1.weight,
                 layer.pre_feedforward_layernorm_2.weight, router.scale, router.proj.weight,
-                router.per_expert_scale, self.act, eps, self.top_k,
+                router.per_expert_scale,
             )  # fmt: skip
+            post = (layer.post_feedforward_layernorm_2.weight, layer.post_feedforward_layernorm.weight)
+            if not hasattr(layer.experts, "_fp8_gate_up_proj"):
+                hidden = k.ffn(
+                    out, hidden, ffn_in_weights, self.act, eps, self.top_k, layer.experts, *post,
+                    layer.layer_scalar,
+                )  # fmt: skip
+                continue
+            # FP8 experts carry their weights in a per-module closure, which a compiled region would
+            # specialise on layer by layer: they run between the two compiled halves instead.
+            residual, dense, experts_in, top_w, top_i = k.ffn_in(
+                out, hidden, ffn_in_weights, self.act, eps, self.top_k
+            )
             experts_out = layer.experts(experts_in, top_i, top_w)
-            hidden = k.ffn_out(
-                experts_out, residual, dense, layer.post_feedforward_layernorm_2.weight,
-                layer.post_feedforward_layernorm.weight, layer.layer_scalar, eps,
-            )  # fmt: skip
+            hidden = k.ffn_out(experts_out, residual, dense, *post, layer.layer_scalar, eps)
         return hidden

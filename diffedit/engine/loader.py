@@ -11,11 +11,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffedit.engine.context import ContextFormat, format_for_checkpoint
 from diffedit.engine.types import ModelLoadError
 from diffedit.resources import resources_dir
+
+if TYPE_CHECKING:
+    from diffedit.engine.fp8 import Fp8Report
 
 SUPPORTED_MODEL_TYPES = ("diffusion_gemma",)
 DEMO_MODEL_NAME = "diffedit-demo"
@@ -181,6 +184,7 @@ class LoadedModel:
     info: CheckpointInfo
     device: str
     dtype: Any
+    fp8: Fp8Report | None = None  # set where the MoE experts were quantised to FP8 while loading
 
 
 def load_model(
@@ -188,11 +192,13 @@ def load_model(
     device: str | None = None,
     dtype: str | None = None,
     trust_remote_code: bool = False,
+    fp8: bool = False,
 ) -> LoadedModel:
     """Load tokenizer and weights through transformers' native DiffusionGemma classes.
 
     ``trust_remote_code`` is passed on only when the user opted in for this model; the native classes
-    never need it.
+    never need it. With ``fp8`` the MoE experts are quantised to FP8 one tensor at a time as they move to
+    the device, so the device never holds the bf16 experts (a model that fits in FP8 loads in FP8).
     """
     info = inspect_checkpoint(path if path is not None else default_model_path())
     # Local files only: loading never touches the network, even if a name looks like a hub id.
@@ -223,16 +229,29 @@ def load_model(
         raise ModelLoadError(
             f"the weights in {info.path} do not load: {str(exc).splitlines()[0][:300]}"
         ) from exc
+    report: Fp8Report | None = None
     try:
+        cuda = torch.device(dev).type == "cuda"
+        if fp8:
+            from diffedit.engine.fp8 import quantize_experts
+
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(dev)  # the peak reported is this load's
+            try:
+                report = quantize_experts(model, device=dev)  # the experts first, already in FP8
+            except ValueError as exc:  # raised before anything moved: the model has no MoE experts
+                raise ModelLoadError(f"--fp8: {exc}") from exc
         model.to(dev)  # type: ignore[arg-type]
     except (RuntimeError, torch.OutOfMemoryError) as exc:
         raise ModelLoadError(
             f"the model does not fit on {dev}: {str(exc).splitlines()[0][:200]}; "
             "try --device cpu or a smaller model"
         ) from exc
+    if report is not None and cuda:
+        report.peak_device_bytes = int(torch.cuda.max_memory_allocated(dev))
     model.eval()
     try:
         fmt = format_for_checkpoint(info.path, tokenizer)
     except ValueError as exc:
         raise ModelLoadError(str(exc)) from exc
-    return LoadedModel(model, tokenizer, fmt, info, dev, torch_dtype)
+    return LoadedModel(model, tokenizer, fmt, info, dev, torch_dtype, report)

@@ -102,6 +102,16 @@ def test_plain_kernels_give_the_models_logits_exactly(k_eq_v_checkpoint: Path, d
         canvas = c.random_canvas()
 
 
+def test_plain_kernels_with_fp8_experts_give_the_models_logits_exactly(k_eq_v_checkpoint: Path) -> None:
+    from diffedit.engine.fp8 import quantize_experts
+
+    model = load_model(k_eq_v_checkpoint).model
+    quantize_experts(model)  # the experts run between the two halves of the feed-forward kernel
+    c = _Canvas(model, context=30, seed=3)
+    with torch.no_grad():
+        assert torch.equal(c.fused()(c.canvas, None), c.model_logits(c.canvas, None))
+
+
 def test_plain_kernels_match_through_the_static_kv_buffer(k_eq_v_checkpoint: Path) -> None:
     model = load_model(k_eq_v_checkpoint).model
     c = _Canvas(model, context=40, seed=5)
@@ -168,7 +178,7 @@ def test_a_failing_compiler_costs_speed_not_the_rewrite(
         raise RuntimeError("C++ compile error\nmore detail")
 
     monkeypatch.setattr(
-        denoise_mod, "compiled_kernels", lambda: LayerKernels(broken, broken, broken, compiled=True)
+        denoise_mod, "compiled_kernels", lambda: LayerKernels(broken, broken, broken, broken, compiled=True)
     )
     plain = _denoise(demo_fp32, seed=6)
     fell_back = _denoise(demo_fp32, seed=6, compile_step=True)
