@@ -4,7 +4,10 @@ Builds DiffusionGemma of a given shape with random weights (on meta, then each s
 once, so encoder and decoder share storage as in a real checkpoint), then for each context length times:
   * transformers' ``generate`` (one canvas, fixed steps, early stop off),
   * our loop in fast mode, eager and with the step captured as a CUDA graph (same model, seed, steps),
-  * one bare decoder forward (min / median), the graphed step (median of replays) and the prefill;
+  * the graphed loop again with the decoder layers as compiled fused kernels (``compile_step``; the
+    first call's compilation is reported apart),
+  * one bare decoder forward (min / median; also through the compiled layers), the graphed step (median of
+    replays) and the prefill;
 then quantises the experts to FP8 and times the graphed loop again, with its accuracy cost: the share of
 canvases whose final tokens differ from bf16 on the same seed, and one forward's logits against bf16.
 Prints one JSON line per measurement and a final ``RESULT {...}`` line (also written to --out).
@@ -30,7 +33,9 @@ from transformers import DiffusionGemmaConfig, DiffusionGemmaForBlockDiffusion, 
 from transformers.cache_utils import DynamicCache
 
 from diffedit.engine.denoise import DenoiseOutcome, denoise
+from diffedit.engine.fused_step import FusedCanvasDecoder, compiled_kernels
 from diffedit.engine.sampling import DenoiseConfig
+from diffedit.engine.static_cache import StaticCanvasCache
 from diffedit.training.model_config import TINY_VISION
 
 PRESETS = {
@@ -113,8 +118,11 @@ def _timed(fn: Callable[[], object], sync: Callable[[], None]) -> float:
 
 
 class Bench:
-    def __init__(self, model: DiffusionGemmaForBlockDiffusion, steps: int, reps: int, dev: str) -> None:
+    def __init__(
+        self, model: DiffusionGemmaForBlockDiffusion, steps: int, reps: int, dev: str, compile: bool = True
+    ) -> None:
         self.model = model
+        self.compile = compile
         self.steps = steps
         self.reps = reps
         self.dev = dev
@@ -137,7 +145,9 @@ class Bench:
             eos_token_id=None,
         )
 
-    def ours(self, prompt: torch.Tensor, graphs: bool, seed: int = 0) -> DenoiseOutcome:
+    def ours(
+        self, prompt: torch.Tensor, graphs: bool, seed: int = 0, compile_step: bool = False
+    ) -> DenoiseOutcome:
         return denoise(
             self.model,
             prompt[0].tolist(),
@@ -148,25 +158,35 @@ class Bench:
             generator=torch.Generator(device=self.dev).manual_seed(seed),
             mode="fast",
             graphs=graphs,
+            compile_step=compile_step,
         )
 
-    def timed_ours(self, prompt: torch.Tensor, graphs: bool) -> dict[str, object]:
-        self.ours(prompt, graphs)  # warm-up
+    def timed_ours(self, prompt: torch.Tensor, graphs: bool, compile_step: bool = False) -> dict[str, object]:
+        self.sync()
+        t = time.perf_counter()
+        first = self.ours(prompt, graphs, compile_step=compile_step)  # warm-up (and compilation)
+        self.sync()
+        first_s = time.perf_counter() - t
         times, steps, graphed = [], [], graphs
         for _ in range(self.reps):
             self.sync()
             t = time.perf_counter()
-            out = self.ours(prompt, graphs)
+            out = self.ours(prompt, graphs, compile_step=compile_step)
             self.sync()
             times.append(time.perf_counter() - t)
             steps.extend(out.step_s[2:])  # steady state: after the eager first step and the warm-up/capture
             graphed = graphed and out.graphed is True
-        return {
+        r: dict[str, object] = {
             "canvas_s_median": round(statistics.median(times), 4),
             "step_ms_median": round(1000 * statistics.median(steps), 2) if steps else None,
             "step_ms_min": round(1000 * min(steps), 2) if steps else None,
             "graphed": graphed,
+            "first_call_s": round(first_s, 2),
         }
+        if compile_step:
+            r["compiled"] = first.compiled is True and out.compiled is True
+            r["compile_error"] = first.compile_error or out.compile_error
+        return r
 
     def forward_and_prefill(self, prompt: torch.Tensor) -> dict[str, object]:
         from diffedit.engine.denoise import encoder_pass
@@ -191,11 +211,27 @@ class Bench:
                 self_conditioning_logits=sc.to(self.model.dtype),
             )
             st = [_timed(step, self.sync) for _ in range(3 * self.reps)]
-        return {
-            "decoder_forward_ms_min": round(1000 * min(st), 2),
-            "decoder_forward_ms_median": round(1000 * statistics.median(st), 2),
-            "prefill_ms_median": round(1000 * statistics.median(pre[1:]), 2),
-        }
+            r: dict[str, object] = {
+                "decoder_forward_ms_min": round(1000 * min(st), 2),
+                "decoder_forward_ms_median": round(1000 * statistics.median(st), 2),
+                "prefill_ms_median": round(1000 * statistics.median(pre[1:]), 2),
+            }
+            if self.compile:
+                masks = self.model.model.decoder.create_diffusion_decoder_attention_mask(
+                    config=self.model.config,
+                    inputs_embeds=canvas.unsqueeze(-1),
+                    cache=cache,
+                    decoder_attention_mask=torch.ones((1, ctx + 256), dtype=torch.bool, device=dev),
+                )
+                fused = FusedCanvasDecoder(self.model, masks, cache, dpos, compiled_kernels())
+                sc_in = sc.to(self.model.dtype)
+                with StaticCanvasCache(cache, 256).installed(self.model):
+                    fused(canvas, sc_in)  # compiled by the loop runs before: this call only checks guards
+                    ft = [_timed(partial(fused, canvas, sc_in), self.sync) for _ in range(3 * self.reps)]
+                r["fused_forward_ms_min"] = round(1000 * min(ft), 2)
+                r["fused_forward_ms_median"] = round(1000 * statistics.median(ft), 2)
+                r["fused_forward_compiled"] = fused.kernels.compiled
+        return r
 
     def context_run(self, ctx: int, label: str, with_reference: bool) -> dict[str, object]:
         prompt = self.prompt(ctx)
@@ -207,14 +243,20 @@ class Bench:
             r["reference_tok_per_s"] = round(256 / statistics.median(ref), 1)
             eager = self.timed_ours(prompt, graphs=False)
             r["ours_eager"] = eager
-        r.update(self.forward_and_prefill(prompt))
         graphed = self.timed_ours(prompt, graphs=True)
         r["ours_graphed"] = graphed
         r["ours_tok_per_s"] = round(256 / float(graphed["canvas_s_median"]), 1)  # type: ignore[arg-type]
+        if self.compile:
+            fused = self.timed_ours(prompt, graphs=True, compile_step=True)
+            r["ours_graphed_compiled"] = fused
+            r["ours_compiled_tok_per_s"] = round(256 / float(fused["canvas_s_median"]), 1)  # type: ignore[arg-type]
+        r.update(self.forward_and_prefill(prompt))
         if with_reference:
             ref_s = float(r["reference_canvas_s_median"])  # type: ignore[arg-type]
             r["ratio_graphed_vs_reference"] = round(float(graphed["canvas_s_median"]) / ref_s, 3)  # type: ignore[arg-type]
             r["ratio_eager_vs_reference"] = round(float(eager["canvas_s_median"]) / ref_s, 3)  # type: ignore[arg-type]
+            if self.compile:
+                r["ratio_compiled_vs_reference"] = round(float(fused["canvas_s_median"]) / ref_s, 3)  # type: ignore[arg-type]
         return r
 
     def canvases(self, ctx: int, seeds: int) -> list[list[int]]:
@@ -231,15 +273,16 @@ class Bench:
             return self.model(input_ids=prompt, cache=cache, decoder_input_ids=canvas).logits.float()
 
 
-def profile_step(bench: Bench, ctx: int, path: str) -> None:
+def profile_step(bench: Bench, ctx: int, path: str, compile_step: bool = False) -> None:
     """Where one eager decoder step spends its device time: the top kernels, for the next round of work."""
     from torch.profiler import ProfilerActivity, profile
 
     prompt = bench.prompt(ctx)
     bench = Bench(bench.model, 4, 1, bench.dev)  # four steps are plenty, and keep the trace small
+    bench.ours(prompt, graphs=False, compile_step=compile_step)  # compiled and warm before the trace
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if bench.dev == "cuda" else [])
     with profile(activities=acts) as prof:
-        bench.ours(prompt, graphs=False)
+        bench.ours(prompt, graphs=False, compile_step=compile_step)
     key = "cuda_time_total" if bench.dev == "cuda" else "cpu_time_total"
     with open(path, "w", encoding="utf-8") as f:
         f.write(prof.key_averages().table(sort_by=key, row_limit=30))
@@ -253,6 +296,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--accuracy-seeds", type=int, default=4)
     ap.add_argument("--no-fp8", action="store_true")
+    ap.add_argument("--no-compile", action="store_true", help="skip the compiled-layers runs")
     ap.add_argument("--out", default=None, help="folder for result.json and profile.txt")
     a = ap.parse_args()
 
@@ -282,7 +326,7 @@ def main() -> None:
             with open(f"{out_dir}/result.json", "w", encoding="utf-8") as f:
                 json.dump(res, f, indent=1)
 
-    bench = Bench(model, a.steps, a.reps, dev)
+    bench = Bench(model, a.steps, a.reps, dev, compile=not a.no_compile)
 
     def attempt(what: str, fn: Callable[[], dict[str, object]]) -> dict[str, object] | None:
         try:
@@ -302,6 +346,14 @@ def main() -> None:
         attempt(
             "profile", lambda: (profile_step(bench, a.ctx[0], f"{out_dir}/profile.txt"), {"profile": "ok"})[1]
         )
+        if not a.no_compile:
+            attempt(
+                "profile compiled",
+                lambda: (
+                    profile_step(bench, a.ctx[0], f"{out_dir}/profile_compiled.txt", compile_step=True),
+                    {"profile compiled": "ok"},
+                )[1],
+            )
     if a.no_fp8:
         print("RESULT " + json.dumps(res), flush=True)
         return
