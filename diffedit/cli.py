@@ -130,7 +130,11 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     engine = Engine.load(
-        args.model, device=args.device, trust_remote_code=args.trust_remote_code, fp8=args.fp8
+        args.model,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        fp8=args.fp8,
+        compile_step=args.compile,
     )
     request = EditRequest.from_document(text, first.start, last.end, args.instruction or "")
     settings = GenerationSettings(
@@ -142,6 +146,8 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     result = engine.rewrite(RewriteJob(request, settings), on_frame=canvas.paint if canvas else None)
     if canvas:
         canvas.finish(result.text)
+    if engine.compile_error is not None:
+        print(f"diffedit: warning: --compile: {engine.compile_error}; ran uncompiled", file=sys.stderr)
     new_text = text[: first.start] + result.text + text[last.end :]
     if args.in_place:
         try:  # atomic, and in the file's own encoding, BOM and line endings
@@ -218,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="MoE expert weights in FP8 (about half the memory traffic; fastest on Hopper GPUs; "
         "changes the output slightly, see docs/benchmarks.md)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the decoder layers as compiled fused kernels (torch.compile; a first-run compilation "
+        "of seconds to a minute, then faster steps on GPUs; see docs/benchmarks.md)",
     )
     p.add_argument("--visual", action="store_true", help="animate the canvas in the terminal as it denoises")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of the document")

@@ -44,6 +44,8 @@ class Settings:
     model_path: str = ""  # empty: the bundled demo model
     device: str = ""  # empty: let the engine choose
     dtype: str = ""
+    fp8: bool = False  # MoE experts in FP8 (half their memory; fastest on Hopper GPUs)
+    compile_step: bool = False  # decoder layers as compiled fused kernels
     trusted_code_models: list[str] = field(default_factory=list)  # folders allowed to run their own code
 
     def add_recent(self, path: str | Path) -> None:

@@ -55,12 +55,20 @@ def default_loader(
     dtype: str | None = None,
     progress: Callable[[str], None] | None = None,
     trust_remote_code: bool = False,
+    fp8: bool = False,
+    compile_step: bool = False,
 ) -> EngineLike:
     # Imported here, on the worker thread: importing torch and transformers takes seconds.
     from diffedit.engine.engine import Engine
 
     return Engine.load(
-        path, device=device, dtype=dtype, progress=progress, trust_remote_code=trust_remote_code
+        path,
+        device=device,
+        dtype=dtype,
+        progress=progress,
+        trust_remote_code=trust_remote_code,
+        fp8=fp8,
+        compile_step=compile_step,
     )
 
 
@@ -70,6 +78,8 @@ class ModelSpec:
     device: str | None = None
     dtype: str | None = None
     trust_remote_code: bool = False  # only for a model the user opted in for, after a warning
+    fp8: bool = False
+    compile_step: bool = False
 
 
 @dataclass
@@ -110,7 +120,9 @@ class _Worker(QObject):
     def load(self, spec: ModelSpec) -> None:
         if self.engine is not None:
             return
-        extra = {"trust_remote_code": True} if spec.trust_remote_code else {}
+        extra: dict[str, bool] = {"trust_remote_code": True} if spec.trust_remote_code else {}
+        # Only where asked for: loaders given by tests and older callers need not know these.
+        extra.update({k: True for k in ("fp8", "compile_step") if getattr(spec, k)})
         try:
             self.engine = self._loader(
                 spec.path, device=spec.device, dtype=spec.dtype, progress=self.loadProgress.emit, **extra

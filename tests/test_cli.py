@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +80,9 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
         "total_s",
         "seed",
         "model",
+        "compiled",
     }
+    assert report["compiled"] is None  # not asked for
     assert report["seed"] == 2 and report["model"] == tiny_checkpoint.name
     assert report["steps"] % 3 == 0 and report["steps"] >= 3
     blocks = parse_blocks(DOC)
@@ -208,3 +211,37 @@ def test_entry_point_runs_as_a_program(md: Path, tiny_checkpoint: Path) -> None:
     assert proc.stdout.startswith("# Title\n\n") and proc.stdout.endswith(
         "- item a\n- item b\n\nLast paragraph.\n"
     )
+
+
+def test_compile_runs_the_compiled_step_or_says_why_not(
+    md: Path, tiny_checkpoint: Path, capsys, monkeypatch
+) -> None:
+    from diffedit.engine import denoise as denoise_mod
+    from diffedit.engine.fused_step import LayerKernels
+
+    plain = _rewrite_block_2(capsys, md, tiny_checkpoint, "--seed", "3", "--json")
+    assert plain[0] == 0
+
+    def broken(*_a: object, **_k: object) -> object:
+        raise RuntimeError("no working C++ compiler")
+
+    monkeypatch.setattr(
+        denoise_mod, "compiled_kernels", lambda: LayerKernels(broken, broken, broken, broken, compiled=True)
+    )
+    code, out, err = _rewrite_block_2(capsys, md, tiny_checkpoint, "--seed", "3", "--json", "--compile")
+    assert code == 0
+    assert "--compile: RuntimeError: no working C++ compiler; ran uncompiled" in err
+    assert json.loads(out)["text"] == json.loads(plain[1])["text"]  # the uncompiled step, bit for bit
+    assert json.loads(out)["compiled"] is False and json.loads(plain[1])["compiled"] is None
+
+
+@pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None, reason="needs a C++ compiler"
+)
+def test_compile_rewrites_through_the_compiled_step(md: Path, tiny_checkpoint: Path, capsys) -> None:
+    code, out, err = _rewrite_block_2(capsys, md, tiny_checkpoint, "--seed", "3", "--json", "--compile")
+    assert code == 0
+    assert "--compile" not in err  # no fallback warning: the compiled kernels ran
+    report = json.loads(out)
+    assert report["compiled"] is True
+    assert report["steps"] >= 1 and report["text"] != DOC

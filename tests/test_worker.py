@@ -91,3 +91,21 @@ def test_load_failure_fails_jobs_clearly_and_can_retry(bridge_for, qtbot: QtBot)
 def test_describe_failure() -> None:
     assert describe_failure(MemoryError()).startswith("Out of memory")
     assert "ValueError: bad weights" in describe_failure(ValueError("bad weights\ntrace"))
+
+
+def test_the_models_settings_reach_the_loader(qtbot: QtBot) -> None:
+    from diffedit.worker import ModelSpec
+
+    seen: dict[str, object] = {}
+
+    def loader(path=None, device=None, dtype=None, progress=None, **extra):  # type: ignore[no-untyped-def]
+        seen.update(path=path, device=device, dtype=dtype, **extra)
+        return FakeEngine()
+
+    bridge = EngineBridge(loader)
+    try:
+        with qtbot.waitSignal(bridge.modelLoaded, timeout=5000):
+            bridge.load(ModelSpec("/m", "cuda", "bf16", fp8=True, compile_step=True))
+    finally:
+        bridge.shutdown()
+    assert seen == {"path": "/m", "device": "cuda", "dtype": "bf16", "fp8": True, "compile_step": True}

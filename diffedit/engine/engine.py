@@ -51,6 +51,9 @@ class Engine:
         self.end_ids: frozenset[int] = frozenset(self.eos_ids | {self.pad_id})  # read per token in frames
         self._pieces: dict[int, str] = {}
         self.fp8 = loaded.fp8  # the FP8 quantisation report, where the experts were quantised
+        # Decoder layers as compiled fused kernels (diffedit.engine.fused_step): off unless asked for.
+        self.compile_step = False
+        self.compile_error: str | None = None  # why the compiled step fell back, once it has
 
     @classmethod
     def load(
@@ -61,11 +64,13 @@ class Engine:
         progress: Callable[[str], None] | None = None,
         trust_remote_code: bool = False,
         fp8: bool = False,
+        compile_step: bool = False,
     ) -> Engine:
         if progress:
             progress(f"Loading model from {path or 'the bundled demo model'}…")
         loaded = load_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, fp8=fp8)
         engine = cls(loaded)
+        engine.compile_step = compile_step
         if progress:
             progress(f"Loaded {engine.name} on {engine.device}")
         return engine
@@ -136,6 +141,7 @@ class Engine:
                 observe=observe,
                 cancel=cancel,
                 frame_interval_s=frame_interval_s,
+                compile_step=self.compile_step and self.compile_error is None,
                 forbid_empty=settings.sampling == "fast" and bool(job.request.target.strip()),
             )
         except torch.OutOfMemoryError as exc:
@@ -145,6 +151,8 @@ class Engine:
             ) from exc
         except RuntimeError as exc:
             raise EngineError(f"the model failed: {str(exc).splitlines()[0][:300]}") from exc
+        if outcome.compile_error is not None and settings.sampling == "fast":
+            self.compile_error = outcome.compile_error  # not tried again: each try costs a compilation
         kept = trim_at_end(outcome.tokens, self.end_ids)
         text = self.decode(kept)
         if not job.request.target[:1].isspace():
@@ -164,6 +172,7 @@ class Engine:
             seed=seed,
             model=self.name,
             truncated_context=context.truncated,
+            compiled=outcome.compiled,
         )
 
     def decode(self, ids: list[int]) -> str:

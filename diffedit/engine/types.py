@@ -97,6 +97,7 @@ class RewriteResult:
     seed: int
     model: str
     truncated_context: bool = False
+    compiled: bool | None = None  # None: not asked for; else whether the compiled decoder step ran
 
     def as_json(self, document: str) -> dict[str, object]:
         return {
@@ -109,4 +110,5 @@ class RewriteResult:
             "total_s": round(self.total_s, 4),
             "seed": self.seed,
             "model": self.model,
+            "compiled": self.compiled,
         }

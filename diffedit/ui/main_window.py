@@ -246,7 +246,9 @@ class MainWindow(QMainWindow):
     def model_spec(self) -> ModelSpec:
         s = self.settings
         trusted = bool(s.model_path) and s.model_path in s.trusted_code_models
-        return ModelSpec(s.model_path or None, s.device or None, s.dtype or None, trusted)
+        return ModelSpec(
+            s.model_path or None, s.device or None, s.dtype or None, trusted, s.fp8, s.compile_step
+        )
 
     def choose_model(self) -> None:
         if choose_model_folder(self, self.settings):
