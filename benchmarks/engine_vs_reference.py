@@ -10,6 +10,7 @@ Prints per-run timings, then medians and the ratio ours / reference.
     python benchmarks/engine_vs_reference.py                      # the bundled demo model
     python benchmarks/engine_vs_reference.py --model PATH --steps 48 --context 512
     python benchmarks/engine_vs_reference.py --random tiny        # a random model of the 'tiny' shape
+    python benchmarks/engine_vs_reference.py --compile            # also our loop with compiled layers
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from diffedit.engine.denoise import denoise
 from diffedit.engine.engine import Engine
 from diffedit.engine.loader import pick_dtype
 from diffedit.engine.sampling import DenoiseConfig
+from diffedit.engine.types import SamplingMode
 
 
 def _sync(device: str) -> None:
@@ -70,6 +72,9 @@ def main() -> None:
         "--reference-dtype",
         default="auto",
         help="the reference model's dtype (default: auto, transformers' default: as stored)",
+    )
+    ap.add_argument(
+        "--compile", action="store_true", help="also time our fast loop with the compiled layer kernels"
     )
     args = ap.parse_args()
 
@@ -118,8 +123,8 @@ def main() -> None:
             eos_token_id=None,
         )
 
-    def ours(mode: str) -> None:
-        denoise(
+    def ours(mode: SamplingMode, compile_step: bool = False) -> None:
+        out = denoise(
             model,
             prompt,
             cfg,
@@ -128,7 +133,10 @@ def main() -> None:
             pad_id=engine.pad_id,
             generator=torch.Generator(device=device).manual_seed(args.seed),
             mode=mode,
-        )  # type: ignore[arg-type]
+            compile_step=compile_step,
+        )
+        if compile_step and not out.compiled:
+            raise SystemExit(f"the compiled step did not run: {out.compile_error}")
 
     # the bare model work: one prefill plus `steps` decoder forwards (transformers' forward, no sampler)
     def bare(model: Any) -> None:
@@ -168,8 +176,13 @@ def main() -> None:
         "bare_forwards": lambda: bare(ref_model),  # the reference model as transformers loads it
         "bare_forwards_ours_model": lambda: bare(model),  # the model as Engine.load loads it
     }
-    for fn in fns.values():
-        fn()  # warm up
+    if args.compile:
+        runs["ours_fast_compiled"] = []
+        fns["ours_fast_compiled"] = lambda: ours("fast", compile_step=True)
+    warmup: dict[str, float] = {}
+    for name, fn in fns.items():
+        warmup[name] = round(_timed(fn, device), 2)  # the compiled run's includes its compilation
+    print(json.dumps({"warm_up_s": warmup}), flush=True)
     for rep in range(args.reps):
         for name, fn in fns.items():  # interleaved, so drift in machine load hits all alike
             runs[name].append(_timed(fn, device))
@@ -196,6 +209,11 @@ def main() -> None:
         "ours_fast_vs_bare_forwards_ours_model": round(med["ours_fast"] / med["bare_forwards_ours_model"], 3),
         "torch": torch.__version__,
     }
+    if args.compile:
+        compiled_s = med["ours_fast_compiled"]
+        result["ratio_ours_fast_compiled_vs_reference"] = round(compiled_s / med["reference"], 3)
+        result["ratio_compiled_vs_ours_fast"] = round(med["ours_fast_compiled"] / med["ours_fast"], 3)
+        result["compile_warm_up_s"] = warmup["ours_fast_compiled"]
     print("RESULT " + json.dumps(result), flush=True)
 
 
