@@ -132,7 +132,11 @@ class _Worker(QObject):
             self.loadFailed.emit(self.load_error)
             return
         self.load_error = ""
-        self.loaded.emit(str(getattr(self.engine, "name", "model")), str(getattr(self.engine, "device", "?")))
+        where = str(getattr(self.engine, "device", "?"))
+        why_uncompiled = getattr(self.engine, "compile_error", None)
+        if why_uncompiled:  # asked for, and the compiler failed: say so where the model is named
+            where += f" (compiled step off: {why_uncompiled})"
+        self.loaded.emit(str(getattr(self.engine, "name", "model")), where)
 
     @Slot()
     def unload(self) -> None:

@@ -109,3 +109,12 @@ def test_the_models_settings_reach_the_loader(qtbot: QtBot) -> None:
     finally:
         bridge.shutdown()
     assert seen == {"path": "/m", "device": "cuda", "dtype": "bf16", "fp8": True, "compile_step": True}
+
+
+def test_a_compiled_step_that_fell_back_is_named_with_the_model(bridge_for, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    engine = FakeEngine()
+    engine.compile_error = "RuntimeError: Triton is not installed"  # type: ignore[attr-defined]
+    bridge = bridge_for(engine)
+    with qtbot.waitSignal(bridge.modelLoaded, timeout=5000) as loaded:
+        bridge.load()
+    assert loaded.args == ["fake-dg", "cpu (compiled step off: RuntimeError: Triton is not installed)"]

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from diffedit.engine.canvas import layout_canvases, trim_at_end
+from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS
 from diffedit.engine.denoise import StepView, denoise
 from diffedit.engine.loader import LoadedModel, load_model
 from diffedit.engine.sampling import DenoiseConfig
@@ -71,9 +72,36 @@ class Engine:
         loaded = load_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, fp8=fp8)
         engine = cls(loaded)
         engine.compile_step = compile_step
+        if compile_step:
+            if progress:
+                progress("Compiling the decoder step (once; torch keeps it on disk for the next start)…")
+            engine.warm_up()
         if progress:
             progress(f"Loaded {engine.name} on {engine.device}")
         return engine
+
+    def warm_up(self) -> None:
+        """One short canvas, so that compilation (and a graph capture) happens while the model loads, not
+        during the user's first rewrite; sets ``compile_error`` where the compiled step fell back."""
+        bos = self.tokenizer.bos_token_id
+        prompt = [int(bos if bos is not None else self.pad_id)] * 8
+        steps = MIN_GRAPH_STEPS  # enough for the graphed loop to capture, where there is one
+        try:
+            outcome = denoise(
+                self.model,
+                prompt,
+                # no early stop: every step runs, the graph capture included
+                dataclasses.replace(self.defaults, max_steps=steps, confidence_threshold=1e-30),
+                max_canvases=1,
+                eos_ids=self.eos_ids,
+                pad_id=self.pad_id,
+                generator=torch.Generator(device=self.device).manual_seed(0),
+                compile_step=True,
+            )
+        except (RuntimeError, torch.OutOfMemoryError) as exc:
+            raise EngineError(f"the model failed its first step: {str(exc).splitlines()[0][:300]}") from exc
+        if outcome.compile_error is not None:
+            self.compile_error = outcome.compile_error
 
     def config_for(self, job: RewriteJob) -> DenoiseConfig:
         s, d = job.settings, self.defaults
@@ -172,8 +200,14 @@ class Engine:
             seed=seed,
             model=self.name,
             truncated_context=context.truncated,
-            compiled=outcome.compiled,
+            compiled=self._compiled(outcome),
         )
+
+    def _compiled(self, outcome: Any) -> bool | None:
+        """Whether the compiled step ran; False also where it fell back at an earlier run (not retried)."""
+        if outcome.compiled is not None:
+            return bool(outcome.compiled)
+        return False if self.compile_step else None
 
     def decode(self, ids: list[int]) -> str:
         """The replacement text: no special tokens, no trailing blank lines (the block keeps its gap)."""

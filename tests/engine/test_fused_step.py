@@ -202,3 +202,47 @@ def test_fusable_names_what_it_cannot_fuse(k_eq_v_checkpoint: Path) -> None:
     assert fused_step.fusable(model) is None
     model.model.decoder.text_config.use_clipped_linears = True
     assert fused_step.fusable(model) == "clipped linear layers"
+
+
+def test_loading_with_compile_step_compiles_before_the_first_rewrite(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffedit.engine.engine import Engine
+
+    calls: list[str] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append("attn_in")
+        return fused_step.attn_in(*args, **kwargs)
+
+    kernels = LayerKernels(counting, fused_step.ffn_in, fused_step.ffn_out, fused_step.ffn, compiled=True)
+    monkeypatch.setattr(denoise_mod, "compiled_kernels", lambda: kernels)
+    said: list[str] = []
+    engine = Engine.load(tiny_checkpoint, device="cpu", progress=said.append, compile_step=True)
+    assert any(s.startswith("Compiling the decoder step") for s in said)
+    assert said[-1].startswith("Loaded")
+    assert calls and engine.compile_error is None  # the warm-up ran the (stand-in) compiled kernels
+
+
+def test_a_compiler_that_fails_at_load_is_not_tried_again(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffedit.engine.context import EditRequest
+    from diffedit.engine.engine import Engine
+    from diffedit.engine.types import GenerationSettings, RewriteJob
+
+    tries: list[int] = []
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        tries.append(1)
+        raise RuntimeError("Triton is not installed")
+
+    monkeypatch.setattr(
+        denoise_mod, "compiled_kernels", lambda: LayerKernels(broken, broken, broken, broken, compiled=True)
+    )
+    engine = Engine.load(tiny_checkpoint, device="cpu", compile_step=True)
+    assert engine.compile_error == "RuntimeError: Triton is not installed"
+    assert len(tries) == 1
+    job = RewriteJob(EditRequest("Before. ", "the words", " after."), GenerationSettings(seed=1, steps=3))
+    result = engine.rewrite(job)
+    assert len(tries) == 1 and result.compiled is False  # the rewrite ran the model's own layers
