@@ -217,7 +217,7 @@ def test_compile_runs_the_compiled_step_or_says_why_not(
     md: Path, tiny_checkpoint: Path, capsys, monkeypatch
 ) -> None:
     from diffedit.engine import denoise as denoise_mod
-    from diffedit.engine.fused_step import LayerKernels
+    from tests.helpers.kernels import broken_kernels
 
     plain = _rewrite_block_2(capsys, md, tiny_checkpoint, "--seed", "3", "--json")
     assert plain[0] == 0
@@ -225,9 +225,7 @@ def test_compile_runs_the_compiled_step_or_says_why_not(
     def broken(*_a: object, **_k: object) -> object:
         raise RuntimeError("no working C++ compiler")
 
-    monkeypatch.setattr(
-        denoise_mod, "compiled_kernels", lambda: LayerKernels(broken, broken, broken, broken, compiled=True)
-    )
+    monkeypatch.setattr(denoise_mod, "compiled_kernels", lambda: broken_kernels(broken))
     code, out, err = _rewrite_block_2(capsys, md, tiny_checkpoint, "--seed", "3", "--json", "--compile")
     assert code == 0
     assert "--compile: RuntimeError: no working C++ compiler; ran uncompiled" in err

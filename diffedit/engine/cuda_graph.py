@@ -26,7 +26,8 @@ from typing import Any
 import torch
 
 from diffedit.engine.canvas_step import CanvasDecoder
-from diffedit.engine.sampling import DenoiseConfig, entropy_bound_accept
+from diffedit.engine.fused_step import PLAIN
+from diffedit.engine.sampling import DenoiseConfig
 
 MIN_GRAPH_STEPS = 4  # below this, capturing costs more than it saves: the eager loop runs instead
 
@@ -100,6 +101,8 @@ class GraphedCanvas:
         self.model = model
         # The forward: logits for (canvas, self-conditioning logits); by default the plain per-canvas decoder.
         self.decoder = decoder or CanvasDecoder(model, masks, cache, positions)
+        # The sampler: compiled where the decoder's layers are.
+        self.kernels = getattr(self.decoder, "kernels", PLAIN)
         self.cfg = cfg
         self.masks = masks
         self.cache = cache
@@ -127,41 +130,24 @@ class GraphedCanvas:
     # ------------------------------------------------------------ the step
 
     def _step(self, first: bool) -> None:
-        cfg = self.cfg
         logits = self.decoder(self.canvas, None if first else self.self_cond)
-        divisor = cfg.t_min + (cfg.t_max - cfg.t_min) * (self.remaining / cfg.max_steps)
-        logits = logits / divisor
-        if self.no_end_first is not None:
-            logits[:, 0, self.no_end_first] = -1e30
-        # The sampler inline, as measured on the H100: every op capture-safe, none synchronising the host
-        # (sampling.py's CPU paths select rows with nonzero(), which a graph cannot hold).
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        entropy = -(logp.exp() * logp).sum(-1)
-        argmax = torch.argmax(logits, dim=-1)
-        accepted = entropy_bound_accept(entropy, cfg.entropy_bound)
-        race = torch.empty_like(logp).exponential_(1.0, generator=self.generator)
-        drawn = torch.argmax(logp - race.log(), dim=-1)  # the exponential race: an exact draw from softmax
+        # The random draws come from the job's generator, outside the (possibly compiled) sampler: the
+        # exponential race's noise, then the re-noising tokens.
+        race = torch.empty(logits.shape, dtype=torch.float32, device=logits.device)
+        race.exponential_(1.0, generator=self.generator)
         fresh = torch.randint(
             0, self.vocab, tuple(self.canvas.shape), generator=self.generator, device=self.canvas.device
         )
-        new_canvas = torch.where(accepted, drawn, fresh)
-        if cfg.stability_threshold == 0:
-            stable = torch.ones_like(self.done)
-        else:
-            stable = (self.history == argmax[None]).all(dim=-1).all(dim=0)
-        finished = stable & (entropy.mean(dim=-1) < cfg.confidence_threshold)
-
-        frozen = self.done  # set by an earlier step: this one changes nothing
-        keep = frozen[:, None]
-        self.canvas.copy_(torch.where(keep, self.canvas, new_canvas))
-        self.self_cond.copy_(torch.where(keep[..., None], self.self_cond, logits.to(self.embed_dtype)))
-        self.argmax.copy_(torch.where(keep, self.argmax, argmax))
-        self.accepted.copy_(torch.where(keep, self.accepted, accepted))
-        self.entropy.copy_(torch.where(keep, self.entropy, entropy))
-        rolled = torch.cat([self.history[1:], argmax[None]], dim=0)
-        self.history.copy_(torch.where(frozen[None, :, None], self.history, rolled))
-        self.remaining.copy_(torch.where(frozen[0], self.remaining, self.remaining - 1))
-        self.done.copy_(frozen | finished)
+        cfg = self.cfg
+        settings = (
+            cfg.t_min, cfg.t_max, cfg.max_steps, cfg.entropy_bound, cfg.confidence_threshold,
+            cfg.stability_threshold,
+        )  # fmt: skip
+        state = (
+            self.canvas, self.self_cond, self.argmax, self.accepted, self.entropy, self.history,
+            self.remaining, self.done,
+        )  # fmt: skip
+        self.kernels.sample(logits, race, fresh, self.no_end_first, settings, state)
 
     # ------------------------------------------------------------ the loop
 

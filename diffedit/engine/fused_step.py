@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from diffedit.engine.canvas_step import CanvasDecoder
+from diffedit.engine.sampling import entropy_bound_accept
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
@@ -146,22 +147,109 @@ def ffn(
     return ffn_out(out, residual, dense, post_ff2_w, post_ff_w, layer_scalar, eps)
 
 
+def front(
+    canvas: torch.Tensor,
+    self_cond_logits: torch.Tensor | None,
+    embed_w: torch.Tensor,
+    embed_scale: torch.Tensor,
+    weights: tuple[torch.Tensor, ...],
+    act: Callable[[torch.Tensor], torch.Tensor],
+    eps: float,
+) -> torch.Tensor:
+    """The decoder's input: the canvas's token embeddings plus the self-conditioning signal (the previous
+    step's logits as a soft embedding, through the self-conditioning block; zeros at the first step).
+
+    ``weights``: the self-conditioning block's pre-norm, gate, up and down projections."""
+    pre_w, gate_w, up_w, down_w = weights
+    inputs_embeds = F.embedding(canvas, embed_w) * embed_scale.to(embed_w.dtype)
+    if self_cond_logits is not None:
+        probs = self_cond_logits.softmax(dim=-1, dtype=torch.float32).to(embed_w.dtype)
+        soft = torch.matmul(probs, embed_w) * embed_scale.to(inputs_embeds.dtype)
+    else:
+        soft = torch.zeros_like(inputs_embeds)
+    normed = rms_norm(soft, pre_w, eps)
+    signal = F.linear(act(F.linear(normed, gate_w)) * F.linear(normed, up_w), down_w)
+    return rms_norm(inputs_embeds + signal, None, eps)
+
+
+def head(
+    hidden: torch.Tensor, norm_w: torch.Tensor, lm_w: torch.Tensor, softcap: float | None, eps: float
+) -> torch.Tensor:
+    """float32 logits from the last layer's output: final norm, output projection, soft-capping."""
+    logits = F.linear(rms_norm(hidden, norm_w, eps), lm_w).to(torch.float32)
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits
+
+
+def sample_and_update(
+    logits: torch.Tensor,
+    race: torch.Tensor,
+    fresh: torch.Tensor,
+    no_end_first: torch.Tensor | None,
+    settings: tuple[float, float, int, float, float, int],
+    state: tuple[torch.Tensor, ...],
+) -> None:
+    """One graphed step's sampler, writing the step's state in place (see :mod:`diffedit.engine.cuda_graph`).
+
+    Temperature, log-softmax, entropy, entropy-bound acceptance, the exponential-race draw (``race``: Exp(1)
+    noise drawn outside, from the job's generator, as ``fresh``: the re-noising tokens), the stability and
+    confidence test; then every buffer of ``state`` (canvas, self-conditioning logits, argmax, accepted,
+    entropy, argmax history, steps remaining, done) is updated, unless ``done`` was already set, in which
+    case the step changes nothing. No operation synchronises the host.
+
+    ``settings``: t_min, t_max, max_steps, entropy_bound, confidence_threshold, stability_threshold.
+    """
+    t_min, t_max, max_steps, entropy_bound, confidence, stability = settings
+    canvas, self_cond, argmax_buf, accepted_buf, entropy_buf, history, remaining, done = state
+    divisor = t_min + (t_max - t_min) * (remaining / max_steps)
+    logits = logits / divisor
+    if no_end_first is not None:
+        logits[:, 0, no_end_first] = -1e30
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    entropy = -(logp.exp() * logp).sum(-1)
+    argmax = torch.argmax(logits, dim=-1)
+    accepted = entropy_bound_accept(entropy, entropy_bound)
+    drawn = torch.argmax(logp - race.log(), dim=-1)  # the exponential race: an exact draw from softmax
+    new_canvas = torch.where(accepted, drawn, fresh)
+    # stable: the argmax canvas equals each of the last ``stability`` ones
+    stable = torch.ones_like(done) if stability == 0 else (history == argmax[None]).all(dim=-1).all(dim=0)
+    finished = stable & (entropy.mean(dim=-1) < confidence)
+
+    frozen = done  # set by an earlier step: this one changes nothing
+    keep = frozen[:, None]
+    canvas.copy_(torch.where(keep, canvas, new_canvas))
+    self_cond.copy_(torch.where(keep[..., None], self_cond, logits.to(self_cond.dtype)))
+    argmax_buf.copy_(torch.where(keep, argmax_buf, argmax))
+    accepted_buf.copy_(torch.where(keep, accepted_buf, accepted))
+    entropy_buf.copy_(torch.where(keep, entropy_buf, entropy))
+    rolled = torch.cat([history[1:], argmax[None]], dim=0)
+    history.copy_(torch.where(frozen[None, :, None], history, rolled))
+    remaining.copy_(torch.where(frozen[0], remaining, remaining - 1))
+    done.copy_(frozen | finished)
+
+
 @dataclass(frozen=True)
 class LayerKernels:
+    """The step's functions, plain or compiled."""
+
     attn_in: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
     ffn_in: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
     ffn_out: Callable[..., torch.Tensor]
     ffn: Callable[..., torch.Tensor]
+    front: Callable[..., torch.Tensor]
+    head: Callable[..., torch.Tensor]
+    sample: Callable[..., None]
     compiled: bool
 
 
-PLAIN = LayerKernels(attn_in, ffn_in, ffn_out, ffn, compiled=False)
+PLAIN = LayerKernels(attn_in, ffn_in, ffn_out, ffn, front, head, sample_and_update, compiled=False)
 _compiled: LayerKernels | None = None
 _compile_lock = threading.Lock()
 
 
 def compiled_kernels() -> LayerKernels:
-    """The three functions under ``torch.compile`` (one set per process: the compiled code is keyed by
+    """The step's functions under ``torch.compile`` (one set per process: the compiled code is keyed by
     shapes, so every model and layer kind shares it). Compilation happens at the first call."""
     global _compiled
     with _compile_lock:
@@ -173,7 +261,10 @@ def compiled_kernels() -> LayerKernels:
             def comp(fn: Callable[..., Any]) -> Callable[..., Any]:
                 return torch.compile(fn, fullgraph=True, dynamic=False)
 
-            _compiled = LayerKernels(comp(attn_in), comp(ffn_in), comp(ffn_out), comp(ffn), compiled=True)
+            _compiled = LayerKernels(
+                comp(attn_in), comp(ffn_in), comp(ffn_out), comp(ffn), comp(front), comp(head),
+                comp(sample_and_update), compiled=True,
+            )  # fmt: skip
         return _compiled
 
 
@@ -189,6 +280,12 @@ def fusable(model: Any) -> str | None:
     needed = ("router", "experts", "mlp", "pre_feedforward_layernorm_2", "layer_scalar")
     if not all(hasattr(layer, n) for n in needed):
         return "a decoder layer without the MoE block"
+    if getattr(model.lm_head, "bias", None) is not None:
+        return "an output projection bias"
+    eps = float(decoder.text_config.rms_norm_eps)
+    norms = [m for m in decoder.modules() if hasattr(m, "eps") and hasattr(m, "with_scale")]
+    if any(float(m.eps) != eps for m in norms):
+        return "norms with different epsilons"
     return None
 
 
@@ -234,9 +331,9 @@ class FusedCanvasDecoder(CanvasDecoder):
 
     def __call__(self, canvas: torch.Tensor, self_conditioning_logits: torch.Tensor | None) -> torch.Tensor:
         if not self.kernels.compiled:
-            return super().__call__(canvas, self_conditioning_logits)
+            return self._forward(canvas, self_conditioning_logits)
         try:
-            return super().__call__(canvas, self_conditioning_logits)
+            return self._forward(canvas, self_conditioning_logits)
         except torch.OutOfMemoryError:
             raise
         except Exception as exc:  # the compiler's failures have no common base class
@@ -246,7 +343,17 @@ class FusedCanvasDecoder(CanvasDecoder):
                 first = (str(exc).strip().splitlines() or [""])[0]
                 self.report.compile_error = f"{type(exc).__name__}: {first[:300]}"
             # A step is a pure function of its inputs (the KV write is idempotent): run it again.
-            return super().__call__(canvas, self_conditioning_logits)
+            return self._forward(canvas, self_conditioning_logits)
+
+    def _forward(self, canvas: torch.Tensor, self_conditioning_logits: torch.Tensor | None) -> torch.Tensor:
+        k, sc = self.kernels, self.decoder.self_conditioning
+        sc_weights = (sc.pre_norm.weight, sc.gate_proj.weight, sc.up_proj.weight, sc.down_proj.weight)
+        embed = self.embed
+        hidden = k.front(
+            canvas, self_conditioning_logits, embed.weight, embed.embed_scale, sc_weights, sc.act_fn, self.eps
+        )
+        hidden = self.run_layers(hidden)
+        return k.head(hidden, self.decoder.norm.weight, self.lm_head.weight, self.softcap, self.eps)
 
     def run_layers(self, hidden: torch.Tensor) -> torch.Tensor:
         k = self.kernels

@@ -3,6 +3,7 @@ compiler that fails costs speed, never the rewrite."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from diffedit.engine.loader import load_model
 from diffedit.engine.sampling import DenoiseConfig
 from diffedit.engine.static_cache import StaticCanvasCache
 from tests.checkpoints import build_checkpoint
+from tests.helpers.kernels import broken_kernels
 
 needs_compiler = pytest.mark.skipif(
     shutil.which("g++") is None and shutil.which("c++") is None,
@@ -177,9 +179,7 @@ def test_a_failing_compiler_costs_speed_not_the_rewrite(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("C++ compile error\nmore detail")
 
-    monkeypatch.setattr(
-        denoise_mod, "compiled_kernels", lambda: LayerKernels(broken, broken, broken, broken, compiled=True)
-    )
+    monkeypatch.setattr(denoise_mod, "compiled_kernels", lambda: broken_kernels(broken))
     plain = _denoise(demo_fp32, seed=6)
     fell_back = _denoise(demo_fp32, seed=6, compile_step=True)
     assert fell_back.compiled is False
@@ -215,7 +215,7 @@ def test_loading_with_compile_step_compiles_before_the_first_rewrite(
         calls.append("attn_in")
         return fused_step.attn_in(*args, **kwargs)
 
-    kernels = LayerKernels(counting, fused_step.ffn_in, fused_step.ffn_out, fused_step.ffn, compiled=True)
+    kernels = dataclasses.replace(PLAIN, attn_in=counting, compiled=True)
     monkeypatch.setattr(denoise_mod, "compiled_kernels", lambda: kernels)
     said: list[str] = []
     engine = Engine.load(tiny_checkpoint, device="cpu", progress=said.append, compile_step=True)
@@ -237,12 +237,49 @@ def test_a_compiler_that_fails_at_load_is_not_tried_again(
         tries.append(1)
         raise RuntimeError("Triton is not installed")
 
-    monkeypatch.setattr(
-        denoise_mod, "compiled_kernels", lambda: LayerKernels(broken, broken, broken, broken, compiled=True)
-    )
+    monkeypatch.setattr(denoise_mod, "compiled_kernels", lambda: broken_kernels(broken))
     engine = Engine.load(tiny_checkpoint, device="cpu", compile_step=True)
     assert engine.compile_error == "RuntimeError: Triton is not installed"
     assert len(tries) == 1
     job = RewriteJob(EditRequest("Before. ", "the words", " after."), GenerationSettings(seed=1, steps=3))
     result = engine.rewrite(job)
     assert len(tries) == 1 and result.compiled is False  # the rewrite ran the model's own layers
+
+
+def _sampler_inputs(seed: int, done: bool = False) -> tuple[Any, ...]:
+    g = torch.Generator().manual_seed(seed)
+    length, vocab = 16, 500
+    logits = torch.randn(1, length, vocab, generator=g) * 4
+    race = torch.empty(1, length, vocab).exponential_(1.0, generator=g)
+    fresh = torch.randint(0, vocab, (1, length), generator=g)
+    settings = (0.4, 0.8, 12, 0.5, 0.005, 1)
+    state = (
+        torch.randint(0, vocab, (1, length), generator=g),  # canvas
+        torch.randn(1, length, vocab, generator=g).to(torch.bfloat16),  # self-conditioning logits
+        torch.zeros(1, length, dtype=torch.long),  # argmax
+        torch.zeros(1, length, dtype=torch.bool),  # accepted
+        torch.zeros(1, length),  # entropy
+        torch.full((1, 1, length), -1, dtype=torch.long),  # history
+        torch.full((), 9, dtype=torch.int32),  # steps remaining
+        torch.full((1,), done),  # done
+    )
+    return logits, race, fresh, torch.tensor([0, 1]), settings, state
+
+
+@needs_compiler
+@pytest.mark.parametrize("done", [False, True])
+def test_the_compiled_sampler_updates_the_state_as_the_plain_one(done: bool) -> None:
+    plain_in, compiled_in = _sampler_inputs(7, done), _sampler_inputs(7, done)
+    before = [t.clone() for t in plain_in[-1]]
+    PLAIN.sample(*plain_in)
+    compiled_kernels().sample(*compiled_in)
+    names = ["canvas", "self_cond", "argmax", "accepted", "entropy", "history", "remaining", "done"]
+    for name, want, got, old in zip(names, plain_in[-1], compiled_in[-1], before, strict=True):
+        if name in ("entropy", "self_cond"):
+            torch.testing.assert_close(got.float(), want.float(), rtol=1e-5, atol=1e-5, msg=name)
+        else:
+            assert torch.equal(got, want), name
+        if done:  # a finished canvas's extra step changes nothing
+            assert torch.equal(got, old), name
+    if not done:
+        assert int(compiled_in[-1][6]) == 8 and bool(compiled_in[-1][3].any())  # a step was taken
