@@ -136,3 +136,29 @@ def test_status_counts_text_tokens_not_the_accepted_padding(real_window: MainWin
     # A canvas is mostly padding once settled: counting it would claim up to the whole canvas per forward.
     slack = 16  # the text's length still moves while it settles
     assert all(p.tokens <= text_tokens + slack for p in mid_run), ([p.tokens for p in mid_run], text_tokens)
+
+
+def test_compile_step_in_the_settings_runs_the_compiled_step(  # type: ignore[no-untyped-def]
+    make_window, engine_checkpoint, qtbot: QtBot
+) -> None:
+    import shutil
+
+    import pytest
+
+    from diffedit.settings import Settings
+    from diffedit.worker import default_loader
+
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("torch.compile on the CPU needs a C++ compiler")
+    settings = Settings(compile_step=True)
+    w = make_window(default_loader, settings=settings, model_path=str(engine_checkpoint))
+    qtbot.waitUntil(lambda: w.bridge.state in ("ready", "failed"), timeout=120_000)
+    assert w.bridge.state == "ready", w.bridge.error
+    assert "compiled step off" not in w.status.model.text()  # it compiled
+    results = []
+    w.bridge.jobFinished.connect(lambda _id, r: results.append(r))
+    start(w, steps=4)
+    wait_done(w, qtbot)
+    assert results and results[0].compiled is True
+    replacement = normalize_replacement(results[0].text)
+    assert w.editor.toPlainText() == DOC[:T0] + replacement + DOC[T1:]
