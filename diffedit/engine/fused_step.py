@@ -257,6 +257,11 @@ def compiled_kernels() -> LayerKernels:
             # transformers' grouped-mm dispatch checks the torch version through an lru_cache, which the
             # compiler says it traces through: true, and harmless for a constant.
             warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`")
+            # Each function is compiled once per distinct set of shapes: a layer kind, first step or not,
+            # and again for every model loaded in this process. torch's default of 8 per function would be
+            # used up after a few model switches, and with fullgraph a ninth is an error, not a fallback.
+            dynamo_config = torch._dynamo.config
+            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
 
             def comp(fn: Callable[..., Any]) -> Callable[..., Any]:
                 return torch.compile(fn, fullgraph=True, dynamic=False)

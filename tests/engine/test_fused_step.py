@@ -283,3 +283,15 @@ def test_the_compiled_sampler_updates_the_state_as_the_plain_one(done: bool) -> 
             assert torch.equal(got, old), name
     if not done:
         assert int(compiled_in[-1][6]) == 8 and bool(compiled_in[-1][3].any())  # a step was taken
+
+
+@needs_compiler
+def test_many_models_in_one_process_each_get_their_compiled_step(tmp_path: Path) -> None:
+    # Every model shape compiles each step function again; torch's default limit (8) would run out after a
+    # few model switches, and the step would silently stay uncompiled.
+    for hidden in (32, 48, 80, 96, 112):
+        path = build_checkpoint(tmp_path / f"h{hidden}", hidden=hidden, layers=2, canvas_length=8)
+        lm = load_model(path, dtype="fp32")
+        for seed in (0, 1):
+            out = _denoise(lm, seed=seed, compile_step=True, forbid_empty=bool(seed))
+            assert out.compiled is True, (hidden, out.compile_error)
