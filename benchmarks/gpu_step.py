@@ -32,7 +32,7 @@ import transformers
 from transformers import DiffusionGemmaConfig, DiffusionGemmaForBlockDiffusion, DiffusionGemmaTextConfig
 from transformers.cache_utils import DynamicCache
 
-from diffedit.engine.denoise import DenoiseOutcome, denoise
+from diffedit.engine.denoise import DenoiseOutcome, decoder_masks, denoise
 from diffedit.engine.fused_step import FusedCanvasDecoder, compiled_kernels
 from diffedit.engine.sampling import DenoiseConfig
 from diffedit.engine.static_cache import StaticCanvasCache
@@ -217,12 +217,8 @@ class Bench:
                 "prefill_ms_median": round(1000 * statistics.median(pre[1:]), 2),
             }
             if self.compile:
-                masks = self.model.model.decoder.create_diffusion_decoder_attention_mask(
-                    config=self.model.config,
-                    inputs_embeds=canvas.unsqueeze(-1),
-                    cache=cache,
-                    decoder_attention_mask=torch.ones((1, ctx + 256), dtype=torch.bool, device=dev),
-                )
+                full = torch.ones((1, ctx + 256), dtype=torch.bool, device=dev)
+                masks = decoder_masks(self.model, cache, full, 256)
                 fused = FusedCanvasDecoder(self.model, masks, cache, dpos, compiled_kernels())
                 sc_in = sc.to(self.model.dtype)
                 with StaticCanvasCache(cache, 256).installed(self.model):

@@ -29,13 +29,12 @@ os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="step-ops-")
 
 import torch
 from torch.profiler import ProfilerActivity, profile
-from transformers.cache_utils import DynamicCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_step
 
 from diffedit.engine.canvas_step import CanvasDecoder
-from diffedit.engine.denoise import encoder_pass
+from diffedit.engine.denoise import encode_context
 from diffedit.engine.fused_step import FusedCanvasDecoder, compiled_kernels
 from diffedit.engine.static_cache import StaticCanvasCache
 
@@ -77,20 +76,11 @@ def main() -> None:
     vocab = model.config.text_config.vocab_size
     n, length = 128, 256
     gen = torch.Generator().manual_seed(0)
-    cache = DynamicCache(config=model.config.get_text_config(decoder=True))
     result: dict[str, object] = {"shape": shape, "context": n, "canvas": length}
+    ctx = encode_context(model, torch.randint(3, vocab, (1, n), generator=gen))
+    cache, positions, masks = ctx.cache, ctx.positions, ctx.masks
     with torch.no_grad():
-        ids = torch.randint(3, vocab, (1, n), generator=gen)
-        mask = torch.ones((1, n), dtype=torch.bool)
-        encoder_pass(model, ids, mask, torch.arange(n, dtype=torch.int32)[None], cache)
-        positions = torch.arange(n, n + length, dtype=torch.int32)[None]
         canvas = torch.randint(0, vocab, (1, length), generator=gen)
-        masks = model.model.decoder.create_diffusion_decoder_attention_mask(
-            config=model.config,
-            inputs_embeds=canvas.unsqueeze(-1),
-            cache=cache,
-            decoder_attention_mask=torch.ones((1, n + length), dtype=torch.bool),
-        )
         decoders = {
             "eager": CanvasDecoder(model, masks, cache, positions),
             "compiled": FusedCanvasDecoder(model, masks, cache, positions, compiled_kernels()),

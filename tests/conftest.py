@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,17 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.checkpoints import build_checkpoint
 
     return build_checkpoint(tmp_path_factory.mktemp("tiny-dg") / "tiny-dg")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_compiler_state() -> Iterator[None]:
+    """Each test module starts with torch.compile's caches empty: the compiled step compiles once per model
+    shape and dtype, and the whole suite's many small models would otherwise share one process's allowance."""
+    yield
+    if "torch._dynamo" in sys.modules:
+        import torch._dynamo
+
+        torch._dynamo.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -102,6 +102,36 @@ def encoder_pass(
     model.model.encoder(input_ids=ids.contiguous(), attention_mask=masks, cache=cache, position_ids=positions)
 
 
+def decoder_masks(model: Any, cache: DynamicCache, attention_mask: torch.Tensor, canvas_length: int) -> Any:
+    """The decoder's attention masks (per layer type) for a canvas after the cached context;
+    ``attention_mask`` covers context and canvas."""
+    shape_only = torch.empty((attention_mask.shape[0], canvas_length, 1), device=attention_mask.device)
+    return model.model.decoder.create_diffusion_decoder_attention_mask(
+        config=model.config, inputs_embeds=shape_only, cache=cache, decoder_attention_mask=attention_mask
+    )
+
+
+@dataclass
+class EncodedContext:
+    """A context in a fresh KV cache, and what one canvas after it is decoded with."""
+
+    cache: DynamicCache
+    positions: torch.Tensor  # (1, canvas_length): the canvas's positions
+    masks: Any  # the decoder's attention masks, per layer type
+
+
+def encode_context(model: Any, ids: torch.Tensor) -> EncodedContext:
+    """Encode ``ids`` (1, n) for one canvas: for tools and tests that call the decoder themselves."""
+    n, length, device = ids.shape[1], int(model.config.canvas_length), ids.device
+    cache = DynamicCache(config=model.config.get_text_config(decoder=True))
+    with torch.no_grad():
+        mask = torch.ones((1, n), dtype=torch.bool, device=device)
+        encoder_pass(model, ids, mask, torch.arange(n, dtype=torch.int32, device=device)[None], cache)
+    positions = torch.arange(n, n + length, dtype=torch.int32, device=device)[None]
+    full = torch.ones((1, n + length), dtype=torch.bool, device=device)
+    return EncodedContext(cache, positions, decoder_masks(model, cache, full, length))
+
+
 def denoise(
     model: Any,
     prompt_ids: list[int],
@@ -166,12 +196,7 @@ def denoise(
             else:
                 canvas = uniform_canvas((1, canvas_length), vocab_size, generator, device)
                 first_step = cfg.max_steps
-            masks = model.model.decoder.create_diffusion_decoder_attention_mask(
-                config=model.config,
-                inputs_embeds=canvas.unsqueeze(-1),
-                cache=cache,
-                decoder_attention_mask=decoder_mask,
-            )
+            masks = decoder_masks(model, cache, decoder_mask, canvas_length)
             decoder = (
                 CanvasDecoder(model, masks, cache, decoder_positions)
                 if kernels is None

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers.cache_utils import DynamicCache
 
 from diffedit.engine.canvas_step import CanvasDecoder
-from diffedit.engine.denoise import encoder_pass
+from diffedit.engine.denoise import encode_context
 from diffedit.engine.loader import load_model
 from diffedit.engine.sampling import TAIL_NATS, draw_fast, floor_far_tail_, score_fast, score_reference
 
@@ -21,20 +20,10 @@ def test_canvas_decoder_gives_the_models_logits_exactly(tiny_checkpoint: Path, d
     canvas_length = int(model.config.canvas_length)
     gen = torch.Generator().manual_seed(0)
     n = 80  # longer than the tiny model's sliding window (64): the sliding layers' mask is not all-true
-    ids = torch.randint(3, vocab, (1, n), generator=gen)
-    cache = DynamicCache(config=model.config.get_text_config(decoder=True))
+    ctx = encode_context(model, torch.randint(3, vocab, (1, n), generator=gen))
+    cache, positions, masks = ctx.cache, ctx.positions, ctx.masks
     with torch.no_grad():
-        encoder_pass(
-            model, ids, torch.ones((1, n), dtype=torch.bool), torch.arange(n, dtype=torch.int32)[None], cache
-        )
-        positions = torch.arange(n, n + canvas_length, dtype=torch.int32)[None]
         canvas = torch.randint(0, vocab, (1, canvas_length), generator=gen)
-        masks = model.model.decoder.create_diffusion_decoder_attention_mask(
-            config=model.config,
-            inputs_embeds=canvas.unsqueeze(-1),
-            cache=cache,
-            decoder_attention_mask=torch.ones((1, n + canvas_length), dtype=torch.bool),
-        )
         decoder = CanvasDecoder(model, masks, cache, positions)
         self_cond = None
         for _ in range(3):  # the first step without self-conditioning, then with it

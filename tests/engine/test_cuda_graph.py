@@ -122,30 +122,17 @@ def test_frames_follow_the_callers_rate(demo: Any, graphs_on_cpu: CpuOps) -> Non
 
 
 def test_a_step_after_the_stop_changes_nothing(demo: Any) -> None:
-    from transformers.cache_utils import DynamicCache
-
-    from diffedit.engine.denoise import encoder_pass
+    from diffedit.engine.denoise import encode_context
     from diffedit.engine.static_cache import StaticCanvasCache
 
     model = demo.model
-    ids = torch.tensor([_prompt(demo)])
-    n = ids.shape[1]
-    cache = DynamicCache(config=model.config.get_text_config(decoder=True))
+    ctx = encode_context(model, torch.tensor([_prompt(demo)]))
+    cache, positions, masks = ctx.cache, ctx.positions, ctx.masks
     with torch.no_grad():
-        encoder_pass(
-            model, ids, torch.ones((1, n), dtype=torch.bool), torch.arange(n, dtype=torch.int32)[None], cache
-        )
         length = int(model.config.canvas_length)
         canvas = torch.randint(0, 4096, (1, length))
-        positions = torch.arange(n, n + length, dtype=torch.int32)[None]
         gen = torch.Generator().manual_seed(0)
         cfg = DenoiseConfig(8, 0.1, 0.1, 0.3, 1, 1e-30)
-        masks = model.model.decoder.create_diffusion_decoder_attention_mask(
-            config=model.config,
-            inputs_embeds=canvas.unsqueeze(-1),
-            cache=cache,
-            decoder_attention_mask=torch.ones((1, n + length), dtype=torch.bool),
-        )
         ops = CpuOps()
         run = cuda_graph.GraphedCanvas(model, cfg, masks, cache, positions, canvas, 8, gen, None, ops=ops)
         with StaticCanvasCache(cache, length).installed(model):

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 import torch
-from transformers.cache_utils import DynamicCache
 
 from diffedit.engine import denoise as denoise_mod
 from diffedit.engine import fused_step
-from diffedit.engine.denoise import DenoiseOutcome, denoise, encoder_pass
+from diffedit.engine.denoise import DenoiseOutcome, denoise, encode_context
 from diffedit.engine.fused_step import PLAIN, FusedCanvasDecoder, LayerKernels, compiled_kernels
 from diffedit.engine.loader import load_model
 from diffedit.engine.sampling import DenoiseConfig
@@ -46,24 +45,9 @@ class _Canvas:
         self.vocab = int(model.config.text_config.vocab_size)
         self.length = int(model.config.canvas_length)
         self.gen = torch.Generator().manual_seed(seed)
-        ids = torch.randint(3, self.vocab, (1, context), generator=self.gen)
-        self.cache = DynamicCache(config=model.config.get_text_config(decoder=True))
-        with torch.no_grad():
-            encoder_pass(
-                model,
-                ids,
-                torch.ones((1, context), dtype=torch.bool),
-                torch.arange(context, dtype=torch.int32)[None],
-                self.cache,
-            )
-        self.positions = torch.arange(context, context + self.length, dtype=torch.int32)[None]
+        encoded = encode_context(model, torch.randint(3, self.vocab, (1, context), generator=self.gen))
+        self.cache, self.positions, self.masks = encoded.cache, encoded.positions, encoded.masks
         self.canvas = self.random_canvas()
-        self.masks = model.model.decoder.create_diffusion_decoder_attention_mask(
-            config=model.config,
-            inputs_embeds=self.canvas.unsqueeze(-1),
-            cache=self.cache,
-            decoder_attention_mask=torch.ones((1, context + self.length), dtype=torch.bool),
-        )
 
     def random_canvas(self) -> torch.Tensor:
         return torch.randint(0, self.vocab, (1, self.length), generator=self.gen)
