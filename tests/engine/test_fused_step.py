@@ -279,3 +279,27 @@ def test_many_models_in_one_process_each_get_their_compiled_step(tmp_path: Path)
         for seed in (0, 1):
             out = _denoise(lm, seed=seed, compile_step=True, forbid_empty=bool(seed))
             assert out.compiled is True, (hidden, out.compile_error)
+
+
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=needs_compiler)])
+def test_the_graphed_samplers_draws_follow_the_softmax(compiled: bool) -> None:
+    from tests.engine.test_sampling import CHI2_CRIT_DF5, _chi_square
+
+    logits_row = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, 0.3])
+    n, vocab = 40_000, 6
+    g = torch.Generator().manual_seed(17)
+    logits = logits_row.expand(1, n, vocab).contiguous()
+    race = torch.empty(1, n, vocab).exponential_(1.0, generator=g)
+    fresh = torch.zeros(1, n, dtype=torch.long)
+    settings = (1.0, 1.0, 10, 1e12, 0.0, 1)  # temperature 1; an entropy bound that accepts every position
+    state = (
+        torch.zeros(1, n, dtype=torch.long), torch.zeros(1, n, vocab), torch.zeros(1, n, dtype=torch.long),
+        torch.zeros(1, n, dtype=torch.bool), torch.zeros(1, n), torch.full((1, 1, n), -1, dtype=torch.long),
+        torch.full((), 10, dtype=torch.int32), torch.zeros(1, dtype=torch.bool),
+    )  # fmt: skip
+    kernels = compiled_kernels() if compiled else PLAIN
+    kernels.sample(logits, race, fresh, None, settings, state)
+    canvas, accepted = state[0], state[3]
+    assert bool(accepted.all())
+    counts = torch.bincount(canvas[0], minlength=vocab).float()
+    assert _chi_square(counts, torch.softmax(logits_row, -1)) < CHI2_CRIT_DF5
