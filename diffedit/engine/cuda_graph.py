@@ -101,8 +101,8 @@ class GraphedCanvas:
         self.model = model
         # The forward: logits for (canvas, self-conditioning logits); by default the plain per-canvas decoder.
         self.decoder = decoder or CanvasDecoder(model, masks, cache, positions)
-        # The sampler: compiled where the decoder's layers are.
-        self.kernels = getattr(self.decoder, "kernels", PLAIN)
+        # The sampler: compiled where the decoder's functions are, and falling back with them.
+        self.sample: Callable[..., None] = getattr(self.decoder, "sample", PLAIN.sample)
         self.cfg = cfg
         self.masks = masks
         self.cache = cache
@@ -147,7 +147,7 @@ class GraphedCanvas:
             self.canvas, self.self_cond, self.argmax, self.accepted, self.entropy, self.history,
             self.remaining, self.done,
         )  # fmt: skip
-        self.kernels.sample(logits, race, fresh, self.no_end_first, settings, state)
+        self.sample(logits, race, fresh, self.no_end_first, settings, state)
 
     # ------------------------------------------------------------ the loop
 

@@ -27,7 +27,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -243,6 +243,8 @@ class LayerKernels:
     compiled: bool
 
 
+_T = TypeVar("_T")
+
 PLAIN = LayerKernels(attn_in, ffn_in, ffn_out, ffn, front, head, sample_and_update, compiled=False)
 _compiled: LayerKernels | None = None
 _compile_lock = threading.Lock()
@@ -300,11 +302,12 @@ class CompileReport(Protocol):
 
 
 class FusedCanvasDecoder(CanvasDecoder):
-    """:class:`CanvasDecoder` with each layer run as :func:`attn_in`, attention, :func:`ffn_in`, experts,
-    :func:`ffn_out` (plain or compiled, as ``kernels`` says).
+    """:class:`CanvasDecoder` run as the step functions: :func:`front`, then per layer :func:`attn_in`,
+    attention and :func:`ffn`, then :func:`head`; plain or compiled, as ``kernels`` says. The graphed loop's
+    sampler (:meth:`sample`) goes through here too.
 
     Where the compiled kernels fail (no C++ compiler or Triton, an operation the compiler cannot take) the
-    step is run again with the plain ones, and ``report`` says so.
+    call is made again with the plain ones, from then on, and ``report`` says so.
     """
 
     def __init__(
@@ -335,10 +338,17 @@ class FusedCanvasDecoder(CanvasDecoder):
         self.act = self.layers[0][0].mlp.act_fn
 
     def __call__(self, canvas: torch.Tensor, self_conditioning_logits: torch.Tensor | None) -> torch.Tensor:
+        return self._guarded(lambda: self._forward(canvas, self_conditioning_logits))
+
+    def sample(self, *args: Any) -> None:
+        """:func:`sample_and_update` with these kernels (the arguments are its own)."""
+        self._guarded(lambda: self.kernels.sample(*args))
+
+    def _guarded(self, call: Callable[[], _T]) -> _T:
         if not self.kernels.compiled:
-            return self._forward(canvas, self_conditioning_logits)
+            return call()
         try:
-            return self._forward(canvas, self_conditioning_logits)
+            return call()
         except torch.OutOfMemoryError:
             raise
         except Exception as exc:  # the compiler's failures have no common base class
@@ -347,8 +357,9 @@ class FusedCanvasDecoder(CanvasDecoder):
                 self.report.compiled = False
                 first = (str(exc).strip().splitlines() or [""])[0]
                 self.report.compile_error = f"{type(exc).__name__}: {first[:300]}"
-            # A step is a pure function of its inputs (the KV write is idempotent): run it again.
-            return self._forward(canvas, self_conditioning_logits)
+            # Compilation fails before anything runs, and a forward's only write (the canvas's keys and
+            # values into the KV buffer) is idempotent: the same call again, with the plain functions.
+            return call()
 
     def _forward(self, canvas: torch.Tensor, self_conditioning_logits: torch.Tensor | None) -> torch.Tensor:
         k, sc = self.kernels, self.decoder.self_conditioning

@@ -154,3 +154,23 @@ def test_the_graphed_loop_runs_the_compiled_layer_kernels(demo: Any, graphs_on_c
     assert out.graphed is True
     assert out.compiled is True, out.compile_error
     assert out.forwards == 8
+
+
+def test_a_sampler_that_fails_to_compile_falls_back_with_the_layers(
+    demo: Any, graphs_on_cpu: CpuOps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from diffedit.engine.fused_step import PLAIN
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("no Triton for this GPU")
+
+    kernels = dataclasses.replace(PLAIN, sample=broken, compiled=True)  # only the sampler fails
+    monkeypatch.setattr(denoise_mod, "compiled_kernels", lambda: kernels)
+    cfg = DenoiseConfig(8, 0.1, 0.1, 0.3, 1, 1e-30)
+    out = _run(demo, cfg, seed=2, max_canvases=1, compile_step=True)
+    plain = _run(demo, cfg, seed=2, max_canvases=1)
+    assert out.compiled is False and out.compile_error == "RuntimeError: no Triton for this GPU"
+    assert out.forwards == 8 and out.graphed is True
+    assert out.tokens == plain.tokens  # the plain functions are the plain loop, bit for bit
