@@ -5,7 +5,8 @@ experts), so the step is bound by memory bandwidth and halving the experts' byte
 get one scale per output row; activations are quantised per row at run time; the product runs through
 ``torch._scaled_grouped_mm`` (Hopper and later) with bf16 output. Elsewhere (the CPU, older GPUs) the same
 quantised numbers go through a plain dequantise-and-multiply, which is slow but lets the accuracy cost be
-measured on any machine (``benchmarks/fp8_accuracy.py``).
+measured on any machine (``benchmarks/fp8_accuracy.py``, on trained weights; ``benchmarks/gpu_step.py`` on
+the 26B shape).
 
 Opt-in only: ``Engine.load(..., fp8=True)``, ``diffedit rewrite --fp8``. The encoder shares the experts with
 the decoder, so the prefill runs in FP8 as well.
