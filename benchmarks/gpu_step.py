@@ -193,7 +193,7 @@ class Bench:
 
         ctx = prompt.shape[1]
         dev = self.dev
-        with torch.no_grad():
+        with torch.inference_mode():  # as denoise: the compiled step is shared
             mask = torch.ones((1, ctx), dtype=torch.bool, device=dev)
             pos = torch.arange(ctx, dtype=torch.int32, device=dev)[None]
             pre = []
