@@ -336,6 +336,11 @@ class FusedCanvasDecoder(CanvasDecoder):
         # One activation object for every layer: they are the same function, and a compiled kernel guards
         # on the object it was traced with.
         self.act = self.layers[0][0].mlp.act_fn
+        # The arguments that stay the same over the canvas, gathered once rather than at every step.
+        sc = self.decoder.self_conditioning
+        sc_weights = (sc.pre_norm.weight, sc.gate_proj.weight, sc.up_proj.weight, sc.down_proj.weight)
+        self.front_args = (self.embed.weight, self.embed.embed_scale, sc_weights, sc.act_fn)
+        self.plans = [_LayerPlan.of(layer, cos, sin, positions) for layer, (cos, sin), _ in self.layers]
 
     def __call__(self, canvas: torch.Tensor, self_conditioning_logits: torch.Tensor | None) -> torch.Tensor:
         return self._guarded(lambda: self._forward(canvas, self_conditioning_logits))
@@ -362,51 +367,64 @@ class FusedCanvasDecoder(CanvasDecoder):
             return call()
 
     def _forward(self, canvas: torch.Tensor, self_conditioning_logits: torch.Tensor | None) -> torch.Tensor:
-        k, sc = self.kernels, self.decoder.self_conditioning
-        sc_weights = (sc.pre_norm.weight, sc.gate_proj.weight, sc.up_proj.weight, sc.down_proj.weight)
-        embed = self.embed
-        hidden = k.front(
-            canvas, self_conditioning_logits, embed.weight, embed.embed_scale, sc_weights, sc.act_fn, self.eps
-        )
+        k = self.kernels
+        embed_w, embed_scale, sc_weights, sc_act = self.front_args
+        hidden = k.front(canvas, self_conditioning_logits, embed_w, embed_scale, sc_weights, sc_act, self.eps)
         hidden = self.run_layers(hidden)
         return k.head(hidden, self.decoder.norm.weight, self.lm_head.weight, self.softcap, self.eps)
 
     def run_layers(self, hidden: torch.Tensor) -> torch.Tensor:
-        k = self.kernels
-        eps = self.eps
-        for layer, (cos, sin), mask in self.layers:
+        k, eps, act, top_k = self.kernels, self.eps, self.act, self.top_k
+        for (layer, _, mask), plan in zip(self.layers, self.plans, strict=True):
             attn = layer.self_attn
-            v_w = attn.v_proj.weight if attn.v_proj is not None else None
-            q, key, value = k.attn_in(
-                hidden, layer.input_layernorm.weight, attn.q_proj.weight, attn.k_proj.weight, v_w,
-                attn.q_norm.weight, attn.k_norm.weight, cos, sin, eps, attn.head_dim,
-            )  # fmt: skip
+            q, key, value = k.attn_in(hidden, *plan.attn_in, eps, attn.head_dim)
             key, value = attn.append_to_cache(self.cache, key, value)
-            out, _ = self.attention(
-                attn, q, key, value, mask, dropout=0.0, scaling=attn.scaling,
-                sliding_window=attn.sliding_window, is_causal=attn.is_causal, position_ids=self.positions,
-            )  # fmt: skip
+            out, _ = self.attention(attn, q, key, value, mask, **plan.attention)
             out = out.reshape(*hidden.shape[:-1], -1).contiguous()
-            router, mlp = layer.router, layer.mlp
-            ffn_in_weights = (
+            if plan.experts is not None:
+                hidden = k.ffn(out, hidden, plan.ffn_in, act, eps, top_k, plan.experts, *plan.ffn_out)
+                continue
+            # FP8 experts carry their weights in a per-module closure, which a compiled region would
+            # specialise on layer by layer: they run between the two compiled halves instead.
+            residual, dense, experts_in, top_w, top_i = k.ffn_in(out, hidden, plan.ffn_in, act, eps, top_k)
+            experts_out = layer.experts(experts_in, top_i, top_w)
+            hidden = k.ffn_out(experts_out, residual, dense, *plan.ffn_out, eps)
+        return hidden
+
+
+@dataclass(frozen=True)
+class _LayerPlan:
+    """One decoder layer's arguments to the step functions, gathered once per canvas."""
+
+    attn_in: tuple[Any, ...]  # attn_in's weights and rotary tables
+    attention: dict[str, Any]  # the attention interface's keyword arguments
+    ffn_in: tuple[torch.Tensor, ...]
+    ffn_out: tuple[torch.Tensor, ...]  # the last two norms' weights and the layer scalar
+    experts: Any  # the experts module, run inside ffn; None: FP8 experts, run between ffn_in and ffn_out
+
+    @classmethod
+    def of(cls, layer: Any, cos: torch.Tensor, sin: torch.Tensor, positions: torch.Tensor) -> _LayerPlan:
+        attn, mlp, router = layer.self_attn, layer.mlp, layer.router
+        v_w = attn.v_proj.weight if attn.v_proj is not None else None
+        return cls(
+            attn_in=(
+                layer.input_layernorm.weight, attn.q_proj.weight, attn.k_proj.weight, v_w, attn.q_norm.weight,
+                attn.k_norm.weight, cos, sin,
+            ),
+            attention={
+                "dropout": 0.0, "scaling": attn.scaling, "sliding_window": attn.sliding_window,
+                "is_causal": attn.is_causal, "position_ids": positions,
+            },
+            ffn_in=(
                 attn.o_proj.weight, layer.post_attention_layernorm.weight,
                 layer.pre_feedforward_layernorm.weight, mlp.gate_proj.weight, mlp.up_proj.weight,
                 mlp.down_proj.weight, layer.post_feedforward_layernorm_1.weight,
                 layer.pre_feedforward_layernorm_2.weight, router.scale, router.proj.weight,
                 router.per_expert_scale,
-            )  # fmt: skip
-            post = (layer.post_feedforward_layernorm_2.weight, layer.post_feedforward_layernorm.weight)
-            if not hasattr(layer.experts, "_fp8_gate_up_proj"):
-                hidden = k.ffn(
-                    out, hidden, ffn_in_weights, self.act, eps, self.top_k, layer.experts, *post,
-                    layer.layer_scalar,
-                )  # fmt: skip
-                continue
-            # FP8 experts carry their weights in a per-module closure, which a compiled region would
-            # specialise on layer by layer: they run between the two compiled halves instead.
-            residual, dense, experts_in, top_w, top_i = k.ffn_in(
-                out, hidden, ffn_in_weights, self.act, eps, self.top_k
-            )
-            experts_out = layer.experts(experts_in, top_i, top_w)
-            hidden = k.ffn_out(experts_out, residual, dense, *post, layer.layer_scalar, eps)
-        return hidden
+            ),
+            ffn_out=(
+                layer.post_feedforward_layernorm_2.weight, layer.post_feedforward_layernorm.weight,
+                layer.layer_scalar,
+            ),
+            experts=None if hasattr(layer.experts, "_fp8_gate_up_proj") else layer.experts,
+        )  # fmt: skip
