@@ -49,27 +49,12 @@ class EngineLike(Protocol):
 Loader = Callable[..., EngineLike]
 
 
-def default_loader(
-    path: str | Path | None = None,
-    device: str | None = None,
-    dtype: str | None = None,
-    progress: Callable[[str], None] | None = None,
-    trust_remote_code: bool = False,
-    fp8: bool = False,
-    compile_step: bool = False,
-) -> EngineLike:
+def default_loader(path: str | Path | None = None, **options: Any) -> EngineLike:
+    """``Engine.load(path, **options)``: device, dtype, progress, trust_remote_code, fp8, compile_step."""
     # Imported here, on the worker thread: importing torch and transformers takes seconds.
     from diffedit.engine.engine import Engine
 
-    return Engine.load(
-        path,
-        device=device,
-        dtype=dtype,
-        progress=progress,
-        trust_remote_code=trust_remote_code,
-        fp8=fp8,
-        compile_step=compile_step,
-    )
+    return Engine.load(path, **options)
 
 
 @dataclass(frozen=True)
