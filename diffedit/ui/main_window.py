@@ -174,6 +174,30 @@ class MainWindow(QMainWindow):
         self.act_demo_model = self._action(
             "Use the &Bundled Demo Model", self.use_demo_model, None, "actDemoModel"
         )
+        self.act_fp8 = self._action(
+            "&FP8 Experts (Half the Memory)",
+            lambda on: self._set_model_option("fp8", on),
+            None,
+            "actFp8",
+            True,
+        )
+        self.act_fp8.setToolTip(
+            "Load the model's MoE experts in FP8: half their memory, fastest on Hopper GPUs; "
+            "changes the output slightly"
+        )
+        self.act_compile = self._action(
+            "&Compile the Decoder Step",
+            lambda on: self._set_model_option("compile_step", on),
+            None,
+            "actCompileStep",
+            True,
+        )
+        self.act_compile.setToolTip(
+            "Fuse the decoder step with torch.compile: the model takes longer to load once, then rewrites "
+            "faster; falls back to the uncompiled step where the compiler is missing"
+        )
+        self.act_fp8.setChecked(self.settings.fp8)
+        self.act_compile.setChecked(self.settings.compile_step)
         self.act_stop.setEnabled(False)
         self.act_preview = self._action("&Preview", self._set_preview, "Ctrl+Shift+P", "actPreview", True)
         self.act_outline = self.outline_dock.toggleViewAction()
@@ -204,6 +228,8 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_regenerate, self.act_instruct, self.act_stop])
         m.addSeparator()
         m.addActions([self.act_choose_model, self.act_demo_model])
+        m.addSeparator()
+        m.addActions([self.act_fp8, self.act_compile])
         m = bar.addMenu("&View")
         m.addActions([self.act_preview, self.act_outline, self.act_history, self.act_dark, self.act_wrap])
 
@@ -258,6 +284,16 @@ class MainWindow(QMainWindow):
 
     def use_demo_model(self) -> None:
         self.settings.model_path = ""
+        self.settings.save()
+        self.controller.stop(quiet=True)
+        self.status.set_model("Model: loading…")
+        self.bridge.switch_model(self.model_spec())
+
+    def _set_model_option(self, name: str, on: bool) -> None:
+        """A model option from the Rewrite menu: kept in the settings, and the model loaded again with it."""
+        if getattr(self.settings, name) == on:
+            return
+        setattr(self.settings, name, on)
         self.settings.save()
         self.controller.stop(quiet=True)
         self.status.set_model("Model: loading…")

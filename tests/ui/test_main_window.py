@@ -172,3 +172,30 @@ def test_pyside_refcount_guard_targets_only_the_broken_pair() -> None:
 
     assert needs_guard((3, 11), "6.12.0") and not needs_guard((3, 12), "6.12.0")
     assert not needs_guard((3, 11), "6.11.3")
+
+
+def test_model_options_in_the_menu_reload_the_model_with_them(
+    make_window: WindowFactory, qtbot: QtBot
+) -> None:
+    from tests.ui.fake_engine import FakeEngine
+
+    loads: list[dict[str, object]] = []
+
+    def loader(path=None, device=None, dtype=None, progress=None, **options):  # type: ignore[no-untyped-def]
+        loads.append(options)
+        return FakeEngine()
+
+    w = make_window(loader)
+    qtbot.waitUntil(lambda: w.bridge.state == "ready", timeout=5000)
+    assert loads == [{}] and not w.act_compile.isChecked() and not w.act_fp8.isChecked()
+    w.act_compile.trigger()  # Rewrite ▸ Compile the Decoder Step
+    qtbot.waitUntil(lambda: len(loads) == 2 and w.bridge.state == "ready", timeout=5000)
+    assert loads[-1] == {"compile_step": True}
+    w.act_fp8.trigger()
+    qtbot.waitUntil(lambda: len(loads) == 3 and w.bridge.state == "ready", timeout=5000)
+    assert loads[-1] == {"compile_step": True, "fp8": True}
+    saved = Settings.load()
+    assert saved.compile_step and saved.fp8  # kept for the next start
+    w.act_compile.trigger()
+    qtbot.waitUntil(lambda: len(loads) == 4 and w.bridge.state == "ready", timeout=5000)
+    assert loads[-1] == {"fp8": True} and not Settings.load().compile_step
