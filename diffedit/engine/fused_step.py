@@ -14,6 +14,10 @@ interface, reading the static KV buffer):
   model's own experts module (its routing bookkeeping fuses too), the last norms, residual and layer scalar.
   FP8 experts run between its two halves, ``ffn_in`` and ``ffn_out``.
 
+Around the layers, ``front`` makes the decoder's input (token embeddings and the self-conditioning block)
+and ``head`` the logits (final norm, output projection, soft-capping); ``sample_and_update`` is the graphed
+loop's sampler (:mod:`diffedit.engine.cuda_graph`).
+
 Run as they are, they are transformers' operations in transformers' order, so the logits equal
 ``model(...)``'s bit for bit (the tests hold them to ``torch.equal``). Compiled (``torch.compile``: Triton on
 GPUs, C++ on CPUs), each becomes its matrix products plus a handful of fused kernels. Because they take
