@@ -7,7 +7,7 @@ keys on full layers, top-8 routing) at a small width, runs one decoder forward e
 :mod:`diffedit.engine.fused_step` compiled, and reports
 
 * the aten operations each forward calls (the outermost ones: an operation another one calls is part of it;
-  views and allocations left out), by the profiler;
+  views and allocations left out unless they copy), by the profiler;
 * for the compiled forward, the fused kernels inductor generated per call of each compiled function.
 
     python benchmarks/step_ops.py
@@ -49,6 +49,17 @@ NOT_KERNELS = {
 }  # fmt: skip
 # Host reads of a device scalar: the CPU's grouped-mm kernel reads each expert's offset (CUDA's does not).
 HOST_READS = {"aten::_local_scalar_dense", "aten::item"}
+
+
+def _copies(event: object) -> bool:
+    """Whether a view-like operation had to copy (a reshape of an expanded tensor does: a kernel)."""
+    children = list(getattr(event, "cpu_children", []))
+    while children:
+        child = children.pop()
+        if child.name in ("aten::copy_", "aten::clone"):
+            return True
+        children.extend(child.cpu_children)
+    return False
 
 
 def _inside_aten(event: object) -> bool:
@@ -94,7 +105,9 @@ def main() -> None:
                 ops = Counter(
                     e.name
                     for e in prof.events()
-                    if e.name.startswith("aten::") and e.name not in NOT_KERNELS and not _inside_aten(e)
+                    if e.name.startswith("aten::")
+                    and (e.name not in NOT_KERNELS or _copies(e))
+                    and not _inside_aten(e)
                 )
                 reads = sum(ops.pop(k, 0) for k in HOST_READS)
                 result[name] = {
