@@ -74,7 +74,7 @@ class Engine:
         engine.compile_step = compile_step
         if compile_step:
             if progress:
-                progress("Compiling the decoder step (once; torch keeps it on disk for the next start)…")
+                progress("Compiling the decoder step (once: the next start reads it from the cache)…")
             engine.warm_up()
         if progress:
             progress(f"Loaded {engine.name} on {engine.device}")

@@ -303,3 +303,19 @@ def test_the_graphed_samplers_draws_follow_the_softmax(compiled: bool) -> None:
     assert bool(accepted.all())
     counts = torch.bincount(canvas[0], minlength=vocab).float()
     assert _chi_square(counts, torch.softmax(logits_row, -1)) < CHI2_CRIT_DF5
+
+
+def test_compiled_code_is_kept_in_diffedits_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("DIFFEDIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    assert fused_step.persistent_compile_cache() == str(tmp_path / "cache" / "torch-compile")
+    # torch's own default (the temporary folder, emptied by a restart) is replaced too
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    assert fused_step.persistent_compile_cache() == str(tmp_path / "cache" / "torch-compile")
+    # a folder the user chose is kept
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert fused_step.persistent_compile_cache() == str(tmp_path / "mine")
