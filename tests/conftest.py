@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -13,7 +14,10 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # torch.compile's cache: one temporary folder for the session, never the user's (warm across the suite).
-os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="diffedit-tests-compile-"))
+_COMPILE_CACHE = None
+if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    _COMPILE_CACHE = tempfile.mkdtemp(prefix="diffedit-tests-compile-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = _COMPILE_CACHE
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +25,13 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.checkpoints import build_checkpoint
 
     return build_checkpoint(tmp_path_factory.mktemp("tiny-dg") / "tiny-dg")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _remove_the_compile_cache() -> Iterator[None]:
+    yield
+    if _COMPILE_CACHE is not None:
+        shutil.rmtree(_COMPILE_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
