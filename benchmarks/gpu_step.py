@@ -52,6 +52,24 @@ PRESETS = {
         top_k_experts=2,
         moe_intermediate_size=128,
     ),
+    # The 26B-A4B layer structure (30 layers, sliding and full, values equal to keys on the full ones, top-8
+    # routing) at the tiny width: what benchmarks/step_ops.py counts operations on.
+    "26b-layers": dict(
+        vocab_size=8192,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=30,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=64,
+        global_head_dim=128,
+        num_global_key_value_heads=1,
+        attention_k_eq_v=True,
+        num_experts=16,
+        top_k_experts=8,
+        moe_intermediate_size=128,
+        enable_moe_block=True,
+    ),
     "26b": dict(
         vocab_size=262144,
         hidden_size=2816,

@@ -72,18 +72,8 @@ def _inside_aten(event: object) -> bool:
 
 
 def main() -> None:
-    shape = dict(
-        gpu_step.PRESETS["tiny"],
-        num_hidden_layers=30,
-        global_head_dim=128,
-        num_global_key_value_heads=1,
-        attention_k_eq_v=True,
-        num_experts=16,
-        top_k_experts=8,
-        enable_moe_block=True,
-    )
-    gpu_step.PRESETS["layers-of-26b"] = shape
-    model = gpu_step.build("layers-of-26b", "cpu", torch.bfloat16)
+    shape = gpu_step.PRESETS["26b-layers"]
+    model = gpu_step.build("26b-layers", "cpu", torch.bfloat16)
     vocab = model.config.text_config.vocab_size
     n, length = 128, 256
     gen = torch.Generator().manual_seed(0)

@@ -98,15 +98,11 @@ class GraphedCanvas:
         decoder: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
     ) -> None:
         self.ops = ops or CudaOps()
-        self.model = model
         # The forward: logits for (canvas, self-conditioning logits); by default the plain per-canvas decoder.
         self.decoder = decoder or CanvasDecoder(model, masks, cache, positions)
         # The sampler: compiled where the decoder's functions are, and falling back with them.
         self.sample: Callable[..., None] = getattr(self.decoder, "sample", PLAIN.sample)
         self.cfg = cfg
-        self.masks = masks
-        self.cache = cache
-        self.positions = positions
         self.no_end_first = no_end_first
         self.generator: torch.Generator | None = generator
         self.first_step = first_step
@@ -126,6 +122,15 @@ class GraphedCanvas:
         self.accepted = torch.zeros((1, length), dtype=torch.bool, device=device)
         self.entropy = torch.zeros((1, length), dtype=torch.float32, device=device)
         self.graphed = True
+        # The sampler's fixed arguments: its settings and the state it updates in place.
+        self._settings = (
+            cfg.t_min, cfg.t_max, cfg.max_steps, cfg.entropy_bound, cfg.confidence_threshold,
+            cfg.stability_threshold,
+        )  # fmt: skip
+        self._state = (
+            self.canvas, self.self_cond, self.argmax, self.accepted, self.entropy, self.history,
+            self.remaining, self.done,
+        )  # fmt: skip
 
     # ------------------------------------------------------------ the step
 
@@ -138,16 +143,7 @@ class GraphedCanvas:
         fresh = torch.randint(
             0, self.vocab, tuple(self.canvas.shape), generator=self.generator, device=self.canvas.device
         )
-        cfg = self.cfg
-        settings = (
-            cfg.t_min, cfg.t_max, cfg.max_steps, cfg.entropy_bound, cfg.confidence_threshold,
-            cfg.stability_threshold,
-        )  # fmt: skip
-        state = (
-            self.canvas, self.self_cond, self.argmax, self.accepted, self.entropy, self.history,
-            self.remaining, self.done,
-        )  # fmt: skip
-        self.sample(logits, race, fresh, self.no_end_first, settings, state)
+        self.sample(logits, race, fresh, self.no_end_first, self._settings, self._state)
 
     # ------------------------------------------------------------ the loop
 

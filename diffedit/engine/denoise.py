@@ -19,7 +19,7 @@ from transformers.cache_utils import DynamicCache
 
 from diffedit.engine.canvas_step import CanvasDecoder
 from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS, GraphedCanvas, graphs_supported
-from diffedit.engine.fused_step import FusedCanvasDecoder, LayerKernels, compiled_kernels, fusable
+from diffedit.engine.fused_step import FusedCanvasDecoder, StepKernels, compiled_kernels, fusable
 from diffedit.engine.sampling import (
     DenoiseConfig,
     FastScorer,
@@ -59,7 +59,7 @@ class DenoiseOutcome:
     encode_s: float
     step_s: list[float] = field(default_factory=list)
     graphed: bool | None = None  # None: no canvas ran as a graph; else whether every one was captured
-    compiled: bool | None = None  # None: not asked for; else whether the compiled layer kernels ran
+    compiled: bool | None = None  # None: not asked for; else whether the compiled step kernels ran
     compile_error: str | None = None  # why they did not, where they were asked for and failed
 
     @property
@@ -171,7 +171,7 @@ def denoise(
     encoder_positions = torch.arange(0, seen, dtype=torch.int32, device=device)[None]
     cache = DynamicCache(config=model.config.get_text_config(decoder=True))
     outcome = DenoiseOutcome(tokens=[], forwards=0, canvases=0, encode_s=0.0)
-    kernels = _layer_kernels(model, mode, compile_step, outcome)
+    kernels = _step_kernels(model, mode, compile_step, outcome)
     end_tensor = torch.tensor(sorted(eos_ids), device=device)
     # A rewrite may shorten a passage but not delete it: no end token in the first position.
     no_end_first = torch.tensor(sorted(eos_ids | {pad_id}), device=device) if forbid_empty else None
@@ -307,10 +307,10 @@ def _graphed_canvas(job: _Canvas, frame_interval_s: float) -> torch.Tensor:
     return run.argmax[None]
 
 
-def _layer_kernels(
+def _step_kernels(
     model: Any, mode: SamplingMode, compile_step: bool, outcome: DenoiseOutcome
-) -> LayerKernels | None:
-    """The compiled layer kernels where asked for and possible; None: the model's own layers."""
+) -> StepKernels | None:
+    """The compiled step kernels where asked for and possible; None: the model's own layers."""
     if not compile_step:
         return None
     why = "reference mode runs the model's own layers" if mode == "reference" else fusable(model)

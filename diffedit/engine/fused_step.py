@@ -235,7 +235,7 @@ def sample_and_update(
 
 
 @dataclass(frozen=True)
-class LayerKernels:
+class StepKernels:
     """The step's functions, plain or compiled."""
 
     attn_in: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -250,8 +250,8 @@ class LayerKernels:
 
 _T = TypeVar("_T")
 
-PLAIN = LayerKernels(attn_in, ffn_in, ffn_out, ffn, front, head, sample_and_update, compiled=False)
-_compiled: LayerKernels | None = None
+PLAIN = StepKernels(attn_in, ffn_in, ffn_out, ffn, front, head, sample_and_update, compiled=False)
+_compiled: StepKernels | None = None
 _compile_lock = threading.Lock()
 
 
@@ -275,7 +275,7 @@ def persistent_compile_cache() -> str:
     return os.environ[COMPILE_CACHE_ENV]
 
 
-def compiled_kernels() -> LayerKernels:
+def compiled_kernels() -> StepKernels:
     """The step's functions under ``torch.compile`` (one set per process: the compiled code is keyed by
     shapes, so every model and layer kind shares it). Compilation happens at the first call."""
     global _compiled
@@ -294,7 +294,7 @@ def compiled_kernels() -> LayerKernels:
             def comp(fn: Callable[..., Any]) -> Callable[..., Any]:
                 return torch.compile(fn, fullgraph=True, dynamic=False)
 
-            _compiled = LayerKernels(
+            _compiled = StepKernels(
                 comp(attn_in), comp(ffn_in), comp(ffn_out), comp(ffn), comp(front), comp(head),
                 comp(sample_and_update), compiled=True,
             )  # fmt: skip
@@ -342,7 +342,7 @@ class FusedCanvasDecoder(CanvasDecoder):
         masks: dict[str, Any],
         cache: Any,
         positions: torch.Tensor,
-        kernels: LayerKernels = PLAIN,
+        kernels: StepKernels = PLAIN,
         report: CompileReport | None = None,
     ) -> None:
         super().__init__(model, masks, cache, positions)

@@ -147,7 +147,7 @@ def test_a_step_after_the_stop_changes_nothing(demo: Any) -> None:
         assert torch.equal(a, b)
 
 
-def test_the_graphed_loop_runs_the_compiled_layer_kernels(demo: Any, graphs_on_cpu: CpuOps) -> None:
+def test_the_graphed_loop_runs_the_compiled_step_kernels(demo: Any, graphs_on_cpu: CpuOps) -> None:
     cfg = DenoiseConfig(8, 0.1, 0.1, 0.3, 1, 1e-30)
     out = _run(demo, cfg, seed=2, max_canvases=1, compile_step=True)
     assert graphs_on_cpu.captures == 1

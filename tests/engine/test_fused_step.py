@@ -14,7 +14,7 @@ import torch
 from diffedit.engine import denoise as denoise_mod
 from diffedit.engine import fused_step
 from diffedit.engine.denoise import DenoiseOutcome, denoise, encode_context
-from diffedit.engine.fused_step import PLAIN, FusedCanvasDecoder, LayerKernels, compiled_kernels
+from diffedit.engine.fused_step import PLAIN, FusedCanvasDecoder, StepKernels, compiled_kernels
 from diffedit.engine.loader import load_model
 from diffedit.engine.sampling import DenoiseConfig
 from diffedit.engine.static_cache import StaticCanvasCache
@@ -63,7 +63,7 @@ class _Canvas:
             ).logits
         return out
 
-    def fused(self, kernels: LayerKernels = PLAIN, report: Any = None) -> FusedCanvasDecoder:
+    def fused(self, kernels: StepKernels = PLAIN, report: Any = None) -> FusedCanvasDecoder:
         return FusedCanvasDecoder(self.model, self.masks, self.cache, self.positions, kernels, report)
 
 
