@@ -24,10 +24,9 @@ from pathlib import Path
 
 import torch
 
-from diffedit.engine.context import EditRequest
 from diffedit.engine.engine import Engine
 from diffedit.engine.loader import default_model_path
-from diffedit.engine.types import GenerationSettings, RewriteJob
+from diffedit.engine.types import EditRequest, GenerationSettings, RewriteJob
 from diffedit.training.evaluate_demo import encode_splits, read_sample, training_budget
 from diffedit.training.metrics import one_pass_accuracy
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import torch
 
-from diffedit.engine.context import EditRequest
 from diffedit.engine.engine import Engine
 from diffedit.engine.loader import default_model_path
-from diffedit.engine.types import GenerationSettings, RewriteJob
+from diffedit.engine.types import EditRequest, GenerationSettings, RewriteJob
 
 
 def main() -> None:

@@ -17,8 +17,7 @@ from diffedit.document.storage import (
     read_document,
     write_document,
 )
-from diffedit.engine.context import EditRequest
-from diffedit.engine.types import Cancelled, EngineError, Frame, GenerationSettings, RewriteJob
+from diffedit.engine.types import Cancelled, EditRequest, EngineError, Frame, GenerationSettings, RewriteJob
 
 
 class UsageError(Exception):

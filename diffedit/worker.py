@@ -18,11 +18,11 @@ from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-import diffedit.ui.qt_compat  # noqa: F401  (PySide6 6.12 on Python 3.11: see the module)
-from diffedit.engine.context import EditRequest
+import diffedit.qt_compat  # noqa: F401  (PySide6 6.12 on Python 3.11: see the module)
 from diffedit.engine.types import (
     Cancelled,
     CancelToken,
+    EditRequest,
     EngineError,
     Frame,
     GenerationSettings,

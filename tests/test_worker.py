@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from pytestqt.qtbot import QtBot
 
-from diffedit.engine.context import EditRequest
-from diffedit.engine.types import EngineError, GenerationSettings
+from diffedit.engine.types import EditRequest, EngineError, GenerationSettings
 from diffedit.worker import EngineBridge, describe_failure
 from tests.ui.fake_engine import FakeEngine, fake_loader
 

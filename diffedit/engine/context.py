@@ -12,27 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from diffedit.engine.types import EditRequest
+
 INFILL_FILE = "diffedit_infill.json"
 DEFAULT_INSTRUCTION = "Rewrite the marked passage."
 # Characters kept around the target before tokenizing: a cheap cut so a 1 MB document never gets
 # tokenized whole. Generous on purpose: no tokenizer averages fewer than 1 char per token on prose.
 _CHARS_PER_TOKEN_CAP = 12
-
-
-@dataclass(frozen=True)
-class EditRequest:
-    """One rewrite: the text before the target, the target itself, the text after, and an instruction."""
-
-    prefix: str
-    target: str
-    suffix: str
-    instruction: str = ""
-
-    @classmethod
-    def from_document(cls, text: str, start: int, end: int, instruction: str = "") -> EditRequest:
-        if not 0 <= start <= end <= len(text):
-            raise ValueError(f"target span {start}..{end} is outside the document (length {len(text)})")
-        return cls(text[:start], text[start:end], text[end:], instruction)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,22 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-from diffedit.engine.context import EditRequest
+
+@dataclass(frozen=True)
+class EditRequest:
+    """One rewrite: the text before the target, the target itself, the text after, and an instruction."""
+
+    prefix: str
+    target: str
+    suffix: str
+    instruction: str = ""
+
+    @classmethod
+    def from_document(cls, text: str, start: int, end: int, instruction: str = "") -> EditRequest:
+        if not 0 <= start <= end <= len(text):
+            raise ValueError(f"target span {start}..{end} is outside the document (length {len(text)})")
+        return cls(text[:start], text[start:end], text[end:], instruction)
+
 
 SamplingMode = Literal["fast", "reference"]
 

@@ -25,7 +25,8 @@ import torch
 from transformers import AutoTokenizer, DiffusionGemmaForBlockDiffusion
 
 from diffedit.engine.canvas import trim_at_end
-from diffedit.engine.context import EditRequest, InfillFormat
+from diffedit.engine.context import InfillFormat
+from diffedit.engine.types import EditRequest
 from diffedit.training import corpus
 from diffedit.training.checkpoint import DEMO_DIR
 from diffedit.training.examples import Example, Split, build_examples, encode_split

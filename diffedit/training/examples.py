@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from diffedit.engine.canvas import layout_canvases
-from diffedit.engine.context import EditRequest, InfillFormat
+from diffedit.engine.context import InfillFormat
+from diffedit.engine.types import EditRequest
 from diffedit.training.corpus import split_blocks
 
 MAX_TARGET_BLOCKS = 3

@@ -1,3 +1,3 @@
 """PySide6 widgets. Importing this package first applies the PySide6 6.12 / Python 3.11 guard."""
 
-from diffedit.ui import qt_compat as _qt_compat  # noqa: F401
+from diffedit import qt_compat as _qt_compat  # noqa: F401

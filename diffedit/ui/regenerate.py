@@ -28,8 +28,7 @@ from diffedit.document.session import (
 )
 from diffedit.document.targets import block_numbers
 from diffedit.document.textpos import from_utf16, utf16_len
-from diffedit.engine.context import EditRequest
-from diffedit.engine.types import GenerationSettings, RewriteResult
+from diffedit.engine.types import EditRequest, GenerationSettings, RewriteResult
 from diffedit.ui.editor import MarkdownEditor
 from diffedit.worker import EngineBridge
 

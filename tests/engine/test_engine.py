@@ -7,9 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffedit.engine.context import EditRequest
 from diffedit.engine.engine import Engine
-from diffedit.engine.types import Cancelled, CancelToken, EngineError, Frame, GenerationSettings, RewriteJob
+from diffedit.engine.types import (
+    Cancelled,
+    CancelToken,
+    EditRequest,
+    EngineError,
+    Frame,
+    GenerationSettings,
+    RewriteJob,
+)
 
 DOC = "# Notes\n\nThe first paragraph says hello.\n\nThe second one is the target of the rewrite.\n\nEnd.\n"
 

@@ -13,10 +13,9 @@ import torch
 from transformers.cache_utils import DynamicCache
 
 from diffedit.engine import fp8
-from diffedit.engine.context import EditRequest
 from diffedit.engine.engine import Engine
 from diffedit.engine.loader import load_model
-from diffedit.engine.types import GenerationSettings, RewriteJob
+from diffedit.engine.types import EditRequest, GenerationSettings, RewriteJob
 
 
 def test_row_quantisation_error_is_bounded_by_e4m3_precision() -> None:

@@ -211,9 +211,8 @@ def test_loading_with_compile_step_compiles_before_the_first_rewrite(
 def test_a_compiler_that_fails_at_load_is_not_tried_again(
     tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from diffedit.engine.context import EditRequest
     from diffedit.engine.engine import Engine
-    from diffedit.engine.types import GenerationSettings, RewriteJob
+    from diffedit.engine.types import EditRequest, GenerationSettings, RewriteJob
 
     tries: list[int] = []
 

@@ -154,9 +154,8 @@ def test_loading_and_rewriting_never_touch_the_network(
 ) -> None:
     import socket
 
-    from diffedit.engine.context import EditRequest
     from diffedit.engine.engine import Engine
-    from diffedit.engine.types import GenerationSettings, RewriteJob
+    from diffedit.engine.types import EditRequest, GenerationSettings, RewriteJob
 
     def no_network(*_a: object, **_k: object) -> None:
         raise AssertionError("network access attempted")

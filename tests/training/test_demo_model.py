@@ -10,8 +10,9 @@ import torch
 from transformers import AutoTokenizer, DiffusionGemmaForBlockDiffusion
 
 from diffedit.engine.canvas import trim_at_end
-from diffedit.engine.context import INFILL_FILE, EditRequest, InfillFormat
+from diffedit.engine.context import INFILL_FILE, InfillFormat
 from diffedit.engine.loader import load_model
+from diffedit.engine.types import EditRequest
 from diffedit.training.evaluate_demo import encode_splits, read_sample, training_budget
 from diffedit.training.metrics import baseline_accuracy, most_frequent_token, one_pass_accuracy
 

@@ -9,7 +9,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from diffedit.engine.canvas import layout_canvases
-from diffedit.engine.context import EditRequest, InfillFormat
+from diffedit.engine.context import InfillFormat
+from diffedit.engine.types import EditRequest
 from diffedit.training.corpus import block_kind, keep_block, split_blocks
 from diffedit.training.examples import BUCKET, Split, block_spans, candidate_splits, encode_split
 

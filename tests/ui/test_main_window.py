@@ -168,7 +168,7 @@ def test_large_document_keystrokes_do_not_recompute_views(make_window: WindowFac
 
 
 def test_pyside_refcount_guard_targets_only_the_broken_pair() -> None:
-    from diffedit.ui.qt_compat import needs_guard
+    from diffedit.qt_compat import needs_guard
 
     assert needs_guard((3, 11), "6.12.0") and not needs_guard((3, 12), "6.12.0")
     assert not needs_guard((3, 11), "6.11.3")
