@@ -143,10 +143,21 @@ def test_remote_code_only_when_the_user_opts_in(
         return real_model(cls, *args, **kwargs)
 
     monkeypatch.setattr(transformers.DiffusionGemmaForBlockDiffusion, "from_pretrained", classmethod(spy))
+    tokenizer_loads: list[dict[str, object]] = []
+    real_tokenizer = transformers.AutoTokenizer.from_pretrained.__func__  # type: ignore[attr-defined]
+
+    def tokenizer_spy(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+        tokenizer_loads.append(kwargs)
+        return real_tokenizer(cls, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", classmethod(tokenizer_spy))
     load_model(tiny_checkpoint)
     load_model(tiny_checkpoint, trust_remote_code=True)
     assert [k["trust_remote_code"] for k in seen] == [False, True]
     assert all(k["local_files_only"] and k["use_safetensors"] for k in seen)
+    # The tokenizer can ship code too: the same opt-in, and never read from the network.
+    assert [k.get("trust_remote_code") for k in tokenizer_loads] == [False, True]
+    assert all(k["local_files_only"] for k in tokenizer_loads)
 
 
 def test_loading_and_rewriting_never_touch_the_network(
