@@ -25,9 +25,8 @@ from typing import Any
 
 import torch
 
-from diffedit.engine.canvas_step import CanvasDecoder
-from diffedit.engine.fused_step import PLAIN
-from diffedit.engine.sampling import DenoiseConfig
+from diffedit.engine.decoder import CanvasDecoder
+from diffedit.engine.sampling import Forbidden, SamplerConfig, StepState, empty_history, race_noise, uniform_canvas
 
 MIN_GRAPH_STEPS = 4  # below this, capturing costs more than it saves: the eager loop runs instead
 
@@ -81,69 +80,48 @@ class CanvasRun:
 
 class GraphedCanvas:
     """One canvas's steps: the first eagerly (no self-conditioning yet), the second as the graph's warm-up,
-    then capture and replay."""
+    then capture and replay. The step is the decoder's forward and its sampler
+    (:func:`~diffedit.engine.sampling.sample_in_place`), plain or compiled as the decoder's layers are."""
 
     def __init__(
         self,
-        model: Any,
-        cfg: DenoiseConfig,
-        masks: Any,
-        cache: Any,
-        positions: torch.Tensor,
-        canvas: torch.Tensor,
+        decoder: CanvasDecoder,
+        start: torch.Tensor,
         first_step: int,
+        cfg: SamplerConfig,
         generator: torch.Generator,
-        no_end_first: torch.Tensor | None,
-        ops: CudaOps | None = None,
-        decoder: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
+        forbidden: Forbidden | None,
     ) -> None:
-        self.ops = ops or CudaOps()
-        # The forward: logits for (canvas, self-conditioning logits); by default the plain per-canvas decoder.
-        self.decoder = decoder or CanvasDecoder(model, masks, cache, positions)
-        # The sampler: compiled where the decoder's functions are, and falling back with them.
-        self.sample: Callable[..., None] = getattr(self.decoder, "sample", PLAIN.sample)
+        self.ops = CudaOps()
+        self.decoder = decoder
         self.cfg = cfg
-        self.no_end_first = no_end_first
+        self.forbidden = forbidden
         self.generator: torch.Generator | None = generator
         self.first_step = first_step
-        device = canvas.device
-        length = canvas.shape[-1]
-        self.vocab = int(model.config.text_config.vocab_size)
-        self.embed_dtype = model.model.decoder.embed_tokens.weight.dtype
+        device, shape = start.device, tuple(start.shape)
         # The state a step reads and writes, at fixed addresses.
-        self.canvas = canvas.clone()
-        self.self_cond = torch.zeros((1, length, self.vocab), dtype=self.embed_dtype, device=device)
-        self.remaining = torch.full((), first_step, dtype=torch.int32, device=device)
-        self.history = torch.full(
-            (max(1, cfg.stability_threshold), 1, length), -1, dtype=torch.long, device=device
+        self.state = StepState(
+            canvas=start.clone(),
+            self_cond=torch.zeros((*shape, decoder.vocab_size), dtype=decoder.self_cond_dtype, device=device),
+            argmax=torch.zeros(shape, dtype=torch.long, device=device),
+            accepted=torch.zeros(shape, dtype=torch.bool, device=device),
+            entropy=torch.zeros(shape, dtype=torch.float32, device=device),
+            history=empty_history(cfg, shape, device),
+            remaining=torch.full((), first_step, dtype=torch.int32, device=device),
+            done=torch.zeros((1,), dtype=torch.bool, device=device),
         )
-        self.done = torch.zeros((1,), dtype=torch.bool, device=device)
-        self.argmax = torch.zeros((1, length), dtype=torch.long, device=device)
-        self.accepted = torch.zeros((1, length), dtype=torch.bool, device=device)
-        self.entropy = torch.zeros((1, length), dtype=torch.float32, device=device)
         self.graphed = True
-        # The sampler's fixed arguments: its settings and the state it updates in place.
-        self._settings = (
-            cfg.t_min, cfg.t_max, cfg.max_steps, cfg.entropy_bound, cfg.confidence_threshold,
-            cfg.stability_threshold,
-        )  # fmt: skip
-        self._state = (
-            self.canvas, self.self_cond, self.argmax, self.accepted, self.entropy, self.history,
-            self.remaining, self.done,
-        )  # fmt: skip
 
     # ------------------------------------------------------------ the step
 
     def _step(self, first: bool) -> None:
-        logits = self.decoder(self.canvas, None if first else self.self_cond)
-        # The random draws come from the job's generator, outside the (possibly compiled) sampler: the
-        # exponential race's noise, then the re-noising tokens.
-        race = torch.empty(logits.shape, dtype=torch.float32, device=logits.device)
-        race.exponential_(1.0, generator=self.generator)
-        fresh = torch.randint(
-            0, self.vocab, tuple(self.canvas.shape), generator=self.generator, device=self.canvas.device
-        )
-        self.sample(logits, race, fresh, self.no_end_first, self._settings, self._state)
+        state = self.state
+        logits = self.decoder(state.canvas, None if first else state.self_cond)
+        # The random draws come from the job's generator, outside the (possibly compiled) sampler, in the
+        # eager loop's order: the race's noise, then the re-noising tokens.
+        noise = race_noise(logits, self.generator)
+        fresh = uniform_canvas(tuple(state.canvas.shape), self.decoder.vocab_size, self.generator, logits.device)  # type: ignore[arg-type]
+        self.decoder.sample(logits, noise, fresh, self.forbidden, self.cfg, state)
 
     # ------------------------------------------------------------ the loop
 
@@ -161,22 +139,22 @@ class GraphedCanvas:
         self._step(first=True)
         frames.after_step(1)
         step_s.append(time.perf_counter() - t)
-        if total == 1 or bool(self.done):
+        if total == 1 or bool(self.state.done):
             return self._finish(1, step_s, frames)
 
         # Warm-up of the captured body on a side stream (a real step: the state advances).
         check_cancel()
         t = time.perf_counter()
-        self.ops.side_stream_step(lambda: self._step(first=False), self.canvas.device)
+        self.ops.side_stream_step(lambda: self._step(first=False), self.state.canvas.device)
         frames.after_step(2)
-        if total == 2 or bool(self.done):  # one host read per canvas before capturing
+        if total == 2 or bool(self.state.done):  # one host read per canvas before capturing
             step_s.append(time.perf_counter() - t)
             return self._finish(2, step_s, frames)
 
         replay: Callable[[], None]
         if not self.ops.registers_generators():
             # Older torch: the graph draws from the device's default generator, seeded from the job's.
-            seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.canvas.device))
+            seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.state.canvas.device))
             torch.cuda.manual_seed(seed)
             self.generator = None
         try:
@@ -187,7 +165,7 @@ class GraphedCanvas:
             replay = lambda: self._step(first=False)  # noqa: E731
         step_s.append(time.perf_counter() - t)  # the warm-up step and the capture
 
-        flags = [self.ops.pinned(self.done) for _ in range(2)]
+        flags = [self.ops.pinned(self.state.done) for _ in range(2)]
         pending: list[tuple[Any, torch.Tensor]] = []
         effective = total
         last = time.perf_counter()
@@ -196,7 +174,7 @@ class GraphedCanvas:
             replay()
             frames.after_step(step)
             slot = flags[step % 2]
-            slot.copy_(self.done, non_blocking=True)
+            slot.copy_(self.state.done, non_blocking=True)
             pending.append((self.ops.event(), slot))
             if len(pending) > 1:  # read the previous step's flag: this step is already queued behind it
                 prev_event, prev_slot = pending.pop(0)
@@ -216,7 +194,7 @@ class GraphedCanvas:
         self.ops.synchronize()
         frames.flush(steps)
         frames.final(steps)
-        return CanvasRun(self.argmax[0], steps, step_s, self.graphed)
+        return CanvasRun(self.state.argmax[0], steps, step_s, self.graphed)
 
 
 class _FramePipe:
@@ -235,8 +213,7 @@ class _FramePipe:
         self.delivered = 0
         self.in_flight: tuple[int, Any] | None = None
         if sink is not None:
-            c = canvas
-            self.host = (c.ops.pinned(c.argmax), c.ops.pinned(c.accepted), c.ops.pinned(c.entropy))
+            self.host = tuple(canvas.ops.pinned(t) for t in self._shown())
 
     def after_step(self, step: int) -> None:
         if self.sink is None:
@@ -245,10 +222,9 @@ class _FramePipe:
         now = time.perf_counter()
         due = self.last_start is None or now - self.last_start >= self.interval_s
         if self.in_flight is None and due:
-            c = self.canvas
-            for host, dev in zip(self.host, (c.argmax, c.accepted, c.entropy), strict=True):
+            for host, dev in zip(self.host, self._shown(), strict=True):
                 host.copy_(dev, non_blocking=True)
-            self.in_flight = (step, c.ops.event())
+            self.in_flight = (step, self.canvas.ops.event())
             self.last_start = now
 
     def _deliver_if_ready(self, wait: bool = False) -> None:
@@ -276,6 +252,11 @@ class _FramePipe:
         """The settled canvas, if the last frame delivered was an earlier step (the loop has synchronised)."""
         if self.sink is None or self.delivered == step:
             return
-        c = self.canvas
         self.delivered = step
-        self.sink(step, c.argmax[0].cpu(), c.accepted[0].cpu(), c.entropy[0].cpu())
+        argmax, accepted, entropy = self._shown()
+        self.sink(step, argmax[0].cpu(), accepted[0].cpu(), entropy[0].cpu())
+
+    def _shown(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The device buffers a frame is made of."""
+        state = self.canvas.state
+        return state.argmax, state.accepted, state.entropy

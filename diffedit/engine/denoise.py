@@ -15,27 +15,45 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers.cache_utils import DynamicCache
 
-from diffedit.engine.canvas_step import CanvasDecoder
 from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS, GraphedCanvas, graphs_supported
+from diffedit.engine.decoder import CanvasDecoder, EncodedContext
 from diffedit.engine.fused_step import FusedCanvasDecoder, StepKernels, compiled_kernels, fusable
 from diffedit.engine.sampling import (
-    DenoiseConfig,
-    FastScorer,
-    StableAndConfident,
+    Forbidden,
+    SamplerConfig,
     draw_fast,
     draw_reference,
-    entropy_bound_accept,
-    renoise,
-    score_reference,
+    empty_history,
+    next_canvas,
+    read_step,
+    remember,
+    settled,
     start_step,
-    temperature_divisor,
     uniform_canvas,
+    vocab_buffers,
     warm_start_canvas,
 )
 from diffedit.engine.static_cache import StaticCanvasCache
 from diffedit.engine.types import Cancelled, CancelToken, SamplingMode
+
+
+@dataclass(frozen=True)
+class DenoiseOptions:
+    """How one job denoises: the sampler's settings and what the canvases may hold and start from."""
+
+    sampler: SamplerConfig
+    eos_ids: frozenset[int]  # a canvas holding one of these is the last
+    pad_id: int
+    max_canvases: int = 1
+    mode: SamplingMode = "fast"
+    # Refine: each canvas starts from these tokens (the original's canvases) with a share ``strength``
+    # re-noised, entering the schedule late; canvases past them start from noise.
+    warm_canvases: tuple[tuple[int, ...], ...] = ()
+    strength: float = 1.0
+    forbid_empty: bool = False  # no end token at the first position: a rewrite may not delete the passage
+    compile_step: bool = False  # the decoder layers as compiled fused kernels (diffedit.engine.fused_step)
+    frame_interval_s: float = 0.0  # how often the graphed loop copies a frame off the device, at most
 
 
 @dataclass(frozen=True)
@@ -54,9 +72,9 @@ class StepView:
 @dataclass
 class DenoiseOutcome:
     tokens: list[int]  # every generated token, pad after the first end token (as transformers returns)
-    forwards: int
-    canvases: int
-    encode_s: float
+    forwards: int = 0
+    canvases: int = 0
+    encode_s: float = 0.0
     step_s: list[float] = field(default_factory=list)
     graphed: bool | None = None  # None: no canvas ran as a graph; else whether every one was captured
     compiled: bool | None = None  # None: not asked for; else whether the compiled step kernels ran
@@ -68,152 +86,86 @@ class DenoiseOutcome:
 
 
 @dataclass
-class _Canvas:
-    """What one canvas's steps work with, whichever loop runs them."""
+class _Job:
+    """What every canvas of one denoising run shares."""
 
-    model: Any
-    cfg: DenoiseConfig
-    masks: Any
-    cache: DynamicCache
-    positions: torch.Tensor
-    canvas: torch.Tensor
-    first_step: int
+    options: DenoiseOptions
     generator: torch.Generator
-    no_end_first: torch.Tensor | None
-    index: int
-    outcome: DenoiseOutcome
     observe: Callable[[StepView], None] | None
     cancel: CancelToken | None
-    decoder: CanvasDecoder
-
-
-def encoder_pass(
-    model: Any, ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor, cache: DynamicCache
-) -> None:
-    """Append ``ids`` to the KV cache (the encoder is causal over everything encoded so far)."""
-    dummy = torch.empty((ids.shape[0], ids.shape[1], 0), dtype=model.dtype, device=ids.device)
-    masks = model.model.encoder.create_masks_for_generate(
-        config=model.config,
-        inputs_embeds=dummy,
-        attention_mask=attention_mask,
-        cache=cache,
-        position_ids=positions,
-    )
-    model.model.encoder(input_ids=ids.contiguous(), attention_mask=masks, cache=cache, position_ids=positions)
-
-
-def decoder_masks(model: Any, cache: DynamicCache, attention_mask: torch.Tensor, canvas_length: int) -> Any:
-    """The decoder's attention masks (per layer type) for a canvas after the cached context;
-    ``attention_mask`` covers context and canvas."""
-    shape_only = torch.empty((attention_mask.shape[0], canvas_length, 1), device=attention_mask.device)
-    return model.model.decoder.create_diffusion_decoder_attention_mask(
-        config=model.config, inputs_embeds=shape_only, cache=cache, decoder_attention_mask=attention_mask
-    )
+    outcome: DenoiseOutcome
 
 
 @dataclass
-class EncodedContext:
-    """A context in a fresh KV cache, and what one canvas after it is decoded with."""
+class _Canvas:
+    """One canvas: its decoder and where its steps start."""
 
-    cache: DynamicCache
-    positions: torch.Tensor  # (1, canvas_length): the canvas's positions
-    masks: Any  # the decoder's attention masks, per layer type
-
-
-def encode_context(model: Any, ids: torch.Tensor) -> EncodedContext:
-    """Encode ``ids`` (1, n) for one canvas: for tools and tests that call the decoder themselves."""
-    n, length, device = ids.shape[1], int(model.config.canvas_length), ids.device
-    cache = DynamicCache(config=model.config.get_text_config(decoder=True))
-    with torch.no_grad():
-        mask = torch.ones((1, n), dtype=torch.bool, device=device)
-        encoder_pass(model, ids, mask, torch.arange(n, dtype=torch.int32, device=device)[None], cache)
-    positions = torch.arange(n, n + length, dtype=torch.int32, device=device)[None]
-    full = torch.ones((1, n + length), dtype=torch.bool, device=device)
-    return EncodedContext(cache, positions, decoder_masks(model, cache, full, length))
+    index: int
+    decoder: CanvasDecoder
+    start: torch.Tensor  # (1, canvas_length): the first step's input
+    first_step: int
+    forbidden: Forbidden | None
 
 
 def denoise(
     model: Any,
     prompt_ids: list[int],
-    cfg: DenoiseConfig,
-    *,
-    max_canvases: int,
-    eos_ids: set[int],
-    pad_id: int,
+    options: DenoiseOptions,
     generator: torch.Generator,
-    mode: SamplingMode = "fast",
-    warm_canvases: list[list[int]] | None = None,
-    strength: float = 1.0,
     observe: Callable[[StepView], None] | None = None,
     cancel: CancelToken | None = None,
-    forbid_empty: bool = False,
-    graphs: bool = True,
-    frame_interval_s: float = 0.0,
-    compile_step: bool = False,
 ) -> DenoiseOutcome:
-    """Up to ``max_canvases`` canvases after ``prompt_ids``; stops after a canvas holding an end token.
+    """Up to ``options.max_canvases`` canvases after ``prompt_ids``; stops after a canvas holding an end token.
 
-    On a CUDA device the fast mode captures each canvas's step as a CUDA graph (``graphs=False`` keeps the
-    eager loop); ``frame_interval_s`` bounds how often a graphed loop copies a frame off the device.
-    ``compile_step`` runs the decoder layers as compiled fused kernels (:mod:`diffedit.engine.fused_step`);
-    where compiling fails the step runs uncompiled and the outcome says why.
+    On a CUDA device the fast mode captures each canvas's step as a CUDA graph. Where compiling the step
+    (``options.compile_step``) fails, the step runs uncompiled and the outcome says why.
     """
     device = model.device
     canvas_length = int(model.config.canvas_length)
     vocab_size = int(model.config.text_config.vocab_size)
-    embed_dtype = model.model.decoder.embed_tokens.weight.dtype
-    score, draw = (score_reference, draw_reference) if mode == "reference" else (FastScorer(), draw_fast)
-    stopper = StableAndConfident(cfg.stability_threshold, cfg.confidence_threshold)
+    cfg, mode = options.sampler, options.mode
+    outcome = DenoiseOutcome(tokens=[])
+    job = _Job(options, generator, observe, cancel, outcome)
+    kernels = _step_kernels(model, mode, options.compile_step, outcome)
+    end_tensor = torch.tensor(sorted(options.eos_ids), device=device)
+    forbidden: Forbidden | None = None
+    if options.forbid_empty:
+        end_ids = torch.tensor(sorted(options.eos_ids | {options.pad_id}), device=device)
+        forbidden = (torch.zeros_like(end_ids), end_ids)
 
+    context = EncodedContext(model)
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
-    seen = ids.shape[1]
-    attention_mask = torch.ones((1, seen), dtype=torch.bool, device=device)
-    encoder_positions = torch.arange(0, seen, dtype=torch.int32, device=device)[None]
-    cache = DynamicCache(config=model.config.get_text_config(decoder=True))
-    outcome = DenoiseOutcome(tokens=[], forwards=0, canvases=0, encode_s=0.0)
-    kernels = _step_kernels(model, mode, compile_step, outcome)
-    end_tensor = torch.tensor(sorted(eos_ids), device=device)
-    # A rewrite may shorten a passage but not delete it: no end token in the first position.
-    no_end_first = torch.tensor(sorted(eos_ids | {pad_id}), device=device) if forbid_empty else None
-
     # Inference mode throughout (as no_grad, without autograd's per-op bookkeeping: about 4% of a CPU step),
     # so that the eager and the graphed loop hand the compiled step tensors of one kind (a compiled function
     # is compiled again for tensors made outside inference mode).
     with torch.inference_mode():
-        for index in range(max_canvases):
+        for index in range(options.max_canvases):
             _check(cancel)
             t0 = time.perf_counter()
-            encoder_pass(model, ids, attention_mask, encoder_positions, cache)
+            context.append(ids)  # the prompt, then each finished canvas
             if index == 0:
                 outcome.encode_s = time.perf_counter() - t0
-            decoder_positions = torch.arange(seen, seen + canvas_length, dtype=torch.int32, device=device)[
-                None
-            ]
-            decoder_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
 
             # Canvas start: the original text partly re-noised (refine), or pure noise (fresh).
-            if warm_canvases is not None and index < len(warm_canvases) and strength < 1.0:
-                original = torch.tensor([warm_canvases[index]], dtype=torch.long, device=device)
-                canvas = warm_start_canvas(original, strength, vocab_size, generator)
-                first_step = start_step(strength, cfg.max_steps)
+            if index < len(options.warm_canvases) and options.strength < 1.0:
+                original = torch.tensor([options.warm_canvases[index]], dtype=torch.long, device=device)
+                start = warm_start_canvas(original, options.strength, vocab_size, generator)
+                first_step = start_step(options.strength, cfg.max_steps)
             else:
-                canvas = uniform_canvas((1, canvas_length), vocab_size, generator, device)
+                start = uniform_canvas((1, canvas_length), vocab_size, generator, device)
                 first_step = cfg.max_steps
-            masks = decoder_masks(model, cache, decoder_mask, canvas_length)
+            masks, positions = context.canvas_inputs(device)
             decoder = (
-                CanvasDecoder(model, masks, cache, decoder_positions)
+                CanvasDecoder(model, masks, context.cache, positions)
                 if kernels is None
-                else FusedCanvasDecoder(model, masks, cache, decoder_positions, kernels, outcome)
+                else FusedCanvasDecoder(model, masks, context.cache, positions, kernels, outcome)
             )
-            job = _Canvas(
-                model, cfg, masks, cache, decoder_positions, canvas, first_step, generator,
-                no_end_first if index == 0 else None, index, outcome, observe, cancel, decoder,
-            )  # fmt: skip
-            with StaticCanvasCache(cache, canvas_length).installed(model):
-                if graphs and mode == "fast" and graphs_supported(device) and first_step >= MIN_GRAPH_STEPS:
-                    argmax = _graphed_canvas(job, frame_interval_s)
+            canvas = _Canvas(index, decoder, start, first_step, forbidden if index == 0 else None)
+            with StaticCanvasCache(context.cache, canvas_length).installed(model):
+                if mode == "fast" and graphs_supported(device) and first_step >= MIN_GRAPH_STEPS:
+                    argmax = _graphed_canvas(job, canvas)
                 else:
-                    argmax = _eager_canvas(job, score, draw, stopper, embed_dtype, vocab_size)
+                    argmax = _eager_canvas(job, canvas)
 
             outcome.canvases += 1
             block = argmax[0]
@@ -221,63 +173,43 @@ def denoise(
             if bool(is_end.any()):
                 first_end = int(is_end.nonzero()[0, 0])
                 block = block.clone()
-                block[first_end + 1 :] = pad_id
+                block[first_end + 1 :] = options.pad_id
                 outcome.tokens.extend(block.tolist())
                 break
             outcome.tokens.extend(block.tolist())
-            # The finished canvas is the next thing the encoder appends to the cache.
-            ids = argmax
-            encoder_positions = decoder_positions
-            seen += canvas_length
-            attention_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
+            ids = argmax  # the finished canvas is the next thing the encoder appends to the cache
     return outcome
 
 
-def _eager_canvas(
-    job: _Canvas,
-    score: Callable[[torch.Tensor], Any],
-    draw: Callable[..., torch.Tensor],
-    stopper: StableAndConfident,
-    embed_dtype: torch.dtype,
-    vocab_size: int,
-) -> torch.Tensor:
+def _eager_canvas(job: _Job, canvas: _Canvas) -> torch.Tensor:
     """One canvas, step by step on the host: returns the final argmax canvas, shape (1, canvas_length)."""
-    cfg, canvas, first_step, generator, outcome = (
-        job.cfg,
-        job.canvas,
-        job.first_step,
-        job.generator,
-        job.outcome,
-    )
-    device = canvas.device
-    stopper.reset()
+    cfg, generator, outcome, decoder = job.options.sampler, job.generator, job.outcome, canvas.decoder
+    reference = job.options.mode == "reference"
+    device = canvas.start.device
+    tokens = canvas.start
+    history = empty_history(cfg, tuple(tokens.shape), device)
+    out = None if reference else vocab_buffers(torch.empty((*tokens.shape, decoder.vocab_size), device=device))
     self_cond: torch.Tensor | None = None
-    argmax = canvas
-    decoder = job.decoder
-    for cur_step in range(first_step, 0, -1):
+    argmax = tokens
+    for remaining in range(canvas.first_step, 0, -1):
         _check(job.cancel)
         t_step = time.perf_counter()
-        logits = decoder(canvas, self_cond).div_(temperature_divisor(cfg, cur_step, device))
-        if job.no_end_first is not None:
-            logits[:, 0, job.no_end_first] = -1e30  # finite: entropy stays a number
-        scored = score(logits)
-        accepted = entropy_bound_accept(scored.entropy, cfg.entropy_bound)
-        drawn = draw(scored, accepted, generator)
-        canvas = renoise(torch.where(accepted, drawn, canvas), accepted, vocab_size, generator)
-        finished = stopper(scored.argmax, scored.entropy)
+        logits = decoder(tokens, self_cond)
+        left = torch.tensor(remaining, device=device, dtype=torch.int32)
+        scored, accepted = read_step(logits, cfg, left, canvas.forbidden, reference, out)
+        drawn = (draw_reference if reference else draw_fast)(scored, accepted, generator)
+        fresh = uniform_canvas(tuple(tokens.shape), decoder.vocab_size, generator, device)
+        tokens = next_canvas(accepted, drawn, fresh)
+        finished = settled(history, scored.argmax, scored.entropy, cfg.confidence_threshold)
+        history = remember(history, scored.argmax)
         argmax = scored.argmax
-        self_cond = logits.to(embed_dtype)
+        self_cond = scored.logits.to(decoder.self_cond_dtype)
         outcome.forwards += 1
         if job.observe is not None:
+            step = canvas.first_step - remaining + 1
             job.observe(
                 StepView(
-                    job.index,
-                    first_step - cur_step + 1,
-                    first_step,
-                    argmax[0],
-                    accepted[0],
-                    scored.entropy[0],
-                    outcome.tokens,
+                    canvas.index, step, canvas.first_step, argmax[0], accepted[0], scored.entropy[0], outcome.tokens
                 )
             )
         done = bool(finished.all())  # one host sync per step: the stop flag
@@ -287,19 +219,19 @@ def _eager_canvas(
     return argmax
 
 
-def _graphed_canvas(job: _Canvas, frame_interval_s: float) -> torch.Tensor:
+def _graphed_canvas(job: _Job, canvas: _Canvas) -> torch.Tensor:
     """One canvas as a captured CUDA graph (see :mod:`diffedit.engine.cuda_graph`)."""
     on_step = None
     if job.observe is not None:
-        sink = job.observe
+        sink, outcome = job.observe, job.outcome
 
         def on_step(step: int, argmax: torch.Tensor, accepted: torch.Tensor, entropy: torch.Tensor) -> None:
-            sink(StepView(job.index, step, job.first_step, argmax, accepted, entropy, job.outcome.tokens))
+            sink(StepView(canvas.index, step, canvas.first_step, argmax, accepted, entropy, outcome.tokens))
 
-    run = GraphedCanvas(
-        job.model, job.cfg, job.masks, job.cache, job.positions, job.canvas, job.first_step, job.generator,
-        job.no_end_first, decoder=job.decoder,
-    ).run(on_step, lambda: _check(job.cancel), frame_interval_s)  # fmt: skip
+    graphed = GraphedCanvas(
+        canvas.decoder, canvas.start, canvas.first_step, job.options.sampler, job.generator, canvas.forbidden
+    )
+    run = graphed.run(on_step, lambda: _check(job.cancel), job.options.frame_interval_s)
     outcome = job.outcome
     outcome.forwards += run.forwards
     outcome.step_s.extend(run.step_s)

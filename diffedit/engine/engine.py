@@ -15,9 +15,9 @@ import torch
 
 from diffedit.engine.canvas import layout_canvases, trim_at_end
 from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS
-from diffedit.engine.denoise import StepView, denoise
+from diffedit.engine.denoise import DenoiseOptions, StepView, denoise
 from diffedit.engine.loader import LoadedModel, load_model
-from diffedit.engine.sampling import DenoiseConfig
+from diffedit.engine.sampling import SamplerConfig
 from diffedit.engine.types import EngineError, Frame, RewriteJob, RewriteResult
 
 # A rewrite may grow: allow twice the original plus some room, in whole canvases, within this cap.
@@ -35,7 +35,7 @@ class Engine:
         self.device = loaded.device
         self.canvas_length = int(self.model.config.canvas_length)
         gen = self.model.generation_config
-        self.defaults = DenoiseConfig(
+        self.defaults = SamplerConfig(
             max_steps=int(gen.max_denoising_steps or 48),
             entropy_bound=float(gen.sampler_config.entropy_bound if gen.sampler_config else 0.1),
             t_min=float(gen.t_min if gen.t_min is not None else 0.4),
@@ -87,29 +87,23 @@ class Engine:
         prompt = [int(bos if bos is not None else self.pad_id)] * 8
         steps = MIN_GRAPH_STEPS  # enough for the graphed loop to capture, where there is one
         try:
+            # no early stop: every step runs, the graph capture included
+            sampler = dataclasses.replace(self.defaults, max_steps=steps, confidence_threshold=1e-30)
             outcome = denoise(
                 self.model,
                 prompt,
-                # no early stop: every step runs, the graph capture included
-                dataclasses.replace(self.defaults, max_steps=steps, confidence_threshold=1e-30),
-                max_canvases=1,
-                eos_ids=self.eos_ids,
-                pad_id=self.pad_id,
-                generator=torch.Generator(device=self.device).manual_seed(0),
-                compile_step=True,
+                DenoiseOptions(sampler, frozenset(self.eos_ids), self.pad_id, compile_step=True),
+                torch.Generator(device=self.device).manual_seed(0),
             )
         except (RuntimeError, torch.OutOfMemoryError) as exc:
             raise EngineError(f"the model failed its first step: {str(exc).splitlines()[0][:300]}") from exc
         if outcome.compile_error is not None:
             self.compile_error = outcome.compile_error
 
-    def config_for(self, job: RewriteJob) -> DenoiseConfig:
+    def options_for(self, job: RewriteJob, target_ids: list[int], frame_interval_s: float) -> DenoiseOptions:
+        """The job's settings over the checkpoint's defaults (the settings checked their values when built)."""
         s, d = job.settings, self.defaults
-        if s.steps is not None and s.steps < 1:
-            raise EngineError(f"steps must be at least 1 (got {s.steps})")
-        if not 0.0 < s.strength <= 1.0:
-            raise EngineError(f"strength must be in (0, 1] (got {s.strength})")
-        return DenoiseConfig(
+        sampler = SamplerConfig(
             max_steps=s.steps or d.max_steps,
             entropy_bound=s.entropy_bound if s.entropy_bound is not None else d.entropy_bound,
             t_min=s.t_min if s.t_min is not None else d.t_min,
@@ -117,10 +111,21 @@ class Engine:
             stability_threshold=d.stability_threshold,
             confidence_threshold=d.confidence_threshold,
         )
-
-    def config_for_steps(self, steps: int) -> DenoiseConfig:
-        """The checkpoint's sampler settings with another step budget."""
-        return dataclasses.replace(self.defaults, max_steps=steps)
+        eos = next(iter(sorted(self.eos_ids)))
+        warm = layout_canvases(target_ids, self.canvas_length, eos, self.pad_id) if s.strength < 1.0 else []
+        return DenoiseOptions(
+            sampler,
+            frozenset(self.eos_ids),
+            self.pad_id,
+            max_canvases=self.max_canvases_for(len(target_ids), s.max_new_tokens),
+            mode=s.sampling,
+            warm_canvases=tuple(tuple(c) for c in warm),
+            strength=s.strength,
+            # A rewrite may shorten a passage but not delete it (reference mode keeps transformers' behaviour).
+            forbid_empty=s.sampling == "fast" and bool(job.request.target.strip()),
+            compile_step=self.compile_step and self.compile_error is None,
+            frame_interval_s=frame_interval_s,
+        )
 
     def max_canvases_for(self, target_tokens: int, max_new_tokens: int | None) -> int:
         if max_new_tokens is not None:
@@ -137,18 +142,12 @@ class Engine:
     ) -> RewriteResult:
         """Run one job to the end. Raises ``Cancelled`` if ``cancel`` fires, ``EngineError`` on failure."""
         started = time.perf_counter()
-        cfg = self.config_for(job)
         settings = job.settings
         seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         fmt = self.loaded.context_format
         budget = min(settings.context_tokens, fmt.context_tokens or settings.context_tokens)
         context = fmt.build(self.tokenizer, job.request, budget)
         target_ids = list(self.tokenizer.encode(job.request.target, add_special_tokens=False))
-        warm = (
-            layout_canvases(target_ids, self.canvas_length, next(iter(sorted(self.eos_ids))), self.pad_id)
-            if settings.strength < 1.0
-            else None
-        )
         generator = torch.Generator(device=self.device).manual_seed(seed)
 
         observe = None
@@ -158,19 +157,10 @@ class Engine:
             outcome = denoise(
                 self.model,
                 context.input_ids,
-                cfg,
-                max_canvases=self.max_canvases_for(len(target_ids), settings.max_new_tokens),
-                eos_ids=self.eos_ids,
-                pad_id=self.pad_id,
-                generator=generator,
-                mode=settings.sampling,
-                warm_canvases=warm,
-                strength=settings.strength,
+                self.options_for(job, target_ids, frame_interval_s),
+                generator,
                 observe=observe,
                 cancel=cancel,
-                frame_interval_s=frame_interval_s,
-                compile_step=self.compile_step and self.compile_error is None,
-                forbid_empty=settings.sampling == "fast" and bool(job.request.target.strip()),
             )
         except torch.OutOfMemoryError as exc:
             raise EngineError(
@@ -186,7 +176,7 @@ class Engine:
         if not job.request.target[:1].isspace():
             text = text.lstrip()  # the block keeps its place: no stray indentation (that would make code)
         if observe is not None:
-            observe.emit_final(outcome.tokens, text)
+            observe.emit_final(text)
         return RewriteResult(
             job_id=job.job_id,
             text=text,
@@ -246,7 +236,7 @@ class _FrameEmitter:
         self._last_emit = now
         self.sink(self._frame(view, final=False))
 
-    def emit_final(self, tokens: list[int], text: str) -> None:
+    def emit_final(self, text: str) -> None:
         if self._last_view is not None:
             self.sink(self._frame(self._last_view, final=True, text=text))
 

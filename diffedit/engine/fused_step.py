@@ -15,8 +15,8 @@ interface, reading the static KV buffer):
   FP8 experts run between its two halves, ``ffn_in`` and ``ffn_out``.
 
 Around the layers, ``front`` makes the decoder's input (token embeddings and the self-conditioning block)
-and ``head`` the logits (final norm, output projection, soft-capping); ``sample_and_update`` is the graphed
-loop's sampler (:mod:`diffedit.engine.cuda_graph`).
+and ``head`` the logits (final norm, output projection, soft-capping); ``sample`` is the graphed loop's sampler
+(:func:`diffedit.engine.sampling.sample_in_place`, compiled with the rest).
 
 Run as they are, they are transformers' operations in transformers' order, so the logits equal
 ``model(...)``'s bit for bit (the tests hold them to ``torch.equal``). Compiled (``torch.compile``: Triton on
@@ -37,8 +37,8 @@ from typing import Any, Protocol, TypeVar
 import torch
 import torch.nn.functional as F
 
-from diffedit.engine.canvas_step import CanvasDecoder
-from diffedit.engine.sampling import entropy_bound_accept
+from diffedit.engine.decoder import CanvasDecoder
+from diffedit.engine.sampling import sample_in_place
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
@@ -187,53 +187,6 @@ def head(
     return logits
 
 
-def sample_and_update(
-    logits: torch.Tensor,
-    race: torch.Tensor,
-    fresh: torch.Tensor,
-    no_end_first: torch.Tensor | None,
-    settings: tuple[float, float, int, float, float, int],
-    state: tuple[torch.Tensor, ...],
-) -> None:
-    """One graphed step's sampler, writing the step's state in place (see :mod:`diffedit.engine.cuda_graph`).
-
-    Temperature, log-softmax, entropy, entropy-bound acceptance, the exponential-race draw (``race``: Exp(1)
-    noise drawn outside, from the job's generator, as ``fresh``: the re-noising tokens), the stability and
-    confidence test; then every buffer of ``state`` (canvas, self-conditioning logits, argmax, accepted,
-    entropy, argmax history, steps remaining, done) is updated, unless ``done`` was already set, in which
-    case the step changes nothing. No operation synchronises the host.
-
-    ``settings``: t_min, t_max, max_steps, entropy_bound, confidence_threshold, stability_threshold.
-    """
-    t_min, t_max, max_steps, entropy_bound, confidence, stability = settings
-    canvas, self_cond, argmax_buf, accepted_buf, entropy_buf, history, remaining, done = state
-    divisor = t_min + (t_max - t_min) * (remaining / max_steps)
-    logits = logits / divisor
-    if no_end_first is not None:
-        logits[:, 0, no_end_first] = -1e30
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    entropy = -(logp.exp() * logp).sum(-1)
-    argmax = torch.argmax(logits, dim=-1)
-    accepted = entropy_bound_accept(entropy, entropy_bound)
-    drawn = torch.argmax(logp - race.log(), dim=-1)  # the exponential race: an exact draw from softmax
-    new_canvas = torch.where(accepted, drawn, fresh)
-    # stable: the argmax canvas equals each of the last ``stability`` ones
-    stable = torch.ones_like(done) if stability == 0 else (history == argmax[None]).all(dim=-1).all(dim=0)
-    finished = stable & (entropy.mean(dim=-1) < confidence)
-
-    frozen = done  # set by an earlier step: this one changes nothing
-    keep = frozen[:, None]
-    canvas.copy_(torch.where(keep, canvas, new_canvas))
-    self_cond.copy_(torch.where(keep[..., None], self_cond, logits.to(self_cond.dtype)))
-    argmax_buf.copy_(torch.where(keep, argmax_buf, argmax))
-    accepted_buf.copy_(torch.where(keep, accepted_buf, accepted))
-    entropy_buf.copy_(torch.where(keep, entropy_buf, entropy))
-    rolled = torch.cat([history[1:], argmax[None]], dim=0)
-    history.copy_(torch.where(frozen[None, :, None], history, rolled))
-    remaining.copy_(torch.where(frozen[0], remaining, remaining - 1))
-    done.copy_(frozen | finished)
-
-
 @dataclass(frozen=True)
 class StepKernels:
     """The step's functions, plain or compiled."""
@@ -250,7 +203,7 @@ class StepKernels:
 
 _T = TypeVar("_T")
 
-PLAIN = StepKernels(attn_in, ffn_in, ffn_out, ffn, front, head, sample_and_update, compiled=False)
+PLAIN = StepKernels(attn_in, ffn_in, ffn_out, ffn, front, head, sample_in_place, compiled=False)
 _compiled: StepKernels | None = None
 _compile_lock = threading.Lock()
 
@@ -296,7 +249,7 @@ def compiled_kernels() -> StepKernels:
 
             _compiled = StepKernels(
                 comp(attn_in), comp(ffn_in), comp(ffn_out), comp(ffn), comp(front), comp(head),
-                comp(sample_and_update), compiled=True,
+                comp(sample_in_place), compiled=True,
             )  # fmt: skip
         return _compiled
 
@@ -372,7 +325,7 @@ class FusedCanvasDecoder(CanvasDecoder):
         return self._guarded(lambda: self._forward(canvas, self_conditioning_logits))
 
     def sample(self, *args: Any) -> None:
-        """:func:`sample_and_update` with these kernels (the arguments are its own)."""
+        """:func:`~diffedit.engine.sampling.sample_in_place` with these kernels (the arguments are its own)."""
         self._guarded(lambda: self.kernels.sample(*args))
 
     def _guarded(self, call: Callable[[], _T]) -> _T:

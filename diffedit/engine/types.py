@@ -34,6 +34,10 @@ class ModelLoadError(EngineError):
     """The model folder is missing, is not a DiffusionGemma checkpoint, or its weights do not load."""
 
 
+class SettingsError(EngineError, ValueError):
+    """A generation setting outside its range: names the setting, the value and the range allowed."""
+
+
 class Cancelled(Exception):
     """The job was cancelled between two steps; nothing of it is left behind."""
 
@@ -65,6 +69,24 @@ class GenerationSettings:
     entropy_bound: float | None = None
     t_min: float | None = None
     t_max: float | None = None
+
+    def __post_init__(self) -> None:
+        """Every setting is checked here, once, wherever the settings come from (editor, CLI, a script)."""
+        if self.steps is not None and self.steps < 1:
+            raise SettingsError(f"steps must be at least 1 (got {self.steps})")
+        if not 0.0 < self.strength <= 1.0:
+            raise SettingsError(f"strength must be in (0, 1] (got {self.strength})")
+        if self.sampling not in ("fast", "reference"):
+            raise SettingsError(f"sampling must be 'fast' or 'reference' (got {self.sampling!r})")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise SettingsError(f"max_new_tokens must be at least 1 (got {self.max_new_tokens})")
+        if self.context_tokens < 1:
+            raise SettingsError(f"context_tokens must be at least 1 (got {self.context_tokens})")
+        if self.entropy_bound is not None and not self.entropy_bound >= 0.0:
+            raise SettingsError(f"entropy_bound must be at least 0 (got {self.entropy_bound})")
+        for name, t in (("t_min", self.t_min), ("t_max", self.t_max)):
+            if t is not None and not t > 0.0:
+                raise SettingsError(f"{name} must be above 0 (got {t}): the logits are divided by it")
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ import torch
 
 from diffedit.engine import cuda_graph
 from diffedit.engine import denoise as denoise_mod
-from diffedit.engine.denoise import StepView, denoise
+from diffedit.engine.denoise import DenoiseOptions, StepView, denoise
 from diffedit.engine.loader import load_model
-from diffedit.engine.sampling import DenoiseConfig
+from diffedit.engine.sampling import SamplerConfig
 
 
 class _Done:
@@ -72,24 +72,17 @@ def _prompt(demo: Any) -> list[int]:
     return [demo.tokenizer.bos_token_id, *demo.tokenizer.encode(text, add_special_tokens=False)]
 
 
-def _run(demo: Any, cfg: DenoiseConfig, seed: int, views: list[StepView] | None = None, **kw: Any) -> Any:
-    return denoise(
-        demo.model,
-        _prompt(demo),
-        cfg,
-        eos_ids={demo.tokenizer.eos_token_id},
-        pad_id=demo.tokenizer.pad_token_id,
-        generator=torch.Generator().manual_seed(seed),
-        mode="fast",
-        observe=views.append if views is not None else None,
-        **{"max_canvases": 2, **kw},
-    )
+def _run(demo: Any, cfg: SamplerConfig, seed: int, views: list[StepView] | None = None, **kw: Any) -> Any:
+    tok = demo.tokenizer
+    options = DenoiseOptions(cfg, frozenset({tok.eos_token_id}), tok.pad_token_id, **{"max_canvases": 2, **kw})
+    generator = torch.Generator().manual_seed(seed)
+    return denoise(demo.model, _prompt(demo), options, generator, views.append if views is not None else None)
 
 
 def test_graphed_loop_stops_early_and_delivers_the_settled_canvas_last(
     demo: Any, graphs_on_cpu: CpuOps
 ) -> None:
-    cfg = DenoiseConfig(24, 0.1, 0.1, 0.3, 1, 0.5)  # a loose confidence: the demo model settles early
+    cfg = SamplerConfig(24, 0.1, 0.1, 0.3, 1, 0.5)  # a loose confidence: the demo model settles early
     views: list[StepView] = []
     out = _run(demo, cfg, seed=3, views=views)
     assert graphs_on_cpu.captures >= 1
@@ -112,7 +105,7 @@ def test_graphed_loop_stops_early_and_delivers_the_settled_canvas_last(
 
 
 def test_frames_follow_the_callers_rate(demo: Any, graphs_on_cpu: CpuOps) -> None:
-    cfg = DenoiseConfig(12, 0.1, 0.1, 0.3, 1, 1e-30)  # no early stop
+    cfg = SamplerConfig(12, 0.1, 0.1, 0.3, 1, 1e-30)  # no early stop
     every: list[StepView] = []
     _run(demo, cfg, seed=1, views=every, max_canvases=1)
     rare: list[StepView] = []
@@ -121,34 +114,34 @@ def test_frames_follow_the_callers_rate(demo: Any, graphs_on_cpu: CpuOps) -> Non
     assert [v.step for v in rare] == [1, 12]  # the first copy, then only the settled canvas
 
 
-def test_a_step_after_the_stop_changes_nothing(demo: Any) -> None:
-    from diffedit.engine.denoise import encode_context
+def test_a_step_after_the_stop_changes_nothing(demo: Any, graphs_on_cpu: CpuOps) -> None:
+    from diffedit.engine.decoder import CanvasDecoder
     from diffedit.engine.static_cache import StaticCanvasCache
+    from tests.helpers.context import encode_context
 
     model = demo.model
-    ctx = encode_context(model, torch.tensor([_prompt(demo)]))
-    cache, positions, masks = ctx.cache, ctx.positions, ctx.masks
+    cache, masks, positions = encode_context(model, torch.tensor([_prompt(demo)]))
     with torch.no_grad():
         length = int(model.config.canvas_length)
         canvas = torch.randint(0, 4096, (1, length))
         gen = torch.Generator().manual_seed(0)
-        cfg = DenoiseConfig(8, 0.1, 0.1, 0.3, 1, 1e-30)
-        ops = CpuOps()
-        run = cuda_graph.GraphedCanvas(model, cfg, masks, cache, positions, canvas, 8, gen, None, ops=ops)
+        cfg = SamplerConfig(8, 0.1, 0.1, 0.3, 1, 1e-30)
+        decoder = CanvasDecoder(model, masks, cache, positions)
+        run = cuda_graph.GraphedCanvas(decoder, canvas, 8, cfg, gen, None)
         with StaticCanvasCache(cache, length).installed(model):
             run._step(first=True)
             run._step(first=False)
-            assert not bool(run.done)
-            run.done.fill_(True)
-            before = [t.clone() for t in (run.canvas, run.self_cond, run.argmax, run.history, run.remaining)]
+            state = run.state
+            assert not bool(state.done)
+            state.done.fill_(True)
+            before = [t.clone() for t in state]
             run._step(first=False)
-            after = (run.canvas, run.self_cond, run.argmax, run.history, run.remaining)
-    for a, b in zip(before, after, strict=True):
-        assert torch.equal(a, b)
+    for name, a, b in zip(state._fields, before, state, strict=True):
+        assert torch.equal(a, b), name
 
 
 def test_the_graphed_loop_runs_the_compiled_step_kernels(demo: Any, graphs_on_cpu: CpuOps) -> None:
-    cfg = DenoiseConfig(8, 0.1, 0.1, 0.3, 1, 1e-30)
+    cfg = SamplerConfig(8, 0.1, 0.1, 0.3, 1, 1e-30)
     out = _run(demo, cfg, seed=2, max_canvases=1, compile_step=True)
     assert graphs_on_cpu.captures == 1
     assert out.graphed is True
@@ -168,7 +161,7 @@ def test_a_sampler_that_fails_to_compile_falls_back_with_the_layers(
 
     kernels = dataclasses.replace(PLAIN, sample=broken, compiled=True)  # only the sampler fails
     monkeypatch.setattr(denoise_mod, "compiled_kernels", lambda: kernels)
-    cfg = DenoiseConfig(8, 0.1, 0.1, 0.3, 1, 1e-30)
+    cfg = SamplerConfig(8, 0.1, 0.1, 0.3, 1, 1e-30)
     out = _run(demo, cfg, seed=2, max_canvases=1, compile_step=True)
     plain = _run(demo, cfg, seed=2, max_canvases=1)
     assert out.compiled is False and out.compile_error == "RuntimeError: no Triton for this GPU"

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffedit.engine.denoise import denoise
+import dataclasses
+
+from diffedit.engine.denoise import DenoiseOptions, denoise
 from diffedit.engine.engine import Engine
 from tests.checkpoints import build_checkpoint
 
@@ -23,17 +25,11 @@ def _reference_tokens(
 
 
 def _ours(engine: Engine, prompt: list[int], seed: int, canvases: int, steps: int):
-    cfg = engine.config_for_steps(steps)
-    return denoise(
-        engine.model,
-        prompt,
-        cfg,
-        max_canvases=canvases,
-        eos_ids=engine.eos_ids,
-        pad_id=engine.pad_id,
-        generator=torch.Generator().manual_seed(seed),
-        mode="reference",
+    sampler = dataclasses.replace(engine.defaults, max_steps=steps)
+    options = DenoiseOptions(
+        sampler, frozenset(engine.eos_ids), engine.pad_id, max_canvases=canvases, mode="reference"
     )
+    return denoise(engine.model, prompt, options, torch.Generator().manual_seed(seed))
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffedit.engine.canvas_step import CanvasDecoder
-from diffedit.engine.denoise import encode_context
+from diffedit.engine.decoder import CanvasDecoder
 from diffedit.engine.loader import load_model
 from diffedit.engine.sampling import TAIL_NATS, draw_fast, floor_far_tail_, score_fast, score_reference
+from tests.helpers.context import encode_context
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
@@ -20,8 +20,7 @@ def test_canvas_decoder_gives_the_models_logits_exactly(tiny_checkpoint: Path, d
     canvas_length = int(model.config.canvas_length)
     gen = torch.Generator().manual_seed(0)
     n = 80  # longer than the tiny model's sliding window (64): the sliding layers' mask is not all-true
-    ctx = encode_context(model, torch.randint(3, vocab, (1, n), generator=gen))
-    cache, positions, masks = ctx.cache, ctx.positions, ctx.masks
+    cache, masks, positions = encode_context(model, torch.randint(3, vocab, (1, n), generator=gen))
     with torch.no_grad():
         canvas = torch.randint(0, vocab, (1, canvas_length), generator=gen)
         decoder = CanvasDecoder(model, masks, cache, positions)
