@@ -29,10 +29,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.checkpoints
 
-from diffedit.engine.denoise import denoise
+from diffedit.engine.decoder import EncodedContext
+from diffedit.engine.denoise import DenoiseOptions, denoise
 from diffedit.engine.engine import Engine
 from diffedit.engine.loader import pick_dtype
-from diffedit.engine.sampling import DenoiseConfig
+from diffedit.engine.sampling import SamplerConfig
 from diffedit.engine.types import SamplingMode
 
 
@@ -102,7 +103,7 @@ def main() -> None:
     prompt = torch.randint(3, vocab, (args.context,), generator=g).tolist()
     # Early stopping off on both sides: a threshold no entropy goes under.
     off = 1e-30
-    cfg = DenoiseConfig(
+    cfg = SamplerConfig(
         args.steps,
         engine.defaults.entropy_bound,
         engine.defaults.t_min,
@@ -124,36 +125,17 @@ def main() -> None:
         )
 
     def ours(mode: SamplingMode, compile_step: bool = False) -> None:
-        out = denoise(
-            model,
-            prompt,
-            cfg,
-            max_canvases=1,
-            eos_ids={-1},
-            pad_id=engine.pad_id,
-            generator=torch.Generator(device=device).manual_seed(args.seed),
-            mode=mode,
-            compile_step=compile_step,
-        )
+        options = DenoiseOptions(cfg, frozenset({-1}), engine.pad_id, mode=mode, compile_step=compile_step)
+        out = denoise(model, prompt, options, torch.Generator(device=device).manual_seed(args.seed))
         if compile_step and not out.compiled:
             raise SystemExit(f"the compiled step did not run: {out.compile_error}")
 
     # the bare model work: one prefill plus `steps` decoder forwards (transformers' forward, no sampler)
     def bare(model: Any) -> None:
-        from transformers.cache_utils import DynamicCache
-
-        from diffedit.engine.denoise import encoder_pass
-
         with torch.no_grad():
-            cache = DynamicCache(config=model.config.get_text_config(decoder=True))
-            n = ids.shape[1]
-            encoder_pass(
-                model,
-                ids,
-                torch.ones((1, n), dtype=torch.bool, device=device),
-                torch.arange(n, dtype=torch.int32, device=device)[None],
-                cache,
-            )
+            context = EncodedContext(model)
+            context.append(ids)
+            cache, n = context.cache, ids.shape[1]
             cv = torch.randint(0, vocab, (1, canvas), device=device)
             pos = torch.arange(n, n + canvas, dtype=torch.int32, device=device)[None]
             sc = None

@@ -32,9 +32,11 @@ import transformers
 from transformers import DiffusionGemmaConfig, DiffusionGemmaForBlockDiffusion, DiffusionGemmaTextConfig
 from transformers.cache_utils import DynamicCache
 
-from diffedit.engine.denoise import DenoiseOutcome, decoder_masks, denoise
+from diffedit.engine import denoise as denoise_mod
+from diffedit.engine.decoder import EncodedContext
+from diffedit.engine.denoise import DenoiseOptions, DenoiseOutcome, denoise
 from diffedit.engine.fused_step import FusedCanvasDecoder, compiled_kernels
-from diffedit.engine.sampling import DenoiseConfig
+from diffedit.engine.sampling import SamplerConfig
 from diffedit.engine.static_cache import StaticCanvasCache
 from diffedit.training.model_config import TINY_VISION
 
@@ -147,7 +149,7 @@ class Bench:
         self.sync: Callable[[], None] = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
         self.vocab = model.config.text_config.vocab_size
         self.off = 1e-30  # early stop off: random weights never settle, and every run does the same steps
-        self.cfg = DenoiseConfig(steps, 0.1, 0.4, 0.8, 1, self.off)
+        self.cfg = SamplerConfig(steps, 0.1, 0.4, 0.8, 1, self.off)
 
     def prompt(self, ctx: int, seed: int = 0) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed)
@@ -166,18 +168,17 @@ class Bench:
     def ours(
         self, prompt: torch.Tensor, graphs: bool, seed: int = 0, compile_step: bool = False
     ) -> DenoiseOutcome:
-        return denoise(
-            self.model,
-            prompt[0].tolist(),
-            self.cfg,
-            max_canvases=1,
-            eos_ids={-1},
-            pad_id=0,
-            generator=torch.Generator(device=self.dev).manual_seed(seed),
-            mode="fast",
-            graphs=graphs,
-            compile_step=compile_step,
-        )
+        options = DenoiseOptions(self.cfg, frozenset({-1}), 0, compile_step=compile_step)
+        generator = torch.Generator(device=self.dev).manual_seed(seed)
+        if graphs:
+            return denoise(self.model, prompt[0].tolist(), options, generator)
+        # The eager loop on a GPU: the loop's own test of the device, answered no for this run.
+        supported = denoise_mod.graphs_supported
+        denoise_mod.graphs_supported = lambda device: False
+        try:
+            return denoise(self.model, prompt[0].tolist(), options, generator)
+        finally:
+            denoise_mod.graphs_supported = supported
 
     def timed_ours(self, prompt: torch.Tensor, graphs: bool, compile_step: bool = False) -> dict[str, object]:
         self.sync()
@@ -207,17 +208,14 @@ class Bench:
         return r
 
     def forward_and_prefill(self, prompt: torch.Tensor) -> dict[str, object]:
-        from diffedit.engine.denoise import encoder_pass
-
         ctx = prompt.shape[1]
         dev = self.dev
         with torch.inference_mode():  # as denoise: the compiled step is shared
-            mask = torch.ones((1, ctx), dtype=torch.bool, device=dev)
-            pos = torch.arange(ctx, dtype=torch.int32, device=dev)[None]
             pre = []
             for _ in range(self.reps + 1):
-                cache = DynamicCache(config=self.model.config.get_text_config(decoder=True))
-                pre.append(_timed(partial(encoder_pass, self.model, prompt, mask, pos, cache), self.sync))
+                context = EncodedContext(self.model)
+                pre.append(_timed(partial(context.append, prompt), self.sync))
+            cache = context.cache
             canvas = torch.randint(0, self.vocab, (1, 256), device=dev)
             dpos = torch.arange(ctx, ctx + 256, dtype=torch.int32, device=dev)[None]
             sc = self.model(decoder_input_ids=canvas, cache=cache, decoder_position_ids=dpos).logits
@@ -235,8 +233,7 @@ class Bench:
                 "prefill_ms_median": round(1000 * statistics.median(pre[1:]), 2),
             }
             if self.compile:
-                full = torch.ones((1, ctx + 256), dtype=torch.bool, device=dev)
-                masks = decoder_masks(self.model, cache, full, 256)
+                masks, _ = context.canvas_inputs(torch.device(dev))
                 fused = FusedCanvasDecoder(self.model, masks, cache, dpos, compiled_kernels())
                 sc_in = sc.to(self.model.dtype)
                 with StaticCanvasCache(cache, 256).installed(self.model):

@@ -33,8 +33,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_step
 
-from diffedit.engine.canvas_step import CanvasDecoder
-from diffedit.engine.denoise import encode_context
+from diffedit.engine.decoder import CanvasDecoder, EncodedContext
 from diffedit.engine.fused_step import FusedCanvasDecoder, compiled_kernels
 from diffedit.engine.static_cache import StaticCanvasCache
 
@@ -78,9 +77,10 @@ def main() -> None:
     n, length = 128, 256
     gen = torch.Generator().manual_seed(0)
     result: dict[str, object] = {"shape": shape, "context": n, "canvas": length}
-    ctx = encode_context(model, torch.randint(3, vocab, (1, n), generator=gen))
-    cache, positions, masks = ctx.cache, ctx.positions, ctx.masks
+    context = EncodedContext(model)
     with torch.no_grad():
+        context.append(torch.randint(3, vocab, (1, n), generator=gen))
+        cache, (masks, positions) = context.cache, context.canvas_inputs(torch.device("cpu"))
         canvas = torch.randint(0, vocab, (1, length), generator=gen)
         decoders = {
             "eager": CanvasDecoder(model, masks, cache, positions),

@@ -26,7 +26,14 @@ from typing import Any
 import torch
 
 from diffedit.engine.decoder import CanvasDecoder
-from diffedit.engine.sampling import Forbidden, SamplerConfig, StepState, empty_history, race_noise, uniform_canvas
+from diffedit.engine.sampling import (
+    Forbidden,
+    SamplerConfig,
+    StepState,
+    empty_history,
+    race_noise,
+    uniform_canvas,
+)
 
 MIN_GRAPH_STEPS = 4  # below this, capturing costs more than it saves: the eager loop runs instead
 
@@ -120,7 +127,9 @@ class GraphedCanvas:
         # The random draws come from the job's generator, outside the (possibly compiled) sampler, in the
         # eager loop's order: the race's noise, then the re-noising tokens.
         noise = race_noise(logits, self.generator)
-        fresh = uniform_canvas(tuple(state.canvas.shape), self.decoder.vocab_size, self.generator, logits.device)  # type: ignore[arg-type]
+        fresh = uniform_canvas(
+            tuple(state.canvas.shape), self.decoder.vocab_size, self.generator, logits.device
+        )
         self.decoder.sample(logits, noise, fresh, self.forbidden, self.cfg, state)
 
     # ------------------------------------------------------------ the loop
@@ -154,7 +163,9 @@ class GraphedCanvas:
         replay: Callable[[], None]
         if not self.ops.registers_generators():
             # Older torch: the graph draws from the device's default generator, seeded from the job's.
-            seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.state.canvas.device))
+            seed = int(
+                torch.randint(0, 2**62, (1,), generator=self.generator, device=self.state.canvas.device)
+            )
             torch.cuda.manual_seed(seed)
             self.generator = None
         try:

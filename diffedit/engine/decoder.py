@@ -44,7 +44,9 @@ class EncodedContext:
             cache=self.cache,
             position_ids=positions,
         )
-        model.model.encoder(input_ids=ids.contiguous(), attention_mask=masks, cache=self.cache, position_ids=positions)
+        model.model.encoder(
+            input_ids=ids.contiguous(), attention_mask=masks, cache=self.cache, position_ids=positions
+        )
         self.length += n
 
     def canvas_inputs(self, device: torch.device) -> tuple[Any, torch.Tensor]:
@@ -54,7 +56,10 @@ class EncodedContext:
         attention_mask = torch.ones((1, n + length), dtype=torch.bool, device=device)
         shape_only = torch.empty((1, length, 1), device=device)
         masks = self.model.model.decoder.create_diffusion_decoder_attention_mask(
-            config=self.model.config, inputs_embeds=shape_only, cache=self.cache, decoder_attention_mask=attention_mask
+            config=self.model.config,
+            inputs_embeds=shape_only,
+            cache=self.cache,
+            decoder_attention_mask=attention_mask,
         )
         return masks, positions
 
@@ -73,7 +78,9 @@ class CanvasDecoder:
         self.positions = positions
         self.embed = decoder.embed_tokens
         self.vocab_size = int(text_config.vocab_size)
-        self.self_cond_dtype: torch.dtype = self.embed.weight.dtype  # the previous step's logits are fed back in it
+        self.self_cond_dtype: torch.dtype = (
+            self.embed.weight.dtype
+        )  # the previous step's logits are fed back in it
         types = text_config.layer_types
         layers = decoder.layers[: text_config.num_hidden_layers]
         # cos/sin depend on the positions and the dtype only (the tensor passed in gives dtype and device)
@@ -119,5 +126,5 @@ class CanvasDecoder:
         cfg: SamplerConfig,
         state: StepState,
     ) -> None:
-        """:func:`~diffedit.engine.sampling.sample_in_place` (compiled where the layers are: see fused_step)."""
+        """:func:`~diffedit.engine.sampling.sample_in_place` (compiled where the layers are: fused_step)."""
         sample_in_place(logits, noise, fresh, forbidden, cfg, state)

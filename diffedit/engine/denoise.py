@@ -115,7 +115,7 @@ def denoise(
     observe: Callable[[StepView], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> DenoiseOutcome:
-    """Up to ``options.max_canvases`` canvases after ``prompt_ids``; stops after a canvas holding an end token.
+    """Up to ``options.max_canvases`` canvases after ``prompt_ids``; stops after one holding an end token.
 
     On a CUDA device the fast mode captures each canvas's step as a CUDA graph. Where compiling the step
     (``options.compile_step``) fails, the step runs uncompiled and the outcome says why.
@@ -188,7 +188,7 @@ def _eager_canvas(job: _Job, canvas: _Canvas) -> torch.Tensor:
     device = canvas.start.device
     tokens = canvas.start
     history = empty_history(cfg, tuple(tokens.shape), device)
-    out = None if reference else vocab_buffers(torch.empty((*tokens.shape, decoder.vocab_size), device=device))
+    out = None if reference else vocab_buffers((*tokens.shape, decoder.vocab_size), device)
     self_cond: torch.Tensor | None = None
     argmax = tokens
     for remaining in range(canvas.first_step, 0, -1):
@@ -206,12 +206,11 @@ def _eager_canvas(job: _Job, canvas: _Canvas) -> torch.Tensor:
         self_cond = scored.logits.to(decoder.self_cond_dtype)
         outcome.forwards += 1
         if job.observe is not None:
-            step = canvas.first_step - remaining + 1
-            job.observe(
-                StepView(
-                    canvas.index, step, canvas.first_step, argmax[0], accepted[0], scored.entropy[0], outcome.tokens
-                )
+            step, total = canvas.first_step - remaining + 1, canvas.first_step
+            view = StepView(
+                canvas.index, step, total, argmax[0], accepted[0], scored.entropy[0], outcome.tokens
             )
+            job.observe(view)
         done = bool(finished.all())  # one host sync per step: the stop flag
         outcome.step_s.append(time.perf_counter() - t_step)
         if done:

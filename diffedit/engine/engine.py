@@ -46,7 +46,7 @@ class Engine:
             ),
         )
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
-        self.eos_ids: set[int] = {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
+        self.eos_ids = frozenset(int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None)
         pad = gen.pad_token_id if gen.pad_token_id is not None else self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else next(iter(self.eos_ids)))
         self.end_ids: frozenset[int] = frozenset(self.eos_ids | {self.pad_id})  # read per token in frames
@@ -92,7 +92,7 @@ class Engine:
             outcome = denoise(
                 self.model,
                 prompt,
-                DenoiseOptions(sampler, frozenset(self.eos_ids), self.pad_id, compile_step=True),
+                DenoiseOptions(sampler, self.eos_ids, self.pad_id, compile_step=True),
                 torch.Generator(device=self.device).manual_seed(0),
             )
         except (RuntimeError, torch.OutOfMemoryError) as exc:
@@ -101,7 +101,7 @@ class Engine:
             self.compile_error = outcome.compile_error
 
     def options_for(self, job: RewriteJob, target_ids: list[int], frame_interval_s: float) -> DenoiseOptions:
-        """The job's settings over the checkpoint's defaults (the settings checked their values when built)."""
+        """The job's settings over the checkpoint's defaults (the settings checked their own values)."""
         s, d = job.settings, self.defaults
         sampler = SamplerConfig(
             max_steps=s.steps or d.max_steps,
@@ -115,13 +115,13 @@ class Engine:
         warm = layout_canvases(target_ids, self.canvas_length, eos, self.pad_id) if s.strength < 1.0 else []
         return DenoiseOptions(
             sampler,
-            frozenset(self.eos_ids),
+            self.eos_ids,
             self.pad_id,
             max_canvases=self.max_canvases_for(len(target_ids), s.max_new_tokens),
             mode=s.sampling,
             warm_canvases=tuple(tuple(c) for c in warm),
             strength=s.strength,
-            # A rewrite may shorten a passage but not delete it (reference mode keeps transformers' behaviour).
+            # A rewrite may shorten a passage but not delete it (reference mode keeps transformers' way).
             forbid_empty=s.sampling == "fast" and bool(job.request.target.strip()),
             compile_step=self.compile_step and self.compile_error is None,
             frame_interval_s=frame_interval_s,

@@ -15,8 +15,8 @@ interface, reading the static KV buffer):
   FP8 experts run between its two halves, ``ffn_in`` and ``ffn_out``.
 
 Around the layers, ``front`` makes the decoder's input (token embeddings and the self-conditioning block)
-and ``head`` the logits (final norm, output projection, soft-capping); ``sample`` is the graphed loop's sampler
-(:func:`diffedit.engine.sampling.sample_in_place`, compiled with the rest).
+and ``head`` the logits (final norm, output projection, soft-capping); ``sample`` is the graphed loop's
+sampler (:func:`diffedit.engine.sampling.sample_in_place`, compiled with the rest).
 
 Run as they are, they are transformers' operations in transformers' order, so the logits equal
 ``model(...)``'s bit for bit (the tests hold them to ``torch.equal``). Compiled (``torch.compile``: Triton on
@@ -325,7 +325,7 @@ class FusedCanvasDecoder(CanvasDecoder):
         return self._guarded(lambda: self._forward(canvas, self_conditioning_logits))
 
     def sample(self, *args: Any) -> None:
-        """:func:`~diffedit.engine.sampling.sample_in_place` with these kernels (the arguments are its own)."""
+        """:func:`~diffedit.engine.sampling.sample_in_place` with these kernels (the same arguments)."""
         self._guarded(lambda: self.kernels.sample(*args))
 
     def _guarded(self, call: Callable[[], _T]) -> _T:

@@ -46,7 +46,7 @@ FORBIDDEN_LOGIT = -1e30  # finite: the entropy stays a number
 
 
 def uniform_canvas(
-    shape: tuple[int, ...], vocab_size: int, generator: torch.Generator, device: torch.device
+    shape: tuple[int, ...], vocab_size: int, generator: torch.Generator | None, device: torch.device
 ) -> torch.Tensor:
     """A canvas of uniformly random tokens (the uniform-state diffusion prior)."""
     return torch.randint(0, vocab_size, shape, generator=generator, device=device)
@@ -135,10 +135,11 @@ def floor_far_tail_(logits: torch.Tensor) -> torch.Tensor:
 VocabBuffers = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def vocab_buffers(like: torch.Tensor) -> VocabBuffers:
+def vocab_buffers(shape: tuple[int, ...], device: torch.device) -> VocabBuffers:
     """Three float32 tensors shaped as the logits, for :func:`score_fast` to reuse from step to step: on the
     CPU a fresh tensor of that size per operation costs page faults at every step."""
-    return tuple(torch.empty(like.shape, dtype=torch.float32, device=like.device) for _ in range(3))  # type: ignore[return-value]
+    logp, probs, product = (torch.empty(shape, dtype=torch.float32, device=device) for _ in range(3))
+    return logp, probs, product
 
 
 def score_fast(logits: torch.Tensor, out: VocabBuffers | None = None) -> Scored:
@@ -205,7 +206,9 @@ def draw_method(device: torch.device) -> DrawMethod:
 
 def race_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Exp(1) noise shaped as the logits, for :func:`race`."""
-    return torch.empty(like.shape, dtype=torch.float32, device=like.device).exponential_(1.0, generator=generator)
+    return torch.empty(like.shape, dtype=torch.float32, device=like.device).exponential_(
+        1.0, generator=generator
+    )
 
 
 def race(logp: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -281,7 +284,7 @@ def _last_positive(x: torch.Tensor) -> torch.Tensor:
 
 
 def next_canvas(accepted: torch.Tensor, drawn: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
-    """The draw where accepted; a fresh uniform token everywhere else (re-noised: the sampler may revise it)."""
+    """The draw where accepted; a fresh uniform token elsewhere (re-noised: the sampler may revise it)."""
     return torch.where(accepted, drawn, fresh)
 
 
@@ -290,7 +293,9 @@ def empty_history(cfg: SamplerConfig, argmax_shape: tuple[int, ...], device: tor
     return torch.full((cfg.stability_threshold, *argmax_shape), -1, dtype=torch.long, device=device)
 
 
-def settled(history: torch.Tensor, argmax: torch.Tensor, entropy: torch.Tensor, confidence: float) -> torch.Tensor:
+def settled(
+    history: torch.Tensor, argmax: torch.Tensor, entropy: torch.Tensor, confidence: float
+) -> torch.Tensor:
     """(batch,): the argmax canvas equals each of the last ones in ``history`` and the mean entropy is below
     ``confidence`` (stable and confident: the adaptive stop)."""
     stable = (history == argmax[None]).all(dim=-1).all(dim=0)
@@ -331,16 +336,21 @@ def sample_in_place(
     generator), then every buffer of ``state`` updated in place, unless ``done`` was already set, in which
     case the step changes nothing."""
     scored, accepted = read_step(logits, cfg, state.remaining, forbidden)
-    canvas = next_canvas(accepted, race(scored.logp, noise), fresh)  # type: ignore[arg-type]
+    assert scored.logp is not None  # the fast mode's scoring keeps it
+    canvas = next_canvas(accepted, race(scored.logp, noise), fresh)
     finished = settled(state.history, scored.argmax, scored.entropy, cfg.confidence_threshold)
 
     frozen = state.done  # set by an earlier step: this one changes nothing
     keep = frozen[:, None]
     state.canvas.copy_(torch.where(keep, state.canvas, canvas))
-    state.self_cond.copy_(torch.where(keep[..., None], state.self_cond, scored.logits.to(state.self_cond.dtype)))
+    state.self_cond.copy_(
+        torch.where(keep[..., None], state.self_cond, scored.logits.to(state.self_cond.dtype))
+    )
     state.argmax.copy_(torch.where(keep, state.argmax, scored.argmax))
     state.accepted.copy_(torch.where(keep, state.accepted, accepted))
     state.entropy.copy_(torch.where(keep, state.entropy, scored.entropy))
-    state.history.copy_(torch.where(frozen[None, :, None], state.history, remember(state.history, scored.argmax)))
+    state.history.copy_(
+        torch.where(frozen[None, :, None], state.history, remember(state.history, scored.argmax))
+    )
     state.remaining.copy_(torch.where(frozen[0], state.remaining, state.remaining - 1))
     state.done.copy_(frozen | finished)

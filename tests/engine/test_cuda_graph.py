@@ -74,7 +74,9 @@ def _prompt(demo: Any) -> list[int]:
 
 def _run(demo: Any, cfg: SamplerConfig, seed: int, views: list[StepView] | None = None, **kw: Any) -> Any:
     tok = demo.tokenizer
-    options = DenoiseOptions(cfg, frozenset({tok.eos_token_id}), tok.pad_token_id, **{"max_canvases": 2, **kw})
+    options = DenoiseOptions(
+        cfg, frozenset({tok.eos_token_id}), tok.pad_token_id, **{"max_canvases": 2, **kw}
+    )
     generator = torch.Generator().manual_seed(seed)
     return denoise(demo.model, _prompt(demo), options, generator, views.append if views is not None else None)
 

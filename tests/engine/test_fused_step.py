@@ -13,12 +13,14 @@ import torch
 
 from diffedit.engine import denoise as denoise_mod
 from diffedit.engine import fused_step
-from diffedit.engine.denoise import DenoiseOutcome, denoise, encode_context
+from diffedit.engine.denoise import DenoiseOptions, DenoiseOutcome, denoise
 from diffedit.engine.fused_step import PLAIN, FusedCanvasDecoder, StepKernels, compiled_kernels
 from diffedit.engine.loader import load_model
-from diffedit.engine.sampling import DenoiseConfig
+from diffedit.engine.sampling import SamplerConfig, StepState
 from diffedit.engine.static_cache import StaticCanvasCache
 from tests.checkpoints import build_checkpoint
+from tests.engine.test_sampling import CHI2_CRIT_DF5, DEVICES, _chi_square
+from tests.helpers.context import encode_context
 from tests.helpers.kernels import broken_kernels
 
 needs_compiler = pytest.mark.skipif(
@@ -45,8 +47,8 @@ class _Canvas:
         self.vocab = int(model.config.text_config.vocab_size)
         self.length = int(model.config.canvas_length)
         self.gen = torch.Generator().manual_seed(seed)
-        encoded = encode_context(model, torch.randint(3, self.vocab, (1, context), generator=self.gen))
-        self.cache, self.positions, self.masks = encoded.cache, encoded.positions, encoded.masks
+        ids = torch.randint(3, self.vocab, (1, context), generator=self.gen)
+        self.cache, self.masks, self.positions = encode_context(model, ids)
         self.canvas = self.random_canvas()
 
     def random_canvas(self) -> torch.Tensor:
@@ -111,7 +113,7 @@ def test_plain_kernels_match_through_the_static_kv_buffer(k_eq_v_checkpoint: Pat
 def test_compiled_kernels_stay_within_rounding_of_the_model(k_eq_v_checkpoint: Path) -> None:
     model = load_model(k_eq_v_checkpoint, dtype="fp32").model
     c = _Canvas(model, context=80, seed=2)
-    report = DenoiseOutcome(tokens=[], forwards=0, canvases=0, encode_s=0.0)
+    report = DenoiseOutcome(tokens=[])
     fused = c.fused(compiled_kernels(), report)
     expected = c.model_logits(c.canvas, None)
     with torch.no_grad():
@@ -127,16 +129,9 @@ def test_compiled_kernels_stay_within_rounding_of_the_model(k_eq_v_checkpoint: P
 def _denoise(lm: Any, seed: int, **kw: Any) -> DenoiseOutcome:
     tok = lm.tokenizer
     prompt = [tok.bos_token_id, *tok.encode("Paths are joined with a slash.\n\n", add_special_tokens=False)]
-    return denoise(
-        lm.model,
-        prompt,
-        DenoiseConfig(12, 0.1, 0.4, 0.8, 1, 1e-30),  # no early stop: every run takes the same steps
-        max_canvases=1,
-        eos_ids={tok.eos_token_id},
-        pad_id=tok.pad_token_id,
-        generator=torch.Generator().manual_seed(seed),
-        **kw,
-    )
+    sampler = SamplerConfig(12, 0.1, 0.4, 0.8, 1, 1e-30)  # no early stop: every run takes the same steps
+    options = DenoiseOptions(sampler, frozenset({tok.eos_token_id}), tok.pad_token_id, **kw)
+    return denoise(lm.model, prompt, options, torch.Generator().manual_seed(seed))
 
 
 @pytest.fixture(scope="module")
@@ -233,20 +228,22 @@ def _sampler_inputs(seed: int, done: bool = False) -> tuple[Any, ...]:
     g = torch.Generator().manual_seed(seed)
     length, vocab = 16, 500
     logits = torch.randn(1, length, vocab, generator=g) * 4
-    race = torch.empty(1, length, vocab).exponential_(1.0, generator=g)
+    logits[0, 0, 1] = 100.0  # the top logit, but forbidden below
+    noise = torch.empty(1, length, vocab).exponential_(1.0, generator=g)
     fresh = torch.randint(0, vocab, (1, length), generator=g)
-    settings = (0.4, 0.8, 12, 0.5, 0.005, 1)
-    state = (
-        torch.randint(0, vocab, (1, length), generator=g),  # canvas
-        torch.randn(1, length, vocab, generator=g).to(torch.bfloat16),  # self-conditioning logits
-        torch.zeros(1, length, dtype=torch.long),  # argmax
-        torch.zeros(1, length, dtype=torch.bool),  # accepted
-        torch.zeros(1, length),  # entropy
-        torch.full((1, 1, length), -1, dtype=torch.long),  # history
-        torch.full((), 9, dtype=torch.int32),  # steps remaining
-        torch.full((1,), done),  # done
+    cfg = SamplerConfig(12, 0.5, 0.4, 0.8, 1, 0.005)
+    state = StepState(
+        canvas=torch.randint(0, vocab, (1, length), generator=g),
+        self_cond=torch.randn(1, length, vocab, generator=g).to(torch.bfloat16),
+        argmax=torch.zeros(1, length, dtype=torch.long),
+        accepted=torch.zeros(1, length, dtype=torch.bool),
+        entropy=torch.zeros(1, length),
+        history=torch.full((1, 1, length), -1, dtype=torch.long),
+        remaining=torch.full((), 9, dtype=torch.int32),
+        done=torch.full((1,), done),
     )
-    return logits, race, fresh, torch.tensor([0, 1]), settings, state
+    forbidden = (torch.zeros(2, dtype=torch.long), torch.tensor([0, 1]))
+    return logits, noise, fresh, forbidden, cfg, state
 
 
 @needs_compiler
@@ -256,8 +253,8 @@ def test_the_compiled_sampler_updates_the_state_as_the_plain_one(done: bool) -> 
     before = [t.clone() for t in plain_in[-1]]
     PLAIN.sample(*plain_in)
     compiled_kernels().sample(*compiled_in)
-    names = ["canvas", "self_cond", "argmax", "accepted", "entropy", "history", "remaining", "done"]
-    for name, want, got, old in zip(names, plain_in[-1], compiled_in[-1], before, strict=True):
+    plain, compiled = plain_in[-1], compiled_in[-1]
+    for name, want, got, old in zip(StepState._fields, plain, compiled, before, strict=True):
         if name in ("entropy", "self_cond"):
             torch.testing.assert_close(got.float(), want.float(), rtol=1e-5, atol=1e-5, msg=name)
         else:
@@ -265,7 +262,8 @@ def test_the_compiled_sampler_updates_the_state_as_the_plain_one(done: bool) -> 
         if done:  # a finished canvas's extra step changes nothing
             assert torch.equal(got, old), name
     if not done:
-        assert int(compiled_in[-1][6]) == 8 and bool(compiled_in[-1][3].any())  # a step was taken
+        assert int(compiled.remaining) == 8 and bool(compiled.accepted.any())  # a step was taken
+        assert int(compiled.argmax[0, 0]) not in (0, 1)  # forbidden, though token 1 has the top logit there
 
 
 @needs_compiler
@@ -280,28 +278,32 @@ def test_many_models_in_one_process_each_get_their_compiled_step(tmp_path: Path)
             assert out.compiled is True, (hidden, out.compile_error)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=needs_compiler)])
-def test_the_graphed_samplers_draws_follow_the_softmax(compiled: bool) -> None:
-    from tests.engine.test_sampling import CHI2_CRIT_DF5, _chi_square
-
-    logits_row = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, 0.3])
+def test_the_graphed_samplers_draws_follow_the_softmax(compiled: bool, device: str) -> None:
+    logits_row = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, 0.3], device=device)
     n, vocab = 40_000, 6
-    g = torch.Generator().manual_seed(17)
+    g = torch.Generator(device=device).manual_seed(17)
     logits = logits_row.expand(1, n, vocab).contiguous()
-    race = torch.empty(1, n, vocab).exponential_(1.0, generator=g)
-    fresh = torch.zeros(1, n, dtype=torch.long)
-    settings = (1.0, 1.0, 10, 1e12, 0.0, 1)  # temperature 1; an entropy bound that accepts every position
-    state = (
-        torch.zeros(1, n, dtype=torch.long), torch.zeros(1, n, vocab), torch.zeros(1, n, dtype=torch.long),
-        torch.zeros(1, n, dtype=torch.bool), torch.zeros(1, n), torch.full((1, 1, n), -1, dtype=torch.long),
-        torch.full((), 10, dtype=torch.int32), torch.zeros(1, dtype=torch.bool),
+    noise = torch.empty(1, n, vocab, device=device).exponential_(1.0, generator=g)
+    fresh = torch.zeros(1, n, dtype=torch.long, device=device)
+    # temperature 1; an entropy bound that accepts every position
+    cfg = SamplerConfig(10, 1e12, 1.0, 1.0, 1, 0.0)
+
+    def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.zeros(shape, dtype=dtype, device=device)
+
+    state = StepState(
+        canvas=zeros(1, n, dtype=torch.long), self_cond=zeros(1, n, vocab),
+        argmax=zeros(1, n, dtype=torch.long), accepted=zeros(1, n, dtype=torch.bool), entropy=zeros(1, n),
+        history=torch.full((1, 1, n), -1, dtype=torch.long, device=device),
+        remaining=torch.full((), 10, dtype=torch.int32, device=device), done=zeros(1, dtype=torch.bool),
     )  # fmt: skip
     kernels = compiled_kernels() if compiled else PLAIN
-    kernels.sample(logits, race, fresh, None, settings, state)
-    canvas, accepted = state[0], state[3]
-    assert bool(accepted.all())
-    counts = torch.bincount(canvas[0], minlength=vocab).float()
-    assert _chi_square(counts, torch.softmax(logits_row, -1)) < CHI2_CRIT_DF5
+    kernels.sample(logits, noise, fresh, None, cfg, state)
+    assert bool(state.accepted.all())
+    counts = torch.bincount(state.canvas[0].cpu(), minlength=vocab).float()
+    assert _chi_square(counts, torch.softmax(logits_row.cpu(), -1)) < CHI2_CRIT_DF5
 
 
 def test_compiled_code_is_kept_in_diffedits_cache_folder(

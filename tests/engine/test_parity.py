@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
-
-import dataclasses
 
 from diffedit.engine.denoise import DenoiseOptions, denoise
 from diffedit.engine.engine import Engine
@@ -26,9 +25,7 @@ def _reference_tokens(
 
 def _ours(engine: Engine, prompt: list[int], seed: int, canvases: int, steps: int):
     sampler = dataclasses.replace(engine.defaults, max_steps=steps)
-    options = DenoiseOptions(
-        sampler, frozenset(engine.eos_ids), engine.pad_id, max_canvases=canvases, mode="reference"
-    )
+    options = DenoiseOptions(sampler, engine.eos_ids, engine.pad_id, max_canvases=canvases, mode="reference")
     return denoise(engine.model, prompt, options, torch.Generator().manual_seed(seed))
 
 

@@ -1,21 +1,27 @@
-"""The sampler pieces alone: the fast sampler draws the model's distribution; acceptance; stopping."""
+"""The sampler's parts alone: draws follow the model's distribution on every device; acceptance; stopping."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
 
 from diffedit.engine.sampling import (
-    DenoiseConfig,
-    StableAndConfident,
+    DrawMethod,
+    SamplerConfig,
     draw_fast,
+    draw_method,
     draw_reference,
+    empty_history,
     entropy_bound_accept,
     inverse_cdf,
+    remember,
     score_fast,
     score_reference,
+    settled,
     start_step,
-    temperature_divisor,
+    temperature,
     warm_start_canvas,
 )
 
@@ -29,16 +35,32 @@ def _chi_square(counts: torch.Tensor, probs: torch.Tensor) -> float:
     return float(((counts - expected) ** 2 / expected).sum())
 
 
-SAMPLERS = {"fast": (score_fast, draw_fast), "reference": (score_reference, draw_reference)}
+# Every device this machine has: the GPU's draw (the exponential race) is tested where it runs.
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
-def _draw_counts(mode: str, logits_row: torch.Tensor, draws: int, seed: int, accepted=None) -> torch.Tensor:
-    score, draw = SAMPLERS[mode]
-    logits = logits_row.expand(1, draws, logits_row.shape[-1]).contiguous()
+def _draw_counts(
+    mode: str,
+    logits_row: torch.Tensor,
+    draws: int,
+    seed: int,
+    accepted: torch.Tensor | None = None,
+    device: str = "cpu",
+    method: DrawMethod | None = None,
+) -> torch.Tensor:
+    """How often each token is drawn at ``draws`` positions whose logits are all ``logits_row``, with the
+    tensors and the generator on ``device`` (``method`` None: the device's own draw)."""
+    logits = logits_row.to(device).expand(1, draws, logits_row.shape[-1]).contiguous()
     if accepted is None:
         accepted = torch.ones((1, draws), dtype=torch.bool)
-    picked = draw(score(logits), accepted, torch.Generator().manual_seed(seed))
-    return torch.bincount(picked[accepted], minlength=logits_row.shape[-1]).float()
+    accepted = accepted.to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    if mode == "reference":
+        picked = draw_reference(score_reference(logits), accepted, generator)
+    else:
+        picked = draw_fast(score_fast(logits), accepted, generator, method)
+    assert picked.device.type == torch.device(device).type
+    return torch.bincount(picked[accepted].cpu(), minlength=logits_row.shape[-1]).float()
 
 
 @pytest.mark.parametrize("mode", ["fast", "reference"])
@@ -47,6 +69,25 @@ def test_sampler_draws_the_softmax_distribution(mode: str) -> None:
     probs = torch.softmax(logits_row, -1)
     counts = _draw_counts(mode, logits_row, 40_000, seed=11)
     assert _chi_square(counts, probs) < CHI2_CRIT_DF5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("method", ["race", "inverse_cdf"])
+def test_each_draw_method_follows_the_softmax_on_every_device(device: str, method: DrawMethod) -> None:
+    # The exponential race is what GPUs draw with; it runs on the CPU too, so it is tested on every machine.
+    logits_row = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, 0.3])
+    counts = _draw_counts("fast", logits_row, 40_000, seed=13, device=device, method=method)
+    assert counts.sum() == 40_000
+    assert _chi_square(counts, torch.softmax(logits_row, -1)) < CHI2_CRIT_DF5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_devices_own_draw_follows_the_softmax(device: str) -> None:
+    # As the loop calls it: the method the device picks (the race on a GPU, inverse CDF on the CPU).
+    logits_row = torch.tensor([0.2, 1.5, -0.5, 0.0, 1.0, 0.7])
+    assert draw_method(torch.device(device)) == ("inverse_cdf" if device == "cpu" else "race")
+    counts = _draw_counts("fast", logits_row, 40_000, seed=21, device=device)
+    assert _chi_square(counts, torch.softmax(logits_row, -1)) < CHI2_CRIT_DF5
 
 
 def test_fast_draws_at_accepted_positions_follow_the_distribution() -> None:
@@ -83,17 +124,29 @@ def test_entropy_bound_accepts_lowest_entropy_positions_within_bound() -> None:
 
 
 def test_stopping_needs_a_stable_and_confident_canvas() -> None:
-    stop = StableAndConfident(stability=1, confidence=0.1)
+    cfg = SamplerConfig(10, 0.1, 0.4, 0.8, stability_threshold=1, confidence_threshold=0.1)
     canvas = torch.tensor([[4, 5, 6]])
     low = torch.full((1, 3), 0.01)
-    assert not bool(stop(canvas, low))  # nothing to compare with yet
-    assert bool(stop(canvas, low))  # unchanged and confident
-    assert not bool(stop(canvas, torch.full((1, 3), 1.0)))  # unchanged but unsure
-    assert not bool(stop(torch.tensor([[4, 5, 7]]), low))  # confident but changed
+    history = empty_history(cfg, (1, 3), torch.device("cpu"))
+    assert not bool(settled(history, canvas, low, 0.1))  # nothing to compare with yet
+    history = remember(history, canvas)
+    assert bool(settled(history, canvas, low, 0.1))  # unchanged and confident
+    assert not bool(settled(history, canvas, torch.full((1, 3), 1.0), 0.1))  # unchanged but unsure
+    assert not bool(settled(history, torch.tensor([[4, 5, 7]]), low, 0.1))  # confident but changed
+
+
+def test_stability_counts_the_last_canvases() -> None:
+    two = SamplerConfig(10, 0.1, 0.4, 0.8, stability_threshold=2, confidence_threshold=0.1)
+    a, b, low = torch.tensor([[1, 2]]), torch.tensor([[1, 3]]), torch.full((1, 2), 0.01)
+    history = remember(remember(empty_history(two, (1, 2), torch.device("cpu")), b), a)
+    assert not bool(settled(history, a, low, 0.1))  # equal to the last canvas, not to the one before
+    assert bool(settled(remember(history, a), a, low, 0.1))
+    none = empty_history(dataclasses.replace(two, stability_threshold=0), (1, 2), torch.device("cpu"))
+    assert bool(settled(none, a, low, 0.1)) and not bool(settled(none, a, torch.ones((1, 2)), 0.1))
 
 
 def test_temperature_runs_linearly_from_t_max_to_t_min() -> None:
-    cfg = DenoiseConfig(
+    cfg = SamplerConfig(
         max_steps=10,
         entropy_bound=0.1,
         t_min=0.4,
@@ -101,10 +154,9 @@ def test_temperature_runs_linearly_from_t_max_to_t_min() -> None:
         stability_threshold=1,
         confidence_threshold=0.005,
     )
-    cpu = torch.device("cpu")
-    assert float(temperature_divisor(cfg, 10, cpu)) == pytest.approx(0.8)
-    assert float(temperature_divisor(cfg, 5, cpu)) == pytest.approx(0.6)
-    assert float(temperature_divisor(cfg, 0, cpu)) == pytest.approx(0.4)
+    assert float(temperature(cfg, torch.tensor(10, dtype=torch.int32))) == pytest.approx(0.8)
+    assert float(temperature(cfg, torch.tensor(5, dtype=torch.int32))) == pytest.approx(0.6)
+    assert float(temperature(cfg, torch.tensor(0, dtype=torch.int32))) == pytest.approx(0.4)
 
 
 @pytest.mark.parametrize("strength", [0.1, 0.3, 0.5, 0.9])
