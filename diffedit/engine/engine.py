@@ -51,7 +51,6 @@ class Engine:
         self.pad_id = int(pad if pad is not None else next(iter(self.eos_ids)))
         self.end_ids: frozenset[int] = frozenset(self.eos_ids | {self.pad_id})  # read per token in frames
         self._pieces: dict[int, str] = {}
-        self.fp8 = loaded.fp8  # the FP8 quantisation report, where the experts were quantised
         # Decoder layers as compiled fused kernels (diffedit.engine.fused_step): off unless asked for.
         self.compile_step = False
         self.compile_error: str | None = None  # why the compiled step fell back, once it has

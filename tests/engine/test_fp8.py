@@ -65,8 +65,8 @@ def test_the_demo_model_in_fp8_stays_close_and_frees_the_bf16_experts(demo: Any)
 
 def test_engine_rewrites_with_fp8_experts(tiny_checkpoint: Path) -> None:
     engine = Engine.load(tiny_checkpoint, device="cpu", fp8=True)
-    assert engine.fp8 is not None and not engine.fp8.fused  # the reference product on the CPU
-    assert engine.fp8.peak_device_bytes is None  # measured on CUDA only
+    assert engine.loaded.fp8 is not None and not engine.loaded.fp8.fused  # the reference product on the CPU
+    assert engine.loaded.fp8.peak_device_bytes is None  # measured on CUDA only
     job = RewriteJob(
         request=EditRequest(prefix="Before.\n\n", target="A paragraph.", suffix="\n\nAfter."),
         settings=GenerationSettings(steps=4, seed=0),
