@@ -8,7 +8,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from diffedit.engine.types import EngineError
+from diffedit.engine.types import EngineError, RewriteResult
 from diffedit.ui.main_window import MainWindow
 from tests.ui.conftest import DOC, TARGET, WindowFactory, select_text
 from tests.ui.fake_engine import FakeEngine, fake_loader, fake_rewrite_text
@@ -271,3 +271,126 @@ def _blocks(w: MainWindow) -> list:  # type: ignore[type-arg]
         out.append(b)
         b = b.next()
     return out
+
+
+# -- promises the mutation audit found unguarded -------------------------------------------------------
+
+MULTI_FIRST = "First paragraph stays as it is."
+MULTI_LAST = "- another item"
+
+
+def _select_span(w: MainWindow, first: str, last: str) -> tuple[int, int]:
+    text = w.editor.toPlainText()
+    start, end = text.index(first), text.index(last) + len(last)
+    c = w.editor.textCursor()
+    c.setPosition(start)
+    c.setPosition(end, c.MoveMode.KeepAnchor)
+    w.editor.setTextCursor(c)
+    return start, end
+
+
+def _canvas_traces(w: MainWindow) -> list[str]:
+    """Blocks left hidden or still carrying a pre-edit canvas: after a run there must be none."""
+    out = []
+    for b in _blocks(w):
+        if not b.isVisible():
+            out.append(f"hidden: {b.text()!r}")
+        if b.layout().preeditAreaText():
+            out.append(f"canvas in: {b.text()!r}")
+    return out
+
+
+def test_a_target_of_several_paragraphs_is_shown_again_after_stop(
+    make_window: WindowFactory, qtbot: QtBot
+) -> None:
+    w, engine = held_window(make_window)
+    _select_span(w, MULTI_FIRST, MULTI_LAST)
+    assert w.regenerate()
+    step_once(w, engine, qtbot)
+    hidden = [b.text() for b in _blocks(w) if not b.isVisible()]
+    assert hidden == ["", TARGET, "", "- a list item", MULTI_LAST]  # the canvas stands in for them
+    w.controller.stop()
+    assert _canvas_traces(w) == []
+    assert w.editor.toPlainText() == DOC
+
+
+def test_a_target_of_several_paragraphs_is_shown_again_after_commit(
+    make_window: WindowFactory, qtbot: QtBot
+) -> None:
+    w, engine = held_window(make_window)
+    start, end = _select_span(w, MULTI_FIRST, MULTI_LAST)
+    assert w.regenerate()
+    step_once(w, engine, qtbot)
+    assert any(not b.isVisible() for b in _blocks(w))
+    engine.release()
+    run_to_end(w, qtbot)
+    new = fake_rewrite_text(DOC[start:end], "", engine.jobs[-1].settings.seed or 0)
+    assert w.editor.toPlainText() == DOC[:start] + new + DOC[end:]
+    assert _canvas_traces(w) == []
+
+
+def test_an_edit_before_a_running_target_moves_the_canvas(make_window: WindowFactory, qtbot: QtBot) -> None:
+    w, engine = held_window(make_window)
+    select_text(w, TARGET)
+    assert w.regenerate()
+    step_once(w, engine, qtbot)
+    inserted = "Inserted while the model runs, long enough to push the target well past its old place.\n\n" * 3
+    c = w.editor.textCursor()
+    c.setPosition(0)
+    c.insertText(inserted)  # before the target, before the next frame arrives
+    assert w.controller.running
+    span = w.editor.canvas.span
+    assert span is not None and w.editor.text_range(*span) == TARGET  # the canvas still covers the target
+    w.editor.setFocus()
+    qtbot.keyClick(w.editor, Qt.Key.Key_Escape)
+    assert _canvas_traces(w) == []  # Stop swept the canvas where it now is
+    assert w.editor.toPlainText() == inserted + DOC
+
+
+def test_a_stale_result_never_reaches_the_document(make_window: WindowFactory, qtbot: QtBot) -> None:
+    """The controller's own job-id check: a result for another job than the running one is dropped."""
+    w, engine = held_window(make_window)
+    select_text(w, TARGET)
+    assert w.regenerate()
+    step_once(w, engine, qtbot)
+    session = w.controller.session
+    assert session is not None
+    stale = engine.jobs[-1].job_id - 1
+    result = RewriteResult(stale, "STALE TEXT", (1, 2), 2, 1, 1.0, 1.0, 1.0, 0.1, 7, "fake-dg")
+    w.bridge.jobFinished.emit(stale, result)  # as if the bridge had let a superseded job's result through
+    w.bridge.jobFailed.emit(stale, "a superseded job failed")
+    assert w.controller.running and w.controller.session is session
+    assert w.editor.toPlainText() == DOC and "STALE" not in w.editor.toPlainText()
+    engine.release()
+    run_to_end(w, qtbot)
+    assert "STALE" not in w.editor.toPlainText() and w.editor.toPlainText() != DOC
+
+
+def test_typing_just_before_a_rewrite_stays_its_own_undo_step(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    w, _ = fake_window
+    w.regen_bar.steps.setValue(2)
+    w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)
+    w.editor.setFocus()
+    qtbot.keyClicks(w.editor, "Typed.")
+    typed = DOC + "Typed."
+    select_text(w, TARGET)
+    qtbot.keyClick(w.editor, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    run_to_end(w, qtbot)
+    assert w.editor.toPlainText() not in (DOC, typed)
+    w.editor.undo()  # one step: the rewrite, and only the rewrite
+    assert w.editor.toPlainText() == typed
+    while w.editor.document().isUndoAvailable():
+        w.editor.undo()
+    assert w.editor.toPlainText() == DOC
+
+
+def test_a_committed_rewrite_is_in_the_recovery_file_at_once(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    w, _ = fake_window
+    assert w.keeper.autosaver._delay_ms >= 1000  # the debounce alone would not have written it yet
+    w.regen_bar.steps.setValue(2)
+    select_text(w, TARGET)
+    assert w.regenerate()
+    run_to_end(w, qtbot)
+    rewritten = w.editor.toPlainText()
+    assert rewritten != DOC
+    assert [e.text for e in w.keeper.store.live_entries()] == [rewritten]
