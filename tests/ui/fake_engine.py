@@ -21,7 +21,7 @@ from diffedit.engine.types import (
 def fake_rewrite_text(target: str, instruction: str = "", seed: int = 0) -> str:
     words = target.split()
     head = f"[{instruction}] " if instruction else ""
-    return head + " ".join(w[::-1] for w in words) + f" ({seed % 100})"
+    return head + " ".join(w[::-1] for w in words) + f" ({seed})"
 
 
 class FakeEngine:

@@ -5,6 +5,7 @@ Each test drives the app as a user would (selection, shortcuts, buttons) and che
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
@@ -107,12 +108,22 @@ def test_escape_stops_and_restores_the_original(make_window: WindowFactory, qtbo
 
 
 def test_stop_button(make_window: WindowFactory, qtbot: QtBot) -> None:
-    w, _engine = held_window(make_window)
+    w, engine = held_window(make_window)
     select_text(w, TARGET)
     w.regenerate()
+    step_once(w, engine, qtbot)
+    assert w.editor.document().findBlock(DOC.index(TARGET)).layout().preeditAreaText()  # the canvas shows
     assert w.regen_bar.stop_button.isEnabled()
     qtbot.mouseClick(w.regen_bar.stop_button, Qt.MouseButton.LeftButton)
-    assert w.editor.toPlainText() == DOC and not w.controller.running
+    assert not w.controller.running and not w.regen_bar.stop_button.isEnabled()
+    assert _canvas_traces(w) == []  # the canvas is gone
+    assert "unchanged" in w.notice_bar.label.text()
+    qtbot.waitUntil(lambda: w.bridge.current_job is None, timeout=5000)  # the engine was told to stop
+    steps = engine.steps_done
+    engine.release()
+    qtbot.wait(100)
+    assert engine.steps_done == steps  # and did stop: no step after the cancel
+    assert w.editor.toPlainText() == DOC and not w.editor.document().isUndoAvailable()
 
 
 def test_typing_elsewhere_is_kept_and_the_target_follows(make_window: WindowFactory, qtbot: QtBot) -> None:
@@ -182,17 +193,21 @@ def test_missing_model_is_a_clear_message(make_window: WindowFactory, qtbot: QtB
     assert "no DiffusionGemma checkpoint" in w.notice_bar.label.text()
 
 
-def test_keep_undo_try_again(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+def test_keep_undo_try_again(fake_window, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     w, engine = fake_window
+    seeds = iter([5, 105])  # fixed seeds, equal modulo 100: the two runs must still differ
+    monkeypatch.setattr("diffedit.ui.regenerate.secrets.randbelow", lambda _n: next(seeds))
     w.regen_bar.steps.setValue(2)
     select_text(w, TARGET)
     w.regenerate()
     run_to_end(w, qtbot)
     first = w.editor.toPlainText()
+    assert first == DOC.replace(TARGET, fake_rewrite_text(TARGET, "", 5))
     qtbot.mouseClick(w.review_bar.retry_button, Qt.MouseButton.LeftButton)
     assert w.controller.running and w.editor.toPlainText() == DOC
     run_to_end(w, qtbot)
-    assert engine.jobs[-1].settings.seed != engine.jobs[-2].settings.seed
+    assert [j.settings.seed for j in engine.jobs] == [5, 105]
+    assert w.editor.toPlainText() == DOC.replace(TARGET, fake_rewrite_text(TARGET, "", 105))
     assert w.editor.toPlainText() not in (DOC, first)
     qtbot.mouseClick(w.review_bar.undo_button, Qt.MouseButton.LeftButton)
     assert w.editor.toPlainText() == DOC and not w.review_bar.isVisible()
@@ -372,7 +387,8 @@ def test_typing_just_before_a_rewrite_stays_its_own_undo_step(fake_window, qtbot
     w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)
     w.editor.setFocus()
     qtbot.keyClicks(w.editor, "Typed.")
-    typed = DOC + "Typed."
+    qtbot.keyClick(w.editor, Qt.Key.Key_Return)  # Qt keeps a new line as an edit block of its own
+    typed = DOC + "Typed.\n"
     select_text(w, TARGET)
     qtbot.keyClick(w.editor, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     run_to_end(w, qtbot)
