@@ -20,8 +20,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 import diffedit.ui  # noqa: E402,F401
 from diffedit.settings import Settings  # noqa: E402
-from diffedit.ui.main_window import RESOURCES, MainWindow  # noqa: E402
 from diffedit.ui.editing.theme import THEMES, apply_theme  # noqa: E402
+from diffedit.ui.main_window import RESOURCES, MainWindow  # noqa: E402
 
 
 def pump(app: QApplication, seconds: float) -> None:
