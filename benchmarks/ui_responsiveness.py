@@ -155,7 +155,7 @@ def main() -> int:
     assert isinstance(app, QApplication)
     settings = Settings(model_path=str(model), steps=args.steps, show_outline=True)
     window = MainWindow(settings, bridge=EngineBridge(), autoload_model=True)
-    window._confirm_discard = lambda: True  # type: ignore[method-assign]
+    window.documents.confirm_discard = lambda: True  # type: ignore[method-assign]
     window.resize(1100, 750)
     window.show()
     text, target = make_document(args.size)
@@ -174,14 +174,14 @@ def main() -> int:
         return 1
     frames = 0
     window.controller.progress.connect(lambda _p: None)
-    original_show = window.editor.canvas.show
+    original_show = window.controller.canvas.show
 
     def counting_show(*a: object) -> None:
         nonlocal frames
         frames += 1
         original_show(*a)  # type: ignore[arg-type]
 
-    window.editor.canvas.show = counting_show  # type: ignore[method-assign,assignment]
+    window.controller.canvas.show = counting_show  # type: ignore[method-assign,assignment]
     highlighter = window.editor.highlighter
     t = time.perf_counter()
     run_for(app, 1.0)  # settle: layout, and the highlighting the load left for idle time
@@ -190,22 +190,22 @@ def main() -> int:
     caught_up_ms = (time.perf_counter() - t) * 1000
 
     t = time.perf_counter()
-    window.refresh_views()
+    window.summary.refresh_now()
     refresh_ms = (time.perf_counter() - t) * 1000
     slices: list[float] = []
-    original_slice = window._refresh_slice
+    original_slice = window.summary.run_slice
 
     def timed_slice() -> None:
         s = time.perf_counter()
         original_slice()
         slices.append((time.perf_counter() - s) * 1000)
 
-    window._refresh_slice = timed_slice  # type: ignore[method-assign]
-    window._refresh_slice_timer.timeout.disconnect()
-    window._refresh_slice_timer.timeout.connect(window._refresh_slice)
+    window.summary.run_slice = timed_slice  # type: ignore[method-assign]
+    window.summary.slice_timer.timeout.disconnect()
+    window.summary.slice_timer.timeout.connect(window.summary.run_slice)
     t = time.perf_counter()
-    window.start_refresh()
-    while window._refresh_job is not None:
+    window.summary.start()
+    while window.summary.job is not None:
         app.processEvents()
     sliced_ms = (time.perf_counter() - t) * 1000
     probe = Probe(window)
@@ -225,7 +225,7 @@ def main() -> int:
     print("  " + summary("event-loop gap", probe.gaps))
     print("  " + summary("keystroke -> repaint", probe.key_latency))
 
-    window.regen_bar.steps.setValue(args.steps)
+    window.rewrite_bar.steps.setValue(args.steps)
     commits: list[float] = []
     original_finished = window.controller._on_finished
 

@@ -6,11 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from diffedit.settings import Settings
+from diffedit.ui.editing.theme import THEMES, apply_theme
 from diffedit.ui.main_window import MainWindow
-from diffedit.ui.theme import THEMES, apply_theme
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -24,8 +25,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def open_window(argv: list[str]) -> tuple[QApplication, MainWindow]:
+    """The application and its first window, shown; recovery is offered once the event loop runs."""
+    args = parse_args(argv)
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName("diffedit")
@@ -38,8 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     apply_theme(app, THEMES[settings.theme])
     window = MainWindow(settings, autoload_model=not args.no_model)
     if args.file is not None:
-        window.open_path(args.file)
+        window.documents.open_path(args.file)
     window.show()
+    # The first window of the process offers what a crashed or killed editor left behind.
+    QTimer.singleShot(0, window.documents.offer_recovery)
+    return app, window
+
+
+def main(argv: list[str] | None = None) -> int:
+    app, _window = open_window(sys.argv[1:] if argv is None else argv)
     return app.exec()
 
 

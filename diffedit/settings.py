@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import platformdirs
 
+from diffedit.engine.types import GenerationSettings
+
 Theme = Literal["light", "dark"]
 CONFIG_ENV = "DIFFEDIT_CONFIG_DIR"
 FILE_NAME = "settings.json"
@@ -37,8 +39,7 @@ class Settings:
     show_history: bool = False
     recent_files: list[str] = field(default_factory=list)
     window_geometry: str = ""  # hex of QMainWindow.saveGeometry()
-    window_state: str = ""  # hex of QMainWindow.saveState()
-    # Regeneration
+    # Rewrite
     steps: int = 24
     strength: float = 1.0
     model_path: str = ""  # empty: the bundled demo model
@@ -75,8 +76,10 @@ class Settings:
                 setattr(out, f.name, value)
         if out.theme not in ("light", "dark"):
             out.theme = "light"
-        out.strength = min(1.0, max(0.1, out.strength))
-        out.steps = min(256, max(1, out.steps))
+        try:  # strength and steps are checked where the engine's settings are built, nowhere else
+            GenerationSettings(steps=out.steps, strength=out.strength)
+        except ValueError:
+            out.steps, out.strength = cls.steps, cls.strength
         out.font_size = min(48, max(6, out.font_size))
         out.recent_files = out.recent_files[:MAX_RECENT]
         return out

@@ -57,6 +57,13 @@ def default_loader(path: str | Path | None = None, **options: Any) -> EngineLike
     return Engine.load(path, **options)
 
 
+def check_model_folder(folder: str | Path) -> None:
+    """Raise ``ModelLoadError`` (naming the problem) unless ``folder`` is a usable checkpoint."""
+    from diffedit.engine.loader import inspect_checkpoint
+
+    inspect_checkpoint(folder)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     path: str | None = None
@@ -89,7 +96,6 @@ class _Worker(QObject):
     loadProgress = Signal(str)
     loaded = Signal(str, str)
     loadFailed = Signal(str)
-    started = Signal(int)
     finished = Signal(int, object)
     failed = Signal(int, str)
     cancelled = Signal(int)
@@ -140,7 +146,6 @@ class _Worker(QObject):
         if self.engine is None:
             self.failed.emit(job_id, f"The model is not loaded: {self.load_error or 'unknown reason'}")
             return
-        self.started.emit(job_id)
 
         def on_frame(frame: Frame) -> None:
             self._mailbox.put(frame)
@@ -187,7 +192,6 @@ class EngineBridge(QObject):
     modelLoading = Signal(str)
     modelLoaded = Signal(str, str)  # name, device
     modelFailed = Signal(str)
-    jobStarted = Signal(int)
     jobFinished = Signal(int, object)  # job id, RewriteResult
     jobFailed = Signal(int, str)
     jobCancelled = Signal(int)
@@ -210,7 +214,6 @@ class EngineBridge(QObject):
         self._worker.loadProgress.connect(self.modelLoading)
         self._worker.loaded.connect(self._on_loaded)
         self._worker.loadFailed.connect(self._on_load_failed)
-        self._worker.started.connect(self._on_started)
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
         self._worker.cancelled.connect(self._on_cancelled)
@@ -279,11 +282,6 @@ class EngineBridge(QObject):
     def _done(self, job_id: int) -> None:
         if self._is_current(job_id):
             self._current = None
-
-    @Slot(int)
-    def _on_started(self, job_id: int) -> None:
-        if self._is_current(job_id):
-            self.jobStarted.emit(job_id)
 
     @Slot(int, object)
     def _on_finished(self, job_id: int, result: Any) -> None:

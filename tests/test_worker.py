@@ -117,3 +117,39 @@ def test_a_compiled_step_that_fell_back_is_named_with_the_model(bridge_for, qtbo
     with qtbot.waitSignal(bridge.modelLoaded, timeout=5000) as loaded:
         bridge.load()
     assert loaded.args == ["fake-dg", "cpu (compiled step off: RuntimeError: Triton is not installed)"]
+
+
+def test_a_superseded_jobs_result_is_dropped_by_the_bridge(bridge_for, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    """The worker reported job 1's result, but the UI submitted job 2 before the report arrived."""
+    import threading
+
+    from PySide6.QtCore import Qt
+
+    engine = FakeEngine(step_delay_s=0.0)
+    bridge = bridge_for(engine)
+    with qtbot.waitSignal(bridge.modelLoaded, timeout=5000):
+        bridge.load()
+    reported = threading.Event()
+    bridge._worker.finished.connect(lambda *_a: reported.set(), Qt.ConnectionType.DirectConnection)
+    finished: list[int] = []
+    bridge.jobFinished.connect(lambda job_id, _r: finished.append(job_id))
+    first = bridge.submit(REQUEST, GenerationSettings(steps=2))
+    assert reported.wait(5)  # job 1's result is queued for the UI thread, not yet delivered
+    second = bridge.submit(REQUEST, GenerationSettings(steps=2))
+    qtbot.waitUntil(lambda: second in finished, timeout=5000)
+    assert first not in finished
+
+
+def test_the_mailbox_hands_out_only_the_asked_jobs_frame() -> None:
+    from diffedit.engine.types import Frame
+    from diffedit.worker import _Mailbox
+
+    def frame(job_id: int) -> Frame:
+        return Frame(job_id, 0, 1, 4, (1,), ("x",), ((0, 1),), (True,), (True,), (0.0,), "x")
+
+    mailbox = _Mailbox()
+    mailbox.put(frame(1))  # a late frame of a superseded job
+    assert mailbox.take(2) is None
+    mailbox.put(frame(2))
+    taken = mailbox.take(2)
+    assert taken is not None and taken.job_id == 2

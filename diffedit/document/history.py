@@ -1,31 +1,37 @@
-"""Committed regenerations and the frames to replay them, with a fixed memory bound. Pure Python."""
+"""Committed rewrites and the frames to replay them, with a fixed memory bound. Pure Python.
+
+What a "frame" is belongs to the UI (it records what it painted); history only keeps and thins them.
+"""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Generic, TypeVar
 
-from diffedit.document.session import CanvasPaint, TrackedSpan
+from diffedit.document.session import TrackedSpan
 
 MAX_FRAMES_PER_ENTRY = 96
 MAX_ENTRIES_WITH_FRAMES = 24
 MAX_ENTRIES = 200
 
+F = TypeVar("F")
 
-class FrameRecorder:
+
+class FrameRecorder(Generic[F]):
     """At most ``limit`` frames of one run: when full, every other one goes (first and last stay)."""
 
     def __init__(self, limit: int = MAX_FRAMES_PER_ENTRY) -> None:
         self.limit = max(2, limit)
-        self.frames: list[CanvasPaint] = []
+        self.frames: list[F] = []
         self._stride = 1
         self._seen = 0
 
-    def add(self, paint: CanvasPaint) -> None:
+    def add(self, frame: F, final: bool = False) -> None:
         self._seen += 1
-        if paint.final or (self._seen - 1) % self._stride == 0:
-            self.frames.append(paint)
+        if final or (self._seen - 1) % self._stride == 0:
+            self.frames.append(frame)
         if len(self.frames) > self.limit:
             last = self.frames[-1]
             self.frames = [*self.frames[:-1:2], last]
@@ -33,7 +39,7 @@ class FrameRecorder:
 
 
 @dataclass
-class HistoryEntry:
+class HistoryEntry(Generic[F]):
     when: datetime
     blocks: str  # e.g. "3" or "3-5"
     instruction: str
@@ -45,7 +51,7 @@ class HistoryEntry:
     original: str
     replacement: str
     span: TrackedSpan
-    frames: list[CanvasPaint] = field(default_factory=list)
+    frames: list[F] = field(default_factory=list)
 
     def label(self) -> str:
         what = f"“{self.instruction}”" if self.instruction else "rewrite"
@@ -55,13 +61,13 @@ class HistoryEntry:
         )
 
 
-class History:
+class History(Generic[F]):
     """Newest last; old entries lose their frames first, then go."""
 
     def __init__(self) -> None:
-        self.entries: deque[HistoryEntry] = deque(maxlen=MAX_ENTRIES)
+        self.entries: deque[HistoryEntry[F]] = deque(maxlen=MAX_ENTRIES)
 
-    def add(self, entry: HistoryEntry) -> None:
+    def add(self, entry: HistoryEntry[F]) -> None:
         self.entries.append(entry)
         for old in list(self.entries)[:-MAX_ENTRIES_WITH_FRAMES]:
             old.frames = []
@@ -73,5 +79,5 @@ class History:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def __getitem__(self, i: int) -> HistoryEntry:
+    def __getitem__(self, i: int) -> HistoryEntry[F]:
         return self.entries[i]

@@ -1,4 +1,4 @@
-"""One regeneration as the document sees it: a target span that follows edits, and its final replacement.
+"""One rewrite as the document sees it: a target span that follows edits, and its final replacement.
 
 Pure Python, no Qt. Offsets are in whatever unit the caller's document uses (the editor passes Qt's
 UTF-16 positions, which is what ``QTextDocument.contentsChange`` reports); the session only adds and compares.
@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from diffedit.document.fences import fence_closes, fence_opener
-from diffedit.engine.types import Frame
 
 
 class SessionState(enum.Enum):
@@ -34,53 +32,7 @@ class SpanConflict(Exception):
     """The target's text is no longer the original: committing would overwrite the user's edit."""
 
 
-class PaintKind(enum.IntEnum):
-    TEXT = 0  # accepted text, looks like text
-    NOISE = 1  # not yet accepted: shown as noise
-    FRESH = 2  # accepted and changed in this step: highlighted for one frame
-
-
-@dataclass(frozen=True)
-class CanvasPaint:
-    """What the editor draws in place of the target for one frame: the text and styled runs over it."""
-
-    text: str
-    runs: tuple[tuple[int, int, PaintKind], ...]
-    step: int = 0
-    total_steps: int = 0
-    final: bool = False
-
-    @classmethod
-    def plain(cls, text: str) -> CanvasPaint:
-        return cls(text, ((0, len(text), PaintKind.TEXT),) if text else (), final=True)
-
-
-def paint_frame(frame: Frame) -> CanvasPaint:
-    """Styled runs for ``frame``: text before this canvas and all text of a final frame is plain text."""
-    text = frame.text
-    if frame.final:
-        return CanvasPaint(
-            text, ((0, len(text), PaintKind.TEXT),) if text else (), frame.step, frame.total_steps, True
-        )
-    kinds = [PaintKind.TEXT] * len(text)
-    for i, (s, e) in enumerate(frame.spans):
-        if e <= s:
-            continue
-        accepted = frame.accepted[i] if i < len(frame.accepted) else False
-        changed = frame.changed[i] if i < len(frame.changed) else False
-        kind = PaintKind.NOISE if not accepted else PaintKind.FRESH if changed else PaintKind.TEXT
-        for j in range(max(0, s), min(e, len(text))):
-            kinds[j] = kind
-    runs: list[tuple[int, int, PaintKind]] = []
-    start = 0
-    for j in range(1, len(kinds) + 1):
-        if j == len(kinds) or kinds[j] != kinds[start]:
-            runs.append((start, j, kinds[start]))
-            start = j
-    return CanvasPaint(text, tuple(runs), frame.step, frame.total_steps, False)
-
-
-class GenerationSession:
+class RewriteSession:
     """The target of one run: ``start..end`` over ``original``, kept in step with edits elsewhere.
 
     ``read_span(start, end)`` returns the document's current text there; the session uses it to tell a
@@ -105,7 +57,6 @@ class GenerationSession:
         self.original = original
         self.instruction = instruction
         self.state = SessionState.RUNNING
-        self.latest: CanvasPaint | None = None
         self._read_span = read_span
 
     @property

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 import diffedit.ui  # noqa: E402,F401
 from diffedit.settings import Settings  # noqa: E402
+from diffedit.ui.editing.theme import THEMES, apply_theme  # noqa: E402
 from diffedit.ui.main_window import RESOURCES, MainWindow  # noqa: E402
-from diffedit.ui.theme import THEMES, apply_theme  # noqa: E402
 
 
 def pump(app: QApplication, seconds: float) -> None:
@@ -37,7 +37,7 @@ def main() -> int:
     model = RESOURCES / "models" / "diffedit-demo"
     settings = Settings(model_path=str(model), steps=32, show_outline=True, show_history=True)
     w = MainWindow(settings, autoload_model=True)
-    w._confirm_discard = lambda: True  # type: ignore[method-assign]
+    w.documents.confirm_discard = lambda: True  # type: ignore[method-assign]
     w.resize(1280, 820)
     w.show()
     while w.bridge.state not in ("ready", "failed"):
@@ -53,8 +53,8 @@ def main() -> int:
     w.editor.setTextCursor(c)
     pump(app, 0.5)
     w.grab().save(str(HERE / "target-selected.png"))
-    w.regen_bar.set_values(32, 0.6)
-    w.regenerate()
+    w.rewrite_bar.set_values(32, 0.6)
+    w.rewrite()
     while w.controller.running:
         pump(app, 0.02)
         s = w.controller.session

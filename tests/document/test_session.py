@@ -1,4 +1,4 @@
-"""The pure document layer: target tracking, frame painting, history bounds, snapping, outline, positions."""
+"""The pure document layer: target tracking, history bounds, snapping, outline, positions."""
 
 from __future__ import annotations
 
@@ -11,18 +11,14 @@ from diffedit.document.blocks import parse_blocks
 from diffedit.document.history import MAX_ENTRIES_WITH_FRAMES, FrameRecorder, History, HistoryEntry
 from diffedit.document.outline import outline, word_count
 from diffedit.document.session import (
-    CanvasPaint,
     EditEffect,
-    GenerationSession,
-    PaintKind,
+    RewriteSession,
     SpanConflict,
     TrackedSpan,
     normalize_replacement,
-    paint_frame,
 )
 from diffedit.document.targets import WHOLE_DOCUMENT_LIMIT, blocks_near, snap_target
 from diffedit.document.textpos import from_utf16, to_utf16, utf16_len
-from diffedit.engine.types import Frame
 
 
 class Doc:
@@ -44,8 +40,8 @@ T0 = DOC.index("Target")
 T1 = T0 + len("Target paragraph here.")
 
 
-def session(doc: Doc) -> GenerationSession:
-    return GenerationSession(1, T0, T1, doc.read(T0, T1), doc.read)
+def session(doc: Doc) -> RewriteSession:
+    return RewriteSession(1, T0, T1, doc.read(T0, T1), doc.read)
 
 
 def test_edit_before_target_moves_it() -> None:
@@ -113,51 +109,17 @@ def test_target_follows_any_edit_outside_it(edits: list[tuple[int, int, str]]) -
         assert doc.read(s.start, s.end) == "Target paragraph here."
 
 
-def frame(
-    text_pieces: list[str], accepted: list[bool], changed: list[bool], final: bool = False, head: str = ""
-) -> Frame:
-    spans, pos = [], len(head)
-    for p in text_pieces:
-        spans.append((pos, pos + len(p)))
-        pos += len(p)
-    n = len(text_pieces)
-    return Frame(
-        1,
-        0,
-        2,
-        8,
-        tuple(range(n)),
-        tuple(text_pieces),
-        tuple(spans),
-        tuple(accepted),
-        tuple(changed),
-        (0.0,) * n,
-        head + "".join(text_pieces),
-        final,
-    )
-
-
-def test_paint_marks_noise_fresh_and_text() -> None:
-    p = paint_frame(
-        frame(["ab", "cd", "ef", ""], [True, False, True, False], [False, True, True, True], head="HEAD ")
-    )
-    assert p.text == "HEAD abcdef"
-    assert p.runs == ((0, 7, PaintKind.TEXT), (7, 9, PaintKind.NOISE), (9, 11, PaintKind.FRESH))
-    final = paint_frame(frame(["ab", "cd"], [False, False], [True, True], final=True))
-    assert final.runs == ((0, 4, PaintKind.TEXT),) and final.final
-
-
 def test_frame_recorder_is_bounded_and_keeps_the_last() -> None:
-    rec = FrameRecorder(limit=10)
+    rec: FrameRecorder[str] = FrameRecorder(limit=10)
     for i in range(500):
-        rec.add(CanvasPaint(str(i), ()))
-    rec.add(CanvasPaint.plain("end"))
+        rec.add(str(i))
+    rec.add("end", final=True)
     assert len(rec.frames) <= 10
-    assert rec.frames[0].text == "0" and rec.frames[-1].text == "end"
+    assert rec.frames[0] == "0" and rec.frames[-1] == "end"
 
 
 def test_history_drops_old_frames() -> None:
-    h = History()
+    h: History[str] = History()
     for i in range(MAX_ENTRIES_WITH_FRAMES + 5):
         h.add(
             HistoryEntry(
@@ -172,7 +134,7 @@ def test_history_drops_old_frames() -> None:
                 "a",
                 "b",
                 TrackedSpan(0, 1),
-                [CanvasPaint.plain("x")],
+                ["frame"],
             )
         )
     assert not h[0].frames and h[len(h) - 1].frames

@@ -52,7 +52,7 @@ def make_window(qtbot: QtBot) -> Iterator[WindowFactory]:
         s.model_path = model_path
         bridge = EngineBridge(loader or fake_loader(FakeEngine()))  # type: ignore[arg-type]
         w = MainWindow(s, bridge=bridge, autoload_model=True)
-        w._confirm_discard = lambda: True  # type: ignore[method-assign]  # never a modal dialog in tests
+        w.documents.confirm_discard = lambda: True  # type: ignore[method-assign]  # never a modal dialog in tests
         qtbot.addWidget(w)
         w.show()
         qtbot.waitExposed(w)

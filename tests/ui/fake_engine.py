@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from diffedit.engine.types import (
@@ -21,7 +22,7 @@ from diffedit.engine.types import (
 def fake_rewrite_text(target: str, instruction: str = "", seed: int = 0) -> str:
     words = target.split()
     head = f"[{instruction}] " if instruction else ""
-    return head + " ".join(w[::-1] for w in words) + f" ({seed % 100})"
+    return head + " ".join(w[::-1] for w in words) + f" ({seed})"
 
 
 class FakeEngine:
@@ -29,14 +30,21 @@ class FakeEngine:
     device = "cpu"
 
     def __init__(
-        self, step_delay_s: float = 0.01, fail_with: Exception | None = None, held: bool = False
+        self,
+        step_delay_s: float = 0.01,
+        fail_with: Exception | None = None,
+        held: bool = False,
+        seeds: Iterable[int] | None = None,
     ) -> None:
         self.step_delay_s = step_delay_s
+        # A job without a seed gets the next of these, as the real engine draws one and reports it.
+        self.seeds = iter(seeds) if seeds is not None else itertools.count(1)
         self.fail_with = fail_with
         # Held: every step waits for a permit, so a test can stop a run between two known steps.
         self.permits: threading.Semaphore | None = threading.Semaphore(0) if held else None
         self.free = threading.Event()
         self.jobs: list[RewriteJob] = []
+        self.results: list[RewriteResult] = []
         self.steps_done = 0
 
     def allow(self, steps: int = 1) -> None:
@@ -57,7 +65,7 @@ class FakeEngine:
     ) -> RewriteResult:
         self.jobs.append(job)
         started = time.perf_counter()
-        seed = job.settings.seed or 0
+        seed = job.settings.seed if job.settings.seed is not None else next(self.seeds)
         final = fake_rewrite_text(job.request.target, job.request.instruction, seed)
         pieces = [w + " " for w in final.split(" ")]
         pieces[-1] = pieces[-1].rstrip()
@@ -101,7 +109,7 @@ class FakeEngine:
                         step == steps,
                     )
                 )
-        return RewriteResult(
+        result = RewriteResult(
             job.job_id,
             final,
             tuple(range(n)),
@@ -114,6 +122,8 @@ class FakeEngine:
             seed,
             self.name,
         )
+        self.results.append(result)
+        return result
 
 
 def fake_loader(engine: FakeEngine | None = None, fail: str = "") -> Callable[..., FakeEngine]:

@@ -18,10 +18,10 @@ T1 = T0 + len(TARGET)
 
 
 def start(w: MainWindow, steps: int = 2) -> None:
-    w.regen_bar.steps.setValue(steps)
+    w.rewrite_bar.steps.setValue(steps)
     select_text(w, TARGET)
     w.editor.setFocus()
-    assert w.regenerate()
+    assert w.rewrite()
 
 
 def wait_done(w: MainWindow, qtbot: QtBot) -> None:
@@ -50,11 +50,7 @@ def test_stop_mid_run_restores_the_original(real_window: MainWindow, qtbot: QtBo
     w = real_window
     start(w, steps=500)  # long enough that the run is surely still going when Esc arrives
     qtbot.waitUntil(
-        lambda: (
-            w.controller.session is not None
-            and w.controller.session.latest is not None
-            and w.controller.session.latest.step >= 1
-        ),
+        lambda: w.controller.latest_paint is not None and w.controller.latest_paint.step >= 1,
         timeout=60_000,
     )
     assert w.editor.toPlainText() == DOC

@@ -12,8 +12,8 @@ from pytestqt.qtbot import QtBot
 from diffedit import app as app_module
 from diffedit.document.outline import outline
 from diffedit.settings import Settings, config_dir
+from diffedit.ui.editing.theme import DARK, LIGHT, apply_theme
 from diffedit.ui.main_window import welcome_text
-from diffedit.ui.theme import DARK, LIGHT, apply_theme
 from tests.ui.conftest import DOC, WindowFactory
 
 
@@ -21,19 +21,19 @@ def test_welcome_document_explains_the_rewrite(make_window: WindowFactory) -> No
     w = make_window(text=None)
     text = w.editor.toPlainText()
     assert text == welcome_text() and "Ctrl+R" in text and "Esc" in text
-    assert not w.editor.document().isModified() and w.path is None
+    assert not w.editor.document().isModified() and w.documents.path is None
 
 
 def test_open_edit_save_round_trip(make_window: WindowFactory, tmp_path: Path, qtbot: QtBot) -> None:
     path = tmp_path / "notes.md"
     path.write_bytes(b"# Notes\r\n\r\nOne line.\r\n")
     w = make_window(text=None)
-    assert w.open_path(path)
+    assert w.documents.open_path(path)
     assert w.editor.toPlainText() == "# Notes\n\nOne line.\n" and w.windowTitle().startswith("notes.md")
     w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)
     qtbot.keyClicks(w.editor, "Two.")
     assert w.isWindowModified()
-    assert w.save()
+    assert w.documents.save()
     assert path.read_bytes() == b"# Notes\r\n\r\nOne line.\r\nTwo."  # line endings kept
     assert not w.isWindowModified()
     assert str(path.resolve()) in Settings.load().recent_files
@@ -41,7 +41,7 @@ def test_open_edit_save_round_trip(make_window: WindowFactory, tmp_path: Path, q
 
 def test_open_failure_is_a_message(make_window: WindowFactory, tmp_path: Path) -> None:
     w = make_window()
-    assert not w.open_path(tmp_path / "missing.md")
+    assert not w.documents.open_path(tmp_path / "missing.md")
     assert w.notice_bar.level == "error" and "missing.md" in w.notice_bar.label.text()
     assert w.editor.toPlainText() == DOC
 
@@ -69,7 +69,7 @@ def test_find_and_replace(make_window: WindowFactory, qtbot: QtBot) -> None:
 
 def test_outline_and_word_count_follow_typing_debounced(make_window: WindowFactory, qtbot: QtBot) -> None:
     w = make_window()
-    w.refresh_views()
+    w.summary.refresh_now()
     assert w.outline_dock.tree.topLevelItem(0).text(0) == "Title"
     w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)
     qtbot.keyClick(w.editor, Qt.Key.Key_Return)
@@ -99,7 +99,7 @@ def test_a_long_document_is_previewed_around_the_cursor(
     text = "".join(f"## Section {i}\n\nParagraph number {i} of a long document.\n\n" for i in range(6000))
     doc = tmp_path / "long.md"
     doc.write_text(text, encoding="utf-8")
-    assert w.open_path(doc)
+    assert w.documents.open_path(doc)
     w.act_preview.setChecked(True)
     shown = w.preview.toPlainText()
     assert "A long document: the preview shows the part around the cursor" in shown
@@ -120,7 +120,7 @@ def test_dark_theme_and_settings_persist(make_window: WindowFactory, qtbot: QtBo
     try:
         assert w.editor.palette().color(QPalette.ColorRole.Base) == QColor("#1e1f22")
         assert w.editor.highlighter.f_heading.foreground().color() == QColor(DARK.heading)
-        w.regen_bar.steps.setValue(7)
+        w.rewrite_bar.steps.setValue(7)
         w.close()
         saved = Settings.load()
         assert saved.theme == "dark" and saved.steps == 7
@@ -151,17 +151,17 @@ def test_large_document_keystrokes_do_not_recompute_views(make_window: WindowFac
     w = make_window(text=big)
     w.outline_dock.show()
     calls = []
-    original = w.start_refresh
-    w.start_refresh = lambda: (calls.append(1), original())[1]  # type: ignore[method-assign]
-    w._refresh_timer.timeout.disconnect()
-    w._refresh_timer.timeout.connect(w.start_refresh)
+    original = w.summary.start
+    w.summary.start = lambda: (calls.append(1), original())[1]  # type: ignore[method-assign]
+    w.summary.timer.timeout.disconnect()
+    w.summary.timer.timeout.connect(w.summary.start)
     w.editor.moveCursor(w.editor.textCursor().MoveOperation.Start)
     qtbot.keyClicks(w.editor, "abc")
     assert calls == []  # debounced: nothing per keystroke
     qtbot.waitUntil(lambda: calls == [1], timeout=5000)
     # The 1 MB refresh runs in slices of a few ms between events, not in one go.
-    assert w._refresh_job is not None
-    qtbot.waitUntil(lambda: w._refresh_job is None, timeout=5000)
+    assert w.summary.job is not None
+    qtbot.waitUntil(lambda: w.summary.job is None, timeout=5000)
     text = w.editor.toPlainText()
     assert w.status.words.text() == f"{len(text.split()):,} words"
     assert w.outline_dock._keys == [(h.level, h.title) for h in outline(text)]

@@ -1,8 +1,8 @@
 """Stateful test of the editor's document and undo model, with the real engine on the bundled demo model.
 
-Hypothesis types, selects, regenerates, cancels, undoes and redoes in random order. Invariants:
-  * a regeneration never changes text outside its target, and one Undo takes it back exactly;
-  * a cancelled regeneration changes nothing at all;
+Hypothesis types, selects, rewrites, cancels, undoes and redoes in random order. Invariants:
+  * a rewrite never changes text outside its target, and one Undo takes it back exactly;
+  * a cancelled rewrite changes nothing at all;
   * Undo all the way returns the original document byte for byte; Redo all the way returns the newest text.
 """
 
@@ -48,7 +48,8 @@ def real_window(qtbot: QtBot, module_checkpoint: Path) -> Iterator[MainWindow]:
     s = Settings()
     s.model_path = str(module_checkpoint)
     w = MainWindow(s, autoload_model=True)  # not qtbot.addWidget: see the teardown
-    w.regen_bar.steps.setValue(4)
+    w.documents.confirm_discard = lambda: True  # type: ignore[method-assign]  # each example starts anew
+    w.rewrite_bar.steps.setValue(4)
     w.show()
     qtbot.waitUntil(lambda: w.bridge.state in ("ready", "failed"), timeout=RUN_TIMEOUT_MS)
     assert w.bridge.state == "ready", w.bridge.error
@@ -66,7 +67,7 @@ class EditorMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.w = self.window
-        self.w._set_text(ORIGINAL, None)  # a fresh document: empty undo stack
+        self.w.documents.new_document(ORIGINAL)  # a fresh document: empty undo stack
         self.newest = ORIGINAL  # the text at the tip of the undo history
 
     # -- helpers ----------------------------------------------------------------------------------------
@@ -101,11 +102,11 @@ class EditorMachine(RuleBasedStateMachine):
         self.w.editor.setTextCursor(cursor)
 
     @rule()
-    def regenerate(self) -> None:
+    def rewrite(self) -> None:
         target = self.w.editor.snapped_target()
         before = self.text
         runs = len(self.w.controller.history)
-        if not self.w.regenerate():
+        if not self.w.rewrite():
             assert target is None and self.text == before
             return
         assert target is not None
@@ -115,20 +116,20 @@ class EditorMachine(RuleBasedStateMachine):
         assert after.startswith(prefix) and after.endswith(suffix)
         assert len(after) >= len(prefix) + len(suffix)
         if len(self.w.controller.history) > runs:  # committed: the whole rewrite is one undo step
-            event("regeneration committed")
+            event("rewrite committed")
             self.w.editor.undo()
             assert self.text == before
             self.w.editor.redo()
             assert self.text == after
             self.newest = after
         else:
-            event("regeneration not committed")
+            event("rewrite not committed")
             assert after == before  # failed or refused: nothing changed
 
     @rule()
-    def regenerate_and_cancel(self) -> None:
+    def rewrite_and_cancel(self) -> None:
         before = self.text
-        if not self.w.regenerate():
+        if not self.w.rewrite():
             return
         self.w.controller.stop()
         self.wait_idle()

@@ -16,8 +16,8 @@ about ``QSyntaxHighlighter``'s rule "after the edited blocks, go on while a bloc
   a pass starts at is always highlighted at once, and so are the others an edit touched unless they are
   thousands.
 
-The highlighter also hides the original text of a target that is being rewritten (see ``ui/canvas.py``):
-that text stays in the document, drawn invisible.
+The highlighter also hides the original text under an overlay (``hidden_span``; the rewrite canvas, see
+``ui/rewrite/canvas_renderer.py``): that text stays in the document, drawn invisible.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from PySide6.QtGui import (
 )
 
 from diffedit.document.fences import fence_closes, fence_opener
-from diffedit.ui.theme import Theme
+from diffedit.ui.editing.theme import Theme
 
 _HEADING = re.compile(r"^ {0,3}#{1,6}(?:\s|$)")
 _LIST = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])(?=\s)")

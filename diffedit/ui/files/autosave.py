@@ -1,9 +1,9 @@
 """Autosave into recovery files: a few seconds after the last change, at once after a committed rewrite.
 
 One ``AutoSaver`` per open document. It knows nothing about the window: it asks its ``provider`` for a
-``DocumentSnapshot`` whenever it is time to save, and writes that to the ``RecoveryStore``. The provider
-returns None when there is nothing sensible to save right now; a snapshot with ``modified=False`` means the
-text matches the file on disk, and the recovery entry is removed instead.
+``DocumentSnapshot`` whenever it is time to save, and writes that to the ``RecoveryStore``. A snapshot with
+``modified=False`` means the text matches the file on disk, and the recovery entry is removed instead.
+A running rewrite needs no pause: its frames are view state, never in the document's text.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class DocumentSnapshot:
         )
 
 
-DocumentProvider = Callable[[], DocumentSnapshot | None]
+DocumentProvider = Callable[[], DocumentSnapshot]
 
 
 class EditorSnapshots:
@@ -73,12 +73,8 @@ class EditorSnapshots:
         self.path = path
         self.display_name = display_name
         self.like = like
-        self.busy = False
-        """Set while a regeneration draws into the editor: no snapshot is taken then."""
 
-    def __call__(self) -> DocumentSnapshot | None:
-        if self.busy:
-            return None
+    def __call__(self) -> DocumentSnapshot:
         document = self.editor.document()
         return DocumentSnapshot(
             doc_id=self.doc_id,
@@ -94,13 +90,10 @@ class AutoSaver(QObject):
     """Keeps one document's recovery entry up to date.
 
     Call ``schedule()`` on every change (or let ``watch()`` connect it), ``save_now()`` after a committed
-    regeneration and before quitting, ``document_saved()`` after the user saved the file, and ``discard()``
-    when the document is closed on purpose without saving. ``hold()``/``release()`` pause saving while a
-    regeneration animates in the editor, so half-denoised text never lands in a recovery file.
+    rewrite, ``document_saved()`` after the user saved the file, and ``discard()`` when the document is
+    closed on purpose without saving.
     """
 
-    saved = Signal(str)
-    """The entry for this doc id was written."""
     failed = Signal(str)
     """Writing the recovery file failed; a one-line message for the status bar (emitted once per streak)."""
 
@@ -120,7 +113,6 @@ class AutoSaver(QObject):
         self._max_delay_ms = max_delay_ms
         self._dirty = False
         self._first_change: float | None = None
-        self._holds = 0
         self._failing = False
         self._written: dict[str, int] = {}  # doc id -> hash of what was last written for it
         self._timer = QTimer(self)
@@ -140,8 +132,6 @@ class AutoSaver(QObject):
         now = time.monotonic()
         if self._first_change is None:
             self._first_change = now
-        if self._holds:
-            return
         waited_ms = (now - self._first_change) * 1000
         self._timer.start(int(max(0, min(self._delay_ms, self._max_delay_ms - waited_ms))))
 
@@ -151,8 +141,6 @@ class AutoSaver(QObject):
         if not self._dirty:
             return True
         snapshot = self._provider()
-        if snapshot is None:
-            return False  # the provider is busy; the next change or release() tries again
         try:
             if snapshot.modified:
                 self._write(snapshot)
@@ -176,32 +164,18 @@ class AutoSaver(QObject):
             return
         self._store.save(snapshot.to_entry())
         self._written[snapshot.doc_id] = key
-        self.saved.emit(snapshot.doc_id)
 
     def _forget(self, *doc_ids: str) -> None:
         for doc_id in {*doc_ids, *self._written}:
             self._store.remove(doc_id)
         self._written.clear()
 
-    def hold(self) -> None:
-        """Pause autosave (a regeneration is drawing frames); what was typed before is written first."""
-        if self._holds == 0:
-            self.save_now()
-        self._holds += 1
-        self._timer.stop()
-
-    def release(self) -> None:
-        self._holds = max(0, self._holds - 1)
-        if self._holds == 0 and self._dirty:
-            self._timer.start(self._delay_ms)
-
     def document_saved(self) -> None:
         """The user saved the file (or undid back to it): the recovery entry is not needed any more."""
         self._timer.stop()
         self._dirty = False
         self._first_change = None
-        snapshot = self._provider()
-        self._forget(*([snapshot.doc_id] if snapshot else []))
+        self._forget(self._provider().doc_id)
 
     def discard(self) -> None:
         """The document was closed on purpose without saving: forget its recovery entry."""
@@ -215,5 +189,5 @@ class AutoSaver(QObject):
     # -- internals --------------------------------------------------------------------------------------
 
     def _modification_changed(self, modified: bool) -> None:
-        if not modified and self._holds == 0:
+        if not modified:
             self.document_saved()

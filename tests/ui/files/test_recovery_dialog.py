@@ -9,7 +9,7 @@ from pytestqt.qtbot import QtBot
 
 from diffedit.document.recovery import RecoveryEntry, RecoveryStore, new_doc_id
 from diffedit.document.storage import read_document
-from diffedit.ui.recovery_dialog import RecoveryDialog, describe_disk_state, offer_recovery
+from diffedit.ui.files.recovery_dialog import RecoveryDialog, describe_disk_state, offer_recovery
 
 
 def leave_behind(state: Path, *entries: RecoveryEntry) -> None:

@@ -1,7 +1,8 @@
 """Kill test: the real app, SIGKILLed after autosave, offers every unsaved text at the next start.
 
-Three app processes run ``python -m diffedit`` under offscreen Qt with config and state in temp folders,
-driven by the test-only script hook (``DIFFEDIT_TEST_SCRIPT``):
+Four app processes run the real app (``diffedit.app.open_window``, as ``python -m diffedit`` does) under
+offscreen Qt with config and state in temp folders, each driven by a script (``scripted_app.py``, here in
+tests/; the product knows nothing of it):
   A opens a saved file and types into it; B, started while A runs, types into an Untitled document and
   must not be offered A's live text; both are SIGKILLed once autosave wrote their text.
   C starts afterwards, is offered both, restores both; they come back exactly, unsaved, and the file
@@ -21,14 +22,14 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 
 SAVED_TEXT = "# Notes\r\n\r\nWritten and saved.\r\n"
 
 
 class App:
-    """One ``python -m diffedit`` process and its script's reports."""
+    """One app process and its script's reports."""
 
     def __init__(self, tmp: Path, name: str, steps: list[dict[str, Any]], *args: str) -> None:
         self.output = tmp / f"{name}.jsonl"
@@ -39,14 +40,20 @@ class App:
             "QT_QPA_PLATFORM": "offscreen",
             "DIFFEDIT_CONFIG_DIR": str(tmp / "config"),
             "DIFFEDIT_STATE_DIR": str(tmp / "state"),
-            "DIFFEDIT_TEST_SCRIPT": str(script),
-            "DIFFEDIT_TEST_OUTPUT": str(self.output),
             "PYTHONPATH": str(ROOT),
             "HF_HUB_OFFLINE": "1",
         }
         self.log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed in kill()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "diffedit", "--no-model", *args],
+            [
+                sys.executable,
+                "-m",
+                "tests.ui.files.scripted_app",
+                str(script),
+                str(self.output),
+                "--no-model",
+                *args,
+            ],
             cwd=tmp,
             env=env,
             stdout=self.log,

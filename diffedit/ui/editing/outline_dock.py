@@ -1,22 +1,10 @@
-"""Dock widgets: the outline of headings and the history of committed regenerations."""
+"""The outline dock: the document's headings as a tree; activating one jumps there."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QHBoxLayout,
-    QListWidget,
-    QListWidgetItem,
-    QPushButton,
-    QTreeWidget,
-    QTreeWidgetItem,
-    QTreeWidgetItemIterator,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QDockWidget, QTreeWidget, QTreeWidgetItem, QTreeWidgetItemIterator, QWidget
 
-from diffedit.document.history import HistoryEntry
 from diffedit.document.outline import Heading
 
 Key = tuple[int, str]  # (level, title): what an outline item shows and where it nests
@@ -120,41 +108,3 @@ def _expand(item: QTreeWidgetItem) -> None:
             child = item.child(i)
             if child is not None:
                 _expand(child)
-
-
-class HistoryDock(QDockWidget):
-    """Every committed regeneration; select to jump, Replay to watch its denoising again."""
-
-    entrySelected = Signal(int)
-    replayRequested = Signal(int)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("History", parent)
-        self.setObjectName("historyDock")
-        body = QWidget(self)
-        lay = QVBoxLayout(body)
-        lay.setContentsMargins(2, 2, 2, 2)
-        self.list = QListWidget(body)
-        self.list.setObjectName("historyList")
-        self.list.itemClicked.connect(lambda item: self.entrySelected.emit(self.list.row(item)))
-        self.list.itemActivated.connect(lambda item: self.entrySelected.emit(self.list.row(item)))
-        buttons = QHBoxLayout()
-        self.replay_button = QPushButton("Replay", body)
-        self.replay_button.setObjectName("replayButton")
-        self.replay_button.clicked.connect(self._replay)
-        buttons.addStretch(1)
-        buttons.addWidget(self.replay_button)
-        lay.addWidget(self.list, 1)
-        lay.addLayout(buttons)
-        self.setWidget(body)
-
-    def add_entry(self, entry: HistoryEntry) -> None:
-        item = QListWidgetItem(entry.label())
-        item.setToolTip(f"Model {entry.model}, seed {entry.seed}\n\n{entry.replacement[:400]}")
-        self.list.addItem(item)
-        self.list.setCurrentItem(item)
-
-    def _replay(self) -> None:
-        row = self.list.currentRow()
-        if row >= 0:
-            self.replayRequested.emit(row)

@@ -30,7 +30,6 @@ class FileGuard(QObject):
 
     changedOnDisk = Signal(str)
     deletedOnDisk = Signal(str)
-    restoredOnDisk = Signal(str)
     writableChanged = Signal(str, bool)
 
     def __init__(self, parent: QObject | None = None, debounce_ms: int = DEBOUNCE_MS) -> None:
@@ -107,8 +106,6 @@ class FileGuard(QObject):
             if previous is not DiskState.DELETED:
                 self.deletedOnDisk.emit(str(self._path))
             return
-        if previous is DiskState.DELETED:
-            self.restoredOnDisk.emit(str(self._path))
         writable = file_is_writable(self._path)
         if writable != self._writable:
             self._writable = writable

@@ -27,14 +27,14 @@ def test_switch_to_another_checkpoint_and_back(
     qtbot.waitUntil(lambda: w.bridge.state == "ready", timeout=60_000)
     assert w.bridge.model_name == "diffedit-demo"
     _pick(monkeypatch, tiny_checkpoint)
-    w.choose_model()
+    w.model.choose_folder()
     qtbot.waitUntil(
         lambda: w.bridge.state == "ready" and w.bridge.model_name == tiny_checkpoint.name, timeout=60_000
     )
     assert w.settings.model_path == str(tiny_checkpoint.resolve())
     assert Settings.load().model_path == w.settings.model_path  # persisted
-    assert not w.model_spec().trust_remote_code
-    w.use_demo_model()
+    assert not w.model.spec().trust_remote_code
+    w.model.use_demo_model()
     qtbot.waitUntil(
         lambda: w.bridge.state == "ready" and w.bridge.model_name == "diffedit-demo", timeout=60_000
     )
@@ -50,7 +50,7 @@ def test_a_folder_that_is_no_model_is_refused_and_nothing_changes(
     )
     _pick(monkeypatch, tmp_path)
     before = w.settings.model_path
-    w.choose_model()
+    w.model.choose_folder()
     assert len(warnings) == 1 and "no config.json" in warnings[0] and "current model stays" in warnings[0]
     assert w.settings.model_path == before
 
@@ -78,7 +78,7 @@ def test_remote_code_needs_an_explicit_yes(
     w: MainWindow = make_window()
     w.bridge.switch_model = lambda spec: None  # type: ignore[method-assign]  # the choice is under test
     _pick(monkeypatch, folder)
-    w.choose_model()
+    w.model.choose_folder()
     assert len(asked) == 1 and "run on this computer" in asked[0]
-    assert w.model_spec().trust_remote_code is allow
+    assert w.model.spec().trust_remote_code is allow
     assert (str(folder.resolve()) in w.settings.trusted_code_models) is allow

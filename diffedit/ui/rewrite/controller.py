@@ -1,13 +1,12 @@
-"""Runs a regeneration from the editor's point of view: target, animation, commit, review, history.
+"""Runs a rewrite from the editor's point of view: target, animation, commit, review, history.
 
-Data flows one way: editor selection -> ``GenerationSession`` + engine job (through ``EngineBridge``) ->
+Data flows one way: editor selection -> ``RewriteSession`` + engine job (through ``EngineBridge``) ->
 frames pulled by a timer -> ``CanvasRenderer`` (view state only) -> one edit block on commit.
 The document is not touched until the commit, so Stop, failures and conflicts have nothing to restore.
 """
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,19 +16,18 @@ from PySide6.QtGui import QTextCursor
 
 from diffedit.document.history import FrameRecorder, History, HistoryEntry
 from diffedit.document.session import (
-    CanvasPaint,
     EditEffect,
-    GenerationSession,
+    RewriteSession,
     SessionState,
     SpanConflict,
     TrackedSpan,
     normalize_replacement,
-    paint_frame,
 )
 from diffedit.document.targets import block_numbers
 from diffedit.document.textpos import from_utf16, utf16_len
 from diffedit.engine.types import EditRequest, GenerationSettings, RewriteResult
-from diffedit.ui.editor import MarkdownEditor
+from diffedit.ui.editing.editor import MarkdownEditor
+from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, paint_frame
 from diffedit.worker import EngineBridge
 
 FRAME_PERIOD_MS = 33  # ~30 fps; frames that arrive faster are coalesced in the bridge's mailbox
@@ -40,7 +38,7 @@ class RunOptions:
     instruction: str = ""
     strength: float = 1.0
     steps: int | None = None
-    seed: int | None = None
+    seed: int | None = None  # None: the engine draws one and reports it in the result
 
 
 @dataclass(frozen=True)
@@ -56,11 +54,14 @@ class Progress:
         return self.tokens / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-class RegenerationController(QObject):
+RewriteEntry = HistoryEntry[CanvasPaint]
+
+
+class RewriteController(QObject):
     notice = Signal(str, str)  # level ("info" | "error"), message
     progress = Signal(object)  # Progress
     runningChanged = Signal(bool)
-    committed = Signal(object)  # HistoryEntry
+    committed = Signal(object)  # RewriteEntry
     reviewOffered = Signal(str)
     reviewClosed = Signal()
 
@@ -68,12 +69,14 @@ class RegenerationController(QObject):
         super().__init__(parent)
         self.editor = editor
         self.bridge = bridge
-        self.history = History()
-        self.session: GenerationSession | None = None
+        self.canvas = CanvasRenderer(editor)
+        self.history: History[CanvasPaint] = History()
+        self.session: RewriteSession | None = None
+        self.latest_paint: CanvasPaint | None = None  # the frame on screen now
         self.options = RunOptions()
-        self._recorder = FrameRecorder()
+        self._recorder: FrameRecorder[CanvasPaint] = FrameRecorder()
         self._started_at = 0.0
-        self._review: HistoryEntry | None = None
+        self._review: RewriteEntry | None = None
         self._review_undo_steps = -1
         self._committing = False
         self._parked_caret = -1
@@ -96,8 +99,13 @@ class RegenerationController(QObject):
     # -- start / stop ------------------------------------------------------------------------------
     def start(self, options: RunOptions | None = None, span: tuple[int, int] | None = None) -> bool:
         """Rewrite the snapped selection (or ``span``, Qt positions); False when there is nothing to do."""
-        if options is not None:
-            self.options = options
+        options = options or self.options
+        try:  # the engine's settings type is the one place strength and steps are checked
+            settings = GenerationSettings(steps=options.steps, strength=options.strength, seed=options.seed)
+        except ValueError as exc:
+            self.notice.emit("error", f"Cannot rewrite: {exc}")
+            return False
+        self.options = options
         if self.running:
             self.stop(quiet=True)
         self.stop_replay()
@@ -109,22 +117,18 @@ class RegenerationController(QObject):
         start, end = target
         text = self.editor.toPlainText()
         a, b = from_utf16(text, start), from_utf16(text, end)
-        original = text[a:b]
-        request = EditRequest.from_document(text, a, b, self.options.instruction.strip())
-        seed = self.options.seed if self.options.seed is not None else secrets.randbelow(2**31)
-        settings = GenerationSettings(steps=self.options.steps, strength=self.options.strength, seed=seed)
+        instruction = options.instruction.strip()
+        request = EditRequest.from_document(text, a, b, instruction)
         self._blocks_label = block_numbers(text, a, b)
         job_id = self.bridge.submit(request, settings)
-        self.session = GenerationSession(
-            job_id, start, end, original, self.editor.text_range, self.options.instruction.strip()
-        )
+        self.session = RewriteSession(job_id, start, end, text[a:b], self.editor.text_range, instruction)
+        self.latest_paint = None
         self._recorder = FrameRecorder()
         self._started_at = time.perf_counter()
         self.editor.clear_mark("target")
         self.editor.move_caret_out_of(start, end)
         self._parked_caret = self.editor.textCursor().position()
-        placeholder = CanvasPaint("", (), 0, settings.steps or 0)
-        self.editor.canvas.show(start, end, placeholder)
+        self.canvas.show(start, end, CanvasPaint("", (), 0, settings.steps or 0))
         self.editor.update_target()
         self._timer.start()
         self.runningChanged.emit(True)
@@ -133,9 +137,8 @@ class RegenerationController(QObject):
 
     def stop(self, quiet: bool = False) -> None:
         """Stop the run; the document is exactly as before it started (it was never changed)."""
-        if not self.running:
+        if self.session is None or not self.session.running:
             return
-        assert self.session is not None
         self.bridge.cancel(self.session.job_id)
         self._end(SessionState.CANCELLED)
         if not quiet:
@@ -144,7 +147,8 @@ class RegenerationController(QObject):
     def _end(self, state: SessionState, hint: tuple[int, int] | None = None) -> None:
         session = self.session
         self._timer.stop()
-        self.editor.canvas.clear(hint)
+        self.canvas.clear(hint)
+        self.latest_paint = None
         if session is not None:
             session.finish(state)
             if (
@@ -172,7 +176,7 @@ class RegenerationController(QObject):
             return
         effect = session.apply_change(position, removed, added)
         if effect is EditEffect.BEFORE:
-            self.editor.canvas.move(session.start, session.end)
+            self.canvas.move(session.start, session.end)
         elif effect is EditEffect.INSIDE:
             self.bridge.cancel(session.job_id)
             self._end(SessionState.CANCELLED, hint=(position, position + added + session.end - session.start))
@@ -187,7 +191,9 @@ class RegenerationController(QObject):
         if frame is None:
             return
         paint = paint_frame(frame)
-        self._show(paint)
+        self.latest_paint = paint
+        self._recorder.add(paint, paint.final)
+        self.canvas.show(session.start, session.end, paint)
         # Count what the result will count: the text's tokens and its end token, not the accepted padding
         # after it (the settled canvas is mostly padding, which would inflate tokens per forward).
         last = max((i for i, piece in enumerate(frame.pieces) if piece), default=-1)
@@ -203,20 +209,17 @@ class RegenerationController(QObject):
             )
         )
 
-    def _show(self, paint: CanvasPaint) -> None:
-        session = self.session
-        assert session is not None
-        session.latest = paint
-        self._recorder.add(paint)
-        self.editor.canvas.show(session.start, session.end, paint)
-
     # -- results -----------------------------------------------------------------------------------
+    def _is_current(self, job_id: int) -> bool:
+        """Only the running job's reports count: a superseded job's late result or failure is dropped."""
+        return self.session is not None and self.session.running and self.session.job_id == job_id
+
     def _on_finished(self, job_id: int, result: RewriteResult) -> None:
         session = self.session
-        if session is None or session.job_id != job_id or not session.running:
-            return  # stale: the user moved on
+        if session is None or not self._is_current(job_id):
+            return
         replacement = normalize_replacement(result.text)
-        self._recorder.add(CanvasPaint.plain(replacement))
+        self._recorder.add(CanvasPaint.plain(replacement), final=True)
         try:
             start, end = session.commit_span()
         except SpanConflict as exc:
@@ -225,7 +228,7 @@ class RegenerationController(QObject):
             return
         self._end(SessionState.COMMITTED)
         self._apply(start, end, replacement)
-        entry = HistoryEntry(
+        entry = RewriteEntry(
             when=datetime.now(),
             blocks=self._blocks_label,
             instruction=session.instruction,
@@ -254,7 +257,7 @@ class RegenerationController(QObject):
         )
 
     def _apply(self, start: int, end: int, replacement: str) -> None:
-        """The commit: one edit block, so one Ctrl+Z restores the original exactly."""
+        """The commit: one edit block of its own, so one Ctrl+Z restores the original exactly."""
         cursor = QTextCursor(self.editor.document())
         self._committing = True
         try:
@@ -269,15 +272,12 @@ class RegenerationController(QObject):
         self.history.apply_change(start, end - start, utf16_len(replacement))
 
     def _on_failed(self, job_id: int, message: str) -> None:
-        session = self.session
-        if session is None or session.job_id != job_id:
-            return
-        self._end(SessionState.FAILED)
-        self.notice.emit("error", f"Rewrite failed: {message} The text is unchanged.")
+        if self._is_current(job_id):
+            self._end(SessionState.FAILED)
+            self.notice.emit("error", f"Rewrite failed: {message} The text is unchanged.")
 
     def _on_cancelled(self, job_id: int) -> None:
-        session = self.session
-        if session is not None and session.job_id == job_id and session.running:
+        if self._is_current(job_id):
             self._end(SessionState.CANCELLED)
 
     # -- review: keep / undo / try again -----------------------------------------------------------
@@ -346,7 +346,7 @@ class RegenerationController(QObject):
             self.stop_replay()
             return
         paint = self._replay.pop(0)
-        self.editor.canvas.show(self._replay_span[0], self._replay_span[1], paint)
+        self.canvas.show(self._replay_span[0], self._replay_span[1], paint)
 
     def stop_replay(self) -> None:
         if self._replay_span is None:
@@ -354,9 +354,15 @@ class RegenerationController(QObject):
         self._replay_timer.stop()
         self._replay = []
         self._replay_span = None
-        self.editor.canvas.clear()
+        self.canvas.clear()
         self.editor.update_target()
 
     @property
     def replaying(self) -> bool:
         return self._replay_span is not None
+
+    def quiet(self) -> None:
+        """Stop whatever runs or replays and close the review: the document is about to be replaced."""
+        self.stop(quiet=True)
+        self.stop_replay()
+        self.close_review()

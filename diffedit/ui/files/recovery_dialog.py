@@ -11,7 +11,7 @@ import datetime as _dt
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -60,8 +60,6 @@ def when(entry: RecoveryEntry) -> str:
 
 class RecoveryDialog(QDialog):
     """Lists recoverable documents; Restore or Discard each. ``restored`` holds what was restored."""
-
-    entryRestored = Signal(object)
 
     def __init__(
         self,
@@ -170,7 +168,6 @@ class RecoveryDialog(QDialog):
         if self._open_document is not None:
             self._open_document(adopted)
         self.restored.append(adopted)
-        self.entryRestored.emit(adopted)
         self._drop(entry)
 
     def _drop(self, entry: RecoveryEntry) -> None:

@@ -1,8 +1,8 @@
-"""Inline bars under the editor: regeneration options, review after a commit, notices."""
+"""Inline bars under the editor: the next rewrite's options, and the review after a commit."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -11,20 +11,19 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
-    QToolButton,
     QWidget,
 )
 
 
-class RegenerateBar(QFrame):
-    """Instruction, strength and step budget for the next run, plus Regenerate / Stop."""
+class RewriteBar(QFrame):
+    """Instruction, strength and step budget for the next run, plus Rewrite / Stop."""
 
-    regenerateRequested = Signal()
+    rewriteRequested = Signal()
     stopRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("regenerateBar")
+        self.setObjectName("rewriteBar")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 3, 6, 3)
@@ -32,7 +31,7 @@ class RegenerateBar(QFrame):
         self.instruction.setObjectName("instruction")
         self.instruction.setPlaceholderText("Instruction (optional), e.g. “make it shorter” — Ctrl+I")
         self.instruction.setClearButtonEnabled(True)
-        self.instruction.returnPressed.connect(self.regenerateRequested)
+        self.instruction.returnPressed.connect(self.rewriteRequested)
         self.strength = QSlider(Qt.Orientation.Horizontal, self)
         self.strength.setObjectName("strength")
         self.strength.setRange(10, 100)
@@ -47,10 +46,10 @@ class RegenerateBar(QFrame):
         self.steps.setRange(1, 256)
         self.steps.setSuffix(" steps")
         self.steps.setToolTip("Most denoising steps per canvas (the model may settle sooner)")
-        self.run_button = QPushButton("Regenerate", self)
-        self.run_button.setObjectName("regenerateButton")
+        self.run_button = QPushButton("Rewrite", self)
+        self.run_button.setObjectName("rewriteButton")
         self.run_button.setToolTip("Rewrite the selected blocks (Ctrl+R)")
-        self.run_button.clicked.connect(self.regenerateRequested)
+        self.run_button.clicked.connect(self.rewriteRequested)
         self.stop_button = QPushButton("Stop", self)
         self.stop_button.setObjectName("stopButton")
         self.stop_button.setToolTip("Stop and keep the original (Esc)")
@@ -116,41 +115,3 @@ class ReviewBar(QFrame):
     def offer(self, message: str) -> None:
         self.label.setText(message)
         self.show()
-
-
-class NoticeBar(QFrame):
-    """One line of news: info fades after a while, errors stay until closed."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("noticeBar")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(6, 3, 6, 3)
-        self.label = QLabel(self)
-        self.label.setObjectName("noticeText")
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton(self)
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.clicked.connect(self.hide)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(close)
-        self._timer = QTimer(self, singleShot=True)
-        self._timer.timeout.connect(self.hide)
-        self.level = ""
-        self.hide()
-
-    def notify(self, level: str, message: str) -> None:
-        self.level = level
-        self.label.setText(message)
-        error = level == "error"
-        self.setStyleSheet(
-            "QFrame#noticeBar { background: %s; }" % ("#f8d7da" if error else "#fff3cd")
-            + " QLabel#noticeText { color: #1e1e1e; }"
-        )
-        self.show()
-        self._timer.stop()
-        if not error:
-            self._timer.start(8000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QStatusBar
 
-from diffedit.ui.regenerate import Progress
+from diffedit.ui.rewrite.controller import Progress
 
 
 class StatusPanel:

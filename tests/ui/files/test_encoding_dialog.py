@@ -8,7 +8,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from diffedit.document.storage import EncodingProblem, read_document, write_document
-from diffedit.ui.encoding_dialog import EncodingChoice, EncodingDialog, open_with_encoding_choice
+from diffedit.ui.files.encoding_dialog import EncodingChoice, EncodingDialog, open_with_encoding_choice
 
 RAW = "\u201cSmart\u201d quotes \u2014 and caf\u00e9.\r\n".encode("cp1252")
 

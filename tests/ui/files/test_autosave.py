@@ -1,4 +1,4 @@
-"""Autosave on a bare QPlainTextEdit: debounced, forced on commit, removed on save, paused while animating."""
+"""Autosave on a bare QPlainTextEdit: debounced, capped by a longest delay, forced, removed on save."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pytestqt.qtbot import QtBot
 
 from diffedit.document.recovery import RecoveryStore
 from diffedit.document.storage import read_document
-from diffedit.ui.autosave import AutoSaver, EditorSnapshots
+from diffedit.ui.files.autosave import AutoSaver, EditorSnapshots
 
 
 @pytest.fixture
@@ -38,13 +38,12 @@ def texts(store: RecoveryStore) -> list[str]:
 
 
 def test_typing_is_saved_shortly_after_the_last_key(qtbot: QtBot, store: RecoveryStore) -> None:
-    editor, snapshots, saver = make(qtbot, store)
+    editor, snapshots, _saver = make(qtbot, store)
     qtbot.keyClicks(editor, "Hello")
     assert texts(store) == []  # not on every keystroke
-    with qtbot.waitSignal(saver.saved, timeout=3000) as blocker:
-        pass
-    assert blocker.args == [snapshots.doc_id]
+    qtbot.waitUntil(lambda: texts(store) != [], timeout=3000)
     (entry,) = store.live_entries()
+    assert entry.doc_id == snapshots.doc_id
     assert (entry.text, entry.path, entry.display_name) == ("Hello", None, "Untitled")
 
 
@@ -59,7 +58,7 @@ def test_continuous_typing_is_saved_by_the_max_delay(qtbot: QtBot, store: Recove
     assert texts(store) and texts(store)[0].startswith("xxxx")
 
 
-def test_committed_regeneration_saves_at_once(qtbot: QtBot, store: RecoveryStore) -> None:
+def test_save_now_writes_without_waiting_for_the_delay(qtbot: QtBot, store: RecoveryStore) -> None:
     editor, _, saver = make(qtbot, store, delay_ms=60_000)
     editor.setPlainText("Original paragraph.")
     cursor = editor.textCursor()
@@ -91,20 +90,6 @@ def test_saving_the_file_or_undoing_to_it_removes_the_entry(
     assert not editor.document().isModified()
     saver.save_now()
     assert store.live_entries() == []
-
-
-def test_hold_pauses_and_writes_what_came_before(qtbot: QtBot, store: RecoveryStore) -> None:
-    editor, snapshots, saver = make(qtbot, store, delay_ms=50)
-    qtbot.keyClicks(editor, "typed")
-    saver.hold()  # a regeneration starts: the typing is written first
-    assert texts(store) == ["typed"]
-    snapshots.busy = True
-    editor.insertPlainText(" ~~noise~~")
-    qtbot.wait(200)
-    assert texts(store) == ["typed"]  # no animation frame in the recovery file
-    snapshots.busy = False
-    saver.release()
-    qtbot.waitUntil(lambda: texts(store) == ["typed ~~noise~~"], timeout=3000)
 
 
 def test_a_failing_store_reports_once_and_keeps_trying(

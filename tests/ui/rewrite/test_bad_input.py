@@ -1,4 +1,4 @@
-"""Odd regeneration input in the real window (fast fake engine): nothing is lost, the message is clear."""
+"""Odd rewrite input in the real window (fast fake engine): nothing is lost, the message is clear."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ FENCED = "Intro paragraph.\n\nText before the code.\n\n```python\nx = 1\n\ny = 2
 def test_an_empty_document_has_nothing_to_rewrite(make_window: WindowFactory, qtbot: QtBot) -> None:
     engine = FakeEngine()
     w = make_window(fake_loader(engine), text="")
-    assert w.regenerate() is False
+    assert w.rewrite() is False
     assert not w.controller.running and engine.jobs == []
     assert "Nothing to rewrite" in w.notice_bar.label.text()
     assert w.editor.toPlainText() == "" and not w.editor.document().isUndoAvailable()
@@ -24,7 +24,7 @@ def test_a_selection_into_a_fence_takes_the_whole_fence(make_window: WindowFacto
     engine = FakeEngine()
     w = make_window(fake_loader(engine), text=FENCED)
     select_text(w, "before the code.\n\n```python\nx = ")  # ends inside the fenced block
-    assert w.regenerate()
+    assert w.rewrite()
     qtbot.waitUntil(lambda: not w.controller.running, timeout=10_000)
     target = engine.jobs[-1].request.target
     assert target == "Text before the code.\n\n```python\nx = 1\n\ny = 2\n```"  # never half a fence
@@ -39,7 +39,7 @@ def test_a_document_edited_elsewhere_mid_run_keeps_both(make_window: WindowFacto
     engine = FakeEngine(held=True)
     w = make_window(fake_loader(engine), text=FENCED)
     select_text(w, "After the code.")
-    assert w.regenerate()
+    assert w.rewrite()
     qtbot.waitUntil(lambda: engine.jobs != [], timeout=5000)
     c = w.editor.textCursor()
     c.setPosition(0)

@@ -15,12 +15,61 @@ All three are view state: ``clear()`` removes them and the document is exactly a
 
 from __future__ import annotations
 
-from PySide6.QtGui import QColor, QFont, QTextBlock, QTextCharFormat, QTextDocument, QTextLayout
-from PySide6.QtWidgets import QPlainTextEdit
+import enum
+from dataclasses import dataclass
 
-from diffedit.document.session import CanvasPaint, PaintKind
-from diffedit.ui.highlighter import MarkdownHighlighter
-from diffedit.ui.theme import Theme
+from PySide6.QtGui import QColor, QFont, QTextBlock, QTextCharFormat, QTextDocument, QTextLayout
+
+from diffedit.engine.types import Frame
+from diffedit.ui.editing.editor import MarkdownEditor
+from diffedit.ui.editing.theme import Theme
+
+
+class PaintKind(enum.IntEnum):
+    TEXT = 0  # accepted text, looks like text
+    NOISE = 1  # not yet accepted: shown as noise
+    FRESH = 2  # accepted and changed in this step: highlighted for one frame
+
+
+@dataclass(frozen=True)
+class CanvasPaint:
+    """What the editor draws in place of the target for one frame: the text and styled runs over it."""
+
+    text: str
+    runs: tuple[tuple[int, int, PaintKind], ...]
+    step: int = 0
+    total_steps: int = 0
+    final: bool = False
+
+    @classmethod
+    def plain(cls, text: str) -> CanvasPaint:
+        return cls(text, ((0, len(text), PaintKind.TEXT),) if text else (), final=True)
+
+
+def paint_frame(frame: Frame) -> CanvasPaint:
+    """Styled runs for ``frame``: text before this canvas and all text of a final frame is plain text."""
+    text = frame.text
+    if frame.final:
+        return CanvasPaint(
+            text, ((0, len(text), PaintKind.TEXT),) if text else (), frame.step, frame.total_steps, True
+        )
+    kinds = [PaintKind.TEXT] * len(text)
+    for i, (s, e) in enumerate(frame.spans):
+        if e <= s:
+            continue
+        accepted = frame.accepted[i] if i < len(frame.accepted) else False
+        changed = frame.changed[i] if i < len(frame.changed) else False
+        kind = PaintKind.NOISE if not accepted else PaintKind.FRESH if changed else PaintKind.TEXT
+        for j in range(max(0, s), min(e, len(text))):
+            kinds[j] = kind
+    runs: list[tuple[int, int, PaintKind]] = []
+    start = 0
+    for j in range(1, len(kinds) + 1):
+        if j == len(kinds) or kinds[j] != kinds[start]:
+            runs.append((start, j, kinds[start]))
+            start = j
+    return CanvasPaint(text, tuple(runs), frame.step, frame.total_steps, False)
+
 
 LINE_SEPARATOR = "\u2028"  # a line break inside one block's layout
 # Same length in, same length out, so run offsets stay valid: breaks become in-block line breaks and
@@ -58,14 +107,16 @@ def display_text(paint: CanvasPaint) -> str:
 
 
 class CanvasRenderer:
-    def __init__(self, editor: QPlainTextEdit, highlighter: MarkdownHighlighter, theme: Theme) -> None:
+    """The editor's overlay while a rewrite runs or replays: frames drawn over the target, never into it."""
+
+    def __init__(self, editor: MarkdownEditor) -> None:
         self.editor = editor
-        self.highlighter = highlighter
+        self.highlighter = editor.highlighter
         self.span: tuple[int, int] | None = None
         self.paint: CanvasPaint | None = None
         self._hidden: list[QTextBlock] = []
-        self.set_theme(theme)
-        highlighter.hidden_span = lambda: self.span
+        self.set_theme(editor.theme)
+        editor.attach_overlay(self)
 
     @property
     def document(self) -> QTextDocument:

@@ -1,24 +1,32 @@
-"""The Markdown editor widget: a QPlainTextEdit with highlighting, target marking and the canvas."""
+"""The Markdown editor widget: a QPlainTextEdit with highlighting, target marking and room for an overlay."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from typing import Protocol
+
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QContextMenuEvent, QFont, QFontDatabase, QTextCursor, QTextFormat
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 
 from diffedit.document.targets import snap_target
 from diffedit.document.textpos import from_utf16, to_utf16
-from diffedit.ui.canvas import CanvasRenderer
-from diffedit.ui.highlighter import MarkdownHighlighter
-from diffedit.ui.theme import LIGHT, Theme
+from diffedit.ui.editing.highlighter import MarkdownHighlighter
+from diffedit.ui.editing.theme import LIGHT, Theme
 
 SELECTION_MARK_DELAY_MS = 120
 
 
-class MarkdownEditor(QPlainTextEdit):
-    """Plain text in, plain text out; everything else (highlighting, canvas, marks) is view state."""
+class Overlay(Protocol):
+    """View state drawn over a span of the document (the rewrite canvas); None while nothing is drawn."""
 
-    targetChanged = Signal(object)  # (start, end) in Qt positions, or None
+    @property
+    def span(self) -> tuple[int, int] | None: ...
+
+    def set_theme(self, theme: Theme) -> None: ...
+
+
+class MarkdownEditor(QPlainTextEdit):
+    """Plain text in, plain text out; everything else (highlighting, overlay, marks) is view state."""
 
     def __init__(self, parent: QWidget | None = None, theme: Theme = LIGHT) -> None:
         super().__init__(parent)
@@ -27,7 +35,7 @@ class MarkdownEditor(QPlainTextEdit):
         self.setTabChangesFocus(False)
         self.setCenterOnScroll(False)
         self.highlighter = MarkdownHighlighter(self.document(), theme)
-        self.canvas = CanvasRenderer(self, self.highlighter, theme)
+        self.overlay: Overlay | None = None
         self.context_actions: list[QAction] = []
         self.target: tuple[int, int] | None = None  # the snapped selection, Qt positions
         self._marks: dict[str, list[QTextEdit.ExtraSelection]] = {}
@@ -37,6 +45,14 @@ class MarkdownEditor(QPlainTextEdit):
         self.selectionChanged.connect(self._target_timer.start)
         self.cursorPositionChanged.connect(self._update_cursor_visibility)
         self.set_editor_font("DejaVu Sans Mono", 11)
+
+    def attach_overlay(self, overlay: Overlay) -> None:
+        """Draw ``overlay`` over its span: the span's own text is hidden and the caret is not drawn there."""
+        self.overlay = overlay
+        self.highlighter.hidden_span = lambda: overlay.span
+
+    def overlay_span(self) -> tuple[int, int] | None:
+        return self.overlay.span if self.overlay is not None else None
 
     # -- appearance --------------------------------------------------------------------------------
     def set_editor_font(self, family: str, size: int) -> None:
@@ -48,7 +64,8 @@ class MarkdownEditor(QPlainTextEdit):
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self.highlighter.set_theme(theme)
-        self.canvas.set_theme(theme)
+        if self.overlay is not None:
+            self.overlay.set_theme(theme)
         self.update_target()
 
     def set_word_wrap(self, on: bool) -> None:
@@ -74,12 +91,11 @@ class MarkdownEditor(QPlainTextEdit):
         return to_utf16(text, snapped[0]), to_utf16(text, snapped[1])
 
     def update_target(self) -> None:
-        """Mark the snapped selection (only while something is selected and no canvas is shown)."""
-        selecting = self.textCursor().hasSelection() and not self.canvas.active
+        """Mark the snapped selection (only while something is selected and no overlay is drawn)."""
+        selecting = self.textCursor().hasSelection() and self.overlay_span() is None
         target = self.snapped_target() if selecting else None
         self.target = target
         self.set_mark("target", [target] if target else [], "target_bg")
-        self.targetChanged.emit(target)
 
     # -- marks (ExtraSelections) -------------------------------------------------------------------
     def set_mark(self, name: str, spans: list[tuple[int, int]], color: str) -> None:
@@ -103,8 +119,8 @@ class MarkdownEditor(QPlainTextEdit):
 
     # -- caret and menus ---------------------------------------------------------------------------
     def _update_cursor_visibility(self) -> None:
-        # A caret inside the canvas would be drawn at a meaningless spot of the pre-edit text: hide it.
-        span = self.canvas.span
+        # A caret inside the overlay would be drawn at a meaningless spot of the pre-edit text: hide it.
+        span = self.overlay_span()
         inside = span is not None and span[0] <= self.textCursor().position() <= span[1]
         self.setCursorWidth(0 if inside else self._normal_cursor_width)
 

@@ -8,9 +8,9 @@ import pytest
 from PySide6.QtGui import QTextCharFormat, QTextCursor, QTextDocument
 from pytestqt.qtbot import QtBot
 
-from diffedit.ui.editor import MarkdownEditor
-from diffedit.ui.highlighter import MarkdownHighlighter, end_state, in_fence, seen_state
-from diffedit.ui.theme import DARK
+from diffedit.ui.editing.editor import MarkdownEditor
+from diffedit.ui.editing.highlighter import MarkdownHighlighter, end_state, in_fence, seen_state
+from diffedit.ui.editing.theme import DARK
 from tests.ui import fake_engine
 from tests.ui.conftest import WindowFactory
 
@@ -175,14 +175,14 @@ def test_frames_and_the_commit_rehighlight_only_the_target(
     qtbot.waitUntil(lambda: w.bridge.state == "ready" and not h.pending, timeout=20_000)
     start = text.index(TARGET)
     per_frame: list[int] = []
-    show = w.editor.canvas.show
+    show = w.controller.canvas.show
 
     def counting_show(*args: object) -> None:
         before = counts(h)
         show(*args)  # type: ignore[arg-type]
         per_frame.append(counts(h) - before)
 
-    w.editor.canvas.show = counting_show  # type: ignore[method-assign]
+    w.controller.canvas.show = counting_show  # type: ignore[method-assign]
     before = counts(h)
     with qtbot.waitSignal(w.controller.committed, timeout=10_000):
         assert w.controller.start(span=(start, start + len(TARGET)))

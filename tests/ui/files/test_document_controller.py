@@ -12,8 +12,8 @@ from pytestqt.qtbot import QtBot
 from diffedit.document.recovery import RecoveryEntry, new_doc_id
 from diffedit.document.storage import DiskState, read_document
 from diffedit.settings import Settings
-from diffedit.ui.encoding_dialog import EncodingChoice
-from diffedit.ui.file_guard import ConflictChoice
+from diffedit.ui.files.encoding_dialog import EncodingChoice
+from diffedit.ui.files.file_guard import ConflictChoice
 from diffedit.ui.main_window import MainWindow
 
 CRLF = b"# Notes\r\n\r\nFirst paragraph.\r\n"
@@ -57,21 +57,21 @@ def type_at_end(w: MainWindow, text: str) -> None:
 
 
 def live_texts(w: MainWindow) -> list[str]:
-    return [e.text for e in w.keeper.store.live_entries()]
+    return [e.text for e in w.documents.store.live_entries()]
 
 
 def test_edit_autosave_then_save_keeps_crlf_and_clears_recovery(window: MainWindow, notes: Path) -> None:
-    assert window.open_path(notes)
+    assert window.documents.open_path(notes)
     type_at_end(window, "More.\n")
-    assert window.keeper.autosaver.save_now()
+    assert window.documents.autosaver.save_now()
     assert live_texts(window) == ["# Notes\n\nFirst paragraph.\nMore.\n"]
-    assert window.save()
+    assert window.documents.save()
     assert notes.read_bytes() == CRLF + b"More.\r\n"
     assert live_texts(window) == []
 
 
 def test_save_conflict_cancel_keeps_both_versions(window: MainWindow, notes: Path) -> None:
-    window.open_path(notes)
+    window.documents.open_path(notes)
     type_at_end(window, "Mine.\n")
     notes.write_bytes(b"Changed by another program.\n")
     asked: list[DiskState] = []
@@ -80,25 +80,25 @@ def test_save_conflict_cancel_keeps_both_versions(window: MainWindow, notes: Pat
         asked.append(state)
         return ConflictChoice.CANCEL
 
-    window.keeper.ask_conflict = cancel
-    assert not window.save()
+    window.documents.ask_conflict = cancel
+    assert not window.documents.save()
     assert asked == [DiskState.MODIFIED]
     assert notes.read_bytes() == b"Changed by another program.\n"
     assert window.editor.toPlainText().endswith("Mine.\n") and window.editor.document().isModified()
     assert "not saved" in window.notice_bar.label.text()
 
-    window.keeper.ask_conflict = lambda path, state, parent: ConflictChoice.OVERWRITE
-    assert window.save()
+    window.documents.ask_conflict = lambda path, state, parent: ConflictChoice.OVERWRITE
+    assert window.documents.save()
     assert notes.read_bytes() == CRLF + b"Mine.\r\n"
 
 
 def test_save_conflict_reload_is_undoable(window: MainWindow, notes: Path) -> None:
-    window.open_path(notes)
+    window.documents.open_path(notes)
     type_at_end(window, "Mine.\n")
     mine = window.editor.toPlainText()
     notes.write_bytes(b"Theirs.\r\n")
-    window.keeper.ask_conflict = lambda path, state, parent: ConflictChoice.RELOAD
-    assert not window.save()
+    window.documents.ask_conflict = lambda path, state, parent: ConflictChoice.RELOAD
+    assert not window.documents.save()
     assert window.editor.toPlainText() == "Theirs.\n"
     assert not window.editor.document().isModified()
     window.editor.undo()
@@ -106,32 +106,32 @@ def test_save_conflict_reload_is_undoable(window: MainWindow, notes: Path) -> No
 
 
 def test_external_change_offers_reload(window: MainWindow, notes: Path, qtbot: QtBot) -> None:
-    window.open_path(notes)
+    window.documents.open_path(notes)
     questions: list[bool] = []
 
     def reload(path: Path, unsaved: bool, parent: object) -> bool:
         questions.append(unsaved)
         return True
 
-    window.keeper.ask_reload = reload
+    window.documents.ask_reload = reload
     notes.write_bytes(b"New version.\n")
     qtbot.waitUntil(lambda: window.editor.toPlainText() == "New version.\n", timeout=5000)
     assert questions == [False]
     type_at_end(window, "x")
-    assert window.save()  # the reloaded version is the new baseline: no conflict
+    assert window.documents.save()  # the reloaded version is the new baseline: no conflict
     assert notes.read_bytes() == b"New version.\nx"
 
 
 def test_deleted_file_keeps_the_text_and_marks_it_unsaved(
     window: MainWindow, notes: Path, qtbot: QtBot
 ) -> None:
-    window.open_path(notes)
+    window.documents.open_path(notes)
     notes.unlink()
     qtbot.waitUntil(lambda: window.editor.document().isModified(), timeout=5000)
     assert window.editor.toPlainText() == "# Notes\n\nFirst paragraph.\n"
     assert "deleted" in window.notice_bar.label.text()
-    window.keeper.ask_conflict = lambda path, state, parent: ConflictChoice.OVERWRITE
-    assert window.save()
+    window.documents.ask_conflict = lambda path, state, parent: ConflictChoice.OVERWRITE
+    assert window.documents.save()
     assert notes.read_bytes() == CRLF
 
 
@@ -141,21 +141,21 @@ def test_cp1252_file_opens_via_the_encoding_question_and_saves_back(
     path = tmp_path / "legacy.md"
     raw = "caf\u00e9 \u201cquoted\u201d\r\n".encode("cp1252")
     path.write_bytes(raw)
-    window.keeper.ask_encoding = lambda problem, parent: EncodingChoice(problem.guesses[0], False)
-    assert window.open_path(path)
+    window.documents.ask_encoding = lambda problem, parent: EncodingChoice(problem.guesses[0], False)
+    assert window.documents.open_path(path)
     assert window.editor.toPlainText() == "caf\u00e9 \u201cquoted\u201d\n"
     window.editor.document().setModified(True)
-    assert window.save()
+    assert window.documents.save()
     assert path.read_bytes() == raw
 
 
 def test_read_only_choice_makes_the_editor_read_only(window: MainWindow, tmp_path: Path) -> None:
     path = tmp_path / "legacy.md"
     path.write_bytes(b"caf\xe9\n")
-    window.keeper.ask_encoding = lambda problem, parent: EncodingChoice("latin-1", True)
-    window.open_path(path)
+    window.documents.ask_encoding = lambda problem, parent: EncodingChoice("latin-1", True)
+    window.documents.open_path(path)
     assert window.editor.isReadOnly() and window.editor.toPlainText() == "caf\u00e9\n"
-    window.new_document()
+    window.documents.new_document()
     assert not window.editor.isReadOnly()
 
 
@@ -163,15 +163,15 @@ def test_cancelled_encoding_question_keeps_the_current_document(window: MainWind
     before = window.editor.toPlainText()
     path = tmp_path / "legacy.md"
     path.write_bytes(b"caf\xe9\n")
-    window.keeper.ask_encoding = lambda problem, parent: None
-    window.open_path(path)
-    assert window.editor.toPlainText() == before and window.path is None
+    window.documents.ask_encoding = lambda problem, parent: None
+    window.documents.open_path(path)
+    assert window.editor.toPlainText() == before and window.documents.path is None
 
 
 def test_binary_file_is_refused_with_a_notice(window: MainWindow, tmp_path: Path) -> None:
     path = tmp_path / "image.md"
     path.write_bytes(b"\x89PNG\x00\x00\x00")
-    assert not window.open_path(path)
+    assert not window.documents.open_path(path)
     assert "binary" in window.notice_bar.label.text()
 
 
@@ -189,21 +189,21 @@ def test_restore_into_an_untouched_window_and_then_a_new_one(
         base_sha256=base.sha256,
         base_size=base.size,
     )
-    window.keeper.restore(entry)
-    assert (window.editor.toPlainText(), window.path) == ("Recovered edit.\n", notes)
+    window.documents.restore(entry)
+    assert (window.editor.toPlainText(), window.documents.path) == ("Recovered edit.\n", notes)
     assert window.editor.document().isModified()
-    assert window.keeper.snapshots.doc_id == entry.doc_id
+    assert window.documents.snapshots.doc_id == entry.doc_id
     assert live_texts(window) == ["Recovered edit.\n"]
-    assert window.save()  # the file is as it was when the edits began: no conflict
+    assert window.documents.save()  # the file is as it was when the edits began: no conflict
     assert notes.read_bytes() == b"Recovered edit.\r\n"
 
     untitled = RecoveryEntry(doc_id=new_doc_id(), path=None, display_name="Untitled", text="Draft.\n")
     window.editor.document().setModified(True)  # busy window: the restore opens a new one
-    window.keeper.restore(untitled)
+    window.documents.restore(untitled)
     others = [w for w in open_windows() if w is not window]
     assert len(others) == 1
     other = others[0]
-    assert (other.editor.toPlainText(), other.path, other.editor.document().isModified()) == (
+    assert (other.editor.toPlainText(), other.documents.path, other.editor.document().isModified()) == (
         "Draft.\n",
         None,
         True,
@@ -225,8 +225,8 @@ def test_unusable_state_folder_falls_back_and_says_so(
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     window = make_window()
-    assert window.keeper.store.folder.is_relative_to(tmp_path / "tmp")
+    assert window.documents.store.folder.is_relative_to(tmp_path / "tmp")
     qtbot.waitUntil(lambda: "Recovery copies cannot be kept" in window.notice_bar.label.text(), timeout=3000)
     type_at_end(window, "still safe")
-    assert window.keeper.autosaver.save_now()
+    assert window.documents.autosaver.save_now()
     assert live_texts(window) == [window.editor.toPlainText()]

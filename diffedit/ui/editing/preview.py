@@ -13,7 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from diffedit.document.preview_window import preview_window
-from diffedit.ui.theme import Theme
+from diffedit.ui.editing.theme import Theme
 
 _md = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 

@@ -1,0 +1,1 @@
+"""The rewrite room: one rewrite's controller, its in-place canvas, bars, history, model picker, status."""
