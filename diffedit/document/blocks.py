@@ -24,7 +24,8 @@ _KIND_BY_TOKEN = {
     "list_item_open": "list item",
 }
 
-_parser = MarkdownIt("commonmark").enable("table")
+# The one Markdown dialect of the document logic: CommonMark with GFM tables.
+MARKDOWN = MarkdownIt("commonmark").enable("table")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def parse_blocks(text: str) -> list[Block]:
     if not text.strip():
         return []
     starts = _line_starts(text)
-    tokens = _parser.parse(text)
+    tokens = MARKDOWN.parse(text)
     spans: list[tuple[str, int, int]] = []
     list_depth = 0
     quote_depth = 0

@@ -11,7 +11,7 @@ import re
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
-from diffedit.document.targets import FenceScanner, in_ranges
+from diffedit.document.textwindow import FenceScanner, in_spans
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$", re.M)
 _SETEXT_RULE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$", re.M)
@@ -63,10 +63,10 @@ def scan(text: str, headings: bool = True, slice_chars: int = SLICE_CHARS) -> Ge
     found: list[Heading] = []
     for a, b in slices:
         for m in _ATX.finditer(text, a, b):
-            if not in_ranges(m.start(), ranges):
+            if not in_spans(m.start(), ranges):
                 found.append(Heading(len(m.group(1)), (m.group(2) or "").strip(), m.start()))
         for m in _SETEXT_RULE.finditer(text, a, b):
-            if m.start() == 0 or in_ranges(m.start(), ranges):
+            if m.start() == 0 or in_spans(m.start(), ranges):
                 continue
             title_start = text.rfind("\n", 0, m.start() - 1) + 1
             title = text[title_start : m.start() - 1]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 
 from diffedit.document.outline import outline, run, scan, word_count
-from diffedit.document.targets import FenceScanner, fence_ranges
 
 PIECES = [
     "# A\n",
@@ -58,12 +56,3 @@ def test_scan_yields_between_slices_and_can_skip_headings() -> None:
         assert done.value.words == len(text.split()) and done.value.headings == []
     assert steps >= len(text) // 4096
     assert len(outline(text)) == 2000
-
-
-def test_fence_scanner_in_slices_matches_fence_ranges() -> None:
-    for text in random_texts(300):
-        starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n" and i + 1 < len(text)] + [len(text)]
-        scanner = FenceScanner(text)
-        for a, b in itertools.pairwise(starts):
-            scanner.feed(a, b)
-        assert scanner.finish() == fence_ranges(text)

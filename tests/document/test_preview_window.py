@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from diffedit.document.preview_window import fenced_spans, preview_window
+from diffedit.document.preview_window import preview_window
+from diffedit.document.textwindow import fenced_spans
 
 PARAGRAPH = "Some prose about paths and files, long enough to matter.\n\n"
 CODE = "```python\nx = 1\n\ny = 2\n```\n\n"  # a blank line inside the fence: not a place to cut
@@ -15,12 +16,6 @@ CODE = "```python\nx = 1\n\ny = 2\n```\n\n"  # a blank line inside the fence: no
 def test_a_short_document_is_previewed_whole() -> None:
     text = PARAGRAPH * 10
     assert preview_window(text, 5) == (0, len(text))
-
-
-def test_fenced_spans_follow_commonmark() -> None:
-    text = "a\n\n```\ncode\n~~~\n```\n\n~~~~\nopen to the end\n"
-    spans = fenced_spans(text)
-    assert [text[s:e] for s, e in spans] == ["```\ncode\n~~~\n```", "~~~~\nopen to the end\n"]
 
 
 def _blocks(n: int, seed: int) -> str:

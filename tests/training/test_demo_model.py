@@ -67,20 +67,32 @@ def test_project_loader_loads_the_demo() -> None:
     assert loaded.tokenizer.eos_token_id == 1
 
 
-def test_generate_runs_and_fills_one_canvas(
+def test_generate_fills_one_canvas_after_the_documents_context_and_the_seed_fixes_it(
     model: DiffusionGemmaForBlockDiffusion, tokenizer: object
 ) -> None:
     row = json.loads((DEMO / "heldout_sample.jsonl").read_text(encoding="utf-8").splitlines()[0])
     request = EditRequest(row["prefix"], row["target"], row["suffix"])
     prompt = InfillFormat().build(tokenizer, request, 192).input_ids
-    torch.manual_seed(0)
-    out = model.generate(
-        torch.tensor([prompt]), max_new_tokens=model.config.canvas_length, max_denoising_steps=8
-    )
-    canvas = out.sequences[0, len(prompt) :]
-    assert canvas.shape[0] == model.config.canvas_length
-    text = tokenizer.decode(trim_at_end(canvas, {tokenizer.eos_token_id, tokenizer.pad_token_id}))
-    assert isinstance(text, str)
+    # the context is this document's: the end of the text before the target and the start of the text after
+    context = tokenizer.decode(prompt)
+    assert row["prefix"][-40:] in context and row["suffix"][:40] in context
+
+    def rewrite(seed: int) -> tuple[torch.Tensor, str]:
+        torch.manual_seed(seed)
+        out = model.generate(
+            torch.tensor([prompt]), max_new_tokens=model.config.canvas_length, max_denoising_steps=8
+        )
+        assert out.sequences[0, : len(prompt)].tolist() == prompt  # the context is kept, not rewritten
+        canvas = out.sequences[0, len(prompt) :]
+        assert canvas.shape[0] == model.config.canvas_length
+        return canvas, tokenizer.decode(trim_at_end(canvas, {tokenizer.eos_token_id, tokenizer.pad_token_id}))
+
+    canvas, text = rewrite(0)
+    assert text.strip()  # a replacement, not an empty canvas
+    assert tokenizer.decode(tokenizer.encode(text, add_special_tokens=False)) == text  # text, not stray bytes
+    again, same = rewrite(0)
+    assert torch.equal(again, canvas) and same == text
+    assert not torch.equal(rewrite(1)[0], canvas)  # the seed is what fixes it
 
 
 def test_one_pass_denoising_beats_unigram_baseline(
