@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from diffedit.document.fences import fence_closes, fence_opener
+from diffedit.document.textwindow import fence_closes, fence_opener
 
 
 class SessionState(enum.Enum):

@@ -37,7 +37,7 @@ from PySide6.QtGui import (
     QTextDocument,
 )
 
-from diffedit.document.fences import fence_closes, fence_opener
+from diffedit.document.textwindow import fence_closes, fence_opener
 from diffedit.ui.editing.theme import Theme
 
 _HEADING = re.compile(r"^ {0,3}#{1,6}(?:\s|$)")
