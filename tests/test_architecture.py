@@ -1,4 +1,4 @@
-"""The layers of docs/architecture.md, as import-linter contracts in pyproject.toml: a broken rule fails CI."""
+"""The layers of docs/architecture.md as import-linter contracts (pyproject.toml): a broken rule fails CI."""
 
 from __future__ import annotations
 
