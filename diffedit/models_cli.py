@@ -77,7 +77,7 @@ def format_table(entries: list[CatalogEntry], machine: MachineMemory) -> str:
     lines = [f"this machine: {_size(machine.ram_available)} RAM free of {_size(machine.ram_total)}; {gpu}"]
     lines.append("memory needed to run (estimate; ok = fits now, -- = does not):")
     header = ("NAME", "FAMILY", "PARAMS", "SIZE", "DTYPE", "BF16", "INT8", "INT4", "OFFLOADED")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for e in entries:
         name = f"{e.name} (demo)" if e.demo else e.name
         if not e.usable:

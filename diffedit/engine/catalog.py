@@ -193,7 +193,8 @@ def estimate_loads(stats: WeightStats, overhead: int, machine: MachineMemory) ->
     int4 = math.ceil(rest * BF16_BYTES_PER_PARAM + stats.quantisable * INT4_BYTES_PER_PARAM) + overhead
     on_gpu = machine.gpu is not None
     room, where = (machine.gpu_free, "GPU") if on_gpu else (machine.ram_available, "RAM")
-    out = [LoadEstimate(m, b, where, b <= room) for m, b in (("bf16", bf16), ("int8", int8), ("int4", int4))]
+    sizes: tuple[tuple[LoadMode, int], ...] = (("bf16", bf16), ("int8", int8), ("int4", int4))
+    out = [LoadEstimate(m, b, where, b <= room) for m, b in sizes]
     if on_gpu:  # accelerate keeps what fits on the GPU and the rest of the bf16 layers in RAM
         out.append(
             LoadEstimate("offloaded", bf16, "GPU+RAM", bf16 <= machine.gpu_free + machine.ram_available)

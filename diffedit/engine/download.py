@@ -82,7 +82,7 @@ def _progress_bar_class(meter: _ByteMeter) -> type:
     """
     from huggingface_hub.utils import tqdm as hf_tqdm
 
-    class MeterBar(hf_tqdm):  # type: ignore[misc]
+    class MeterBar(hf_tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._counts_bytes = kwargs.get("name") == "huggingface_hub.snapshot_download"
             kwargs["disable"] = True
@@ -91,7 +91,7 @@ def _progress_bar_class(meter: _ByteMeter) -> type:
         def update(self, n: float | None = 1) -> bool | None:
             if self._counts_bytes and n:
                 meter.add(int(n))
-            return super().update(n)  # type: ignore[no-any-return]
+            return super().update(n)
 
     return MeterBar
 
@@ -188,7 +188,6 @@ def _cached_snapshot_or_offline_error(repo: str, revision: str, cache: Path) -> 
 
 def _explain(exc: Exception, repo: str, revision: str, hub: str, cache: Path) -> DownloadError:
     """One line for each way a pull fails, naming the problem and the way out."""
-    import httpx2  # huggingface_hub's HTTP client
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -223,7 +222,10 @@ def _explain(exc: Exception, repo: str, revision: str, hub: str, cache: Path) ->
         )
     if isinstance(exc, OfflineModeIsEnabled):
         return DownloadError("huggingface_hub is in offline mode (HF_HUB_OFFLINE); unset it to pull models")
-    if isinstance(exc, (LocalEntryNotFoundError, httpx2.TransportError)):
+    # httpx or httpx2, whichever this huggingface_hub uses: both name their network failures TransportError
+    if isinstance(exc, LocalEntryNotFoundError) or any(
+        c.__name__ == "TransportError" for c in type(exc).__mro__
+    ):
         return DownloadError(
             f"cannot reach {hub} ({_first_line(exc)}); check the connection or HF_ENDPOINT; {again}"
         )

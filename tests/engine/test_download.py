@@ -184,3 +184,14 @@ def test_offline_mode_returns_a_complete_cached_snapshot(
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     assert pull_model(REPO) == folder
     assert len(hub.requests) == count
+
+
+def test_an_unreachable_hub_is_named(online: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on once it is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(DownloadError, match=rf"cannot reach http://127\.0\.0\.1:{port} .*check the"):
+        pull_model(REPO)
