@@ -1,10 +1,10 @@
-"""``diffedit``: the editor, or with ``rewrite``/``blocks`` the command-line engine."""
+"""``diffedit``: the editor, or with ``rewrite``/``blocks``/``models`` the command-line engine."""
 
 from __future__ import annotations
 
 import sys
 
-CLI_COMMANDS = {"rewrite", "blocks", "download"}
+CLI_COMMANDS = {"rewrite", "blocks", "models", "download"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -18,6 +17,7 @@ from diffedit.document.storage import (
     write_document,
 )
 from diffedit.engine.types import Cancelled, EditRequest, EngineError, Frame, GenerationSettings, RewriteJob
+from diffedit.models_cli import add_parsers as add_models_parsers
 
 
 class UsageError(Exception):
@@ -128,8 +128,15 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
             "machine with your permissions; use it only for a model you trust",
             file=sys.stderr,
         )
+    # The bundled demo is said to be one, once per run; --model also takes a repo id from the hub cache.
+    from diffedit.engine.catalog import DEMO_NOTICE, is_demo_model, resolve_model
+
+    model = resolve_model(args.model)
+    demo_model = is_demo_model(model)
+    if demo_model:
+        print(f"diffedit: note: {DEMO_NOTICE}", file=sys.stderr)
     engine = Engine.load(
-        args.model,
+        model,
         device=args.device,
         trust_remote_code=args.trust_remote_code,
         fp8=args.fp8,
@@ -154,34 +161,9 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         except StorageError as exc:
             raise UsageError(f"{path}: {exc.problem}; nothing was written, the file is as it was") from exc
     if args.json:
-        print(json.dumps(result.as_json(new_text), ensure_ascii=False))
+        print(json.dumps({**result.as_json(new_text), "demo_model": demo_model}, ensure_ascii=False))
     elif not args.in_place:
         sys.stdout.write(new_text.replace("\n", loaded.newline))
-    return 0
-
-
-def models_dir() -> Path:
-    import platformdirs
-
-    return Path(os.environ.get("DIFFEDIT_MODELS_DIR") or platformdirs.user_data_path("diffedit") / "models")
-
-
-def cmd_download(args: argparse.Namespace) -> int:
-    from diffedit.engine.download import download_model
-
-    dest = Path(args.to) if args.to else models_dir() / args.repo.split("/")[-1]
-    shown: dict[str, int] = {}
-
-    def progress(name: str, done: int, total: int | None) -> None:
-        pct = f"{100 * done / total:5.1f}%" if total else f"{done / 1e6:.1f} MB"
-        if shown.get(name) != int(done / max(total or 1, 1) * 100):
-            shown[name] = int(done / max(total or 1, 1) * 100)
-            print(f"\r{name}: {pct}", end="", file=sys.stderr, flush=True)
-
-    kwargs = {"endpoint": args.endpoint} if args.endpoint else {}
-    download_model(args.repo, dest, revision=args.revision, progress=progress, **kwargs)
-    print(f"\ndownloaded {args.repo} to {dest}; use it with --model {dest}", file=sys.stderr)
-    print(dest)
     return 0
 
 
@@ -235,12 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-place", action="store_true", help="write the result back to FILE atomically")
     p.set_defaults(func=cmd_rewrite)
 
-    p_dl = sub.add_parser("download", help="download a DiffusionGemma checkpoint (safetensors only)")
-    p_dl.add_argument("repo", help="model id, e.g. google/diffusiongemma-26B-A4B-it")
-    p_dl.add_argument("--to", help="destination folder (default: diffedit's models folder)")
-    p_dl.add_argument("--revision", default="main")
-    p_dl.add_argument("--endpoint", help="hub address (default: $HF_ENDPOINT or the Hugging Face hub)")
-    p_dl.set_defaults(func=cmd_download)
+    add_models_parsers(sub)  # `models`, `models pull`, and `download` (its old name)
     return parser
 
 

@@ -81,8 +81,10 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
         "seed",
         "model",
         "compiled",
+        "demo_model",
     }
     assert report["compiled"] is None  # not asked for
+    assert report["demo_model"] is False
     assert report["seed"] == 2 and report["model"] == tiny_checkpoint.name
     assert report["steps"] % 3 == 0 and report["steps"] >= 3
     blocks = parse_blocks(DOC)

@@ -1,140 +1,241 @@
-"""Download a DiffusionGemma checkpoint from a model hub, only when the user asks for it.
+"""Download a checkpoint into the Hugging Face cache with huggingface_hub, only when the user asks for it.
 
-Speaks the hub's plain HTTP interface (``/api/models/<repo>`` for the file list,
-``/<repo>/resolve/<rev>/<file>`` for the files), takes only what diffedit loads (safetensors, JSON
-configs, tokenizer files: never pickle weights or code), resumes partial files, checks sizes and
-SHA-256 where the hub gives them, and moves each file into place only once it is complete.
+``snapshot_download`` does the transfer: the hub's cache layout (so every Hugging Face tool finds the
+files), locks, retries, and resuming a dropped connection inside a pull with a Range request. diffedit
+adds what a checkpoint needs (safetensors, JSON, tokenizer files; never pickle weights or code), one
+progress callback with bytes, total and rate, a cancel token, and a message for each failure that names the
+problem and the way out. A cancelled or failed pull keeps every file it finished; the next pull fetches only
+the rest (huggingface_hub deletes the partial file that was in flight: it restarts from zero).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
+import threading
+import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from diffedit.engine.catalog import hf_cache_dir
 from diffedit.engine.types import Cancelled, CancelToken, EngineError
 
-DEFAULT_ENDPOINT = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-WANTED_SUFFIXES = (".safetensors", ".json", ".model", ".txt", ".jinja")
-_CHUNK = 1 << 20
+# Top-level files only: "original/" folders hold a second copy of the weights in another format.
+ALLOW_PATTERNS = ["*.safetensors", "*.json", "tokenizer.model", "*.jinja", "vocab.txt", "merges.txt"]
+IGNORE_PATTERNS = ["*/*", "*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt", "*.py"]
+LOGIN_HINT = (
+    "log in with `hf auth login` or set HF_TOKEN to a read token from https://huggingface.co/settings/tokens"
+)
+RATE_WINDOW_S = 5.0
+
+# bytes done, bytes total (of what this pull fetches), bytes per second over the last few seconds
+ProgressCallback = Callable[[int, int, float], None]
 
 
 class DownloadError(EngineError):
-    """A download failed; the message says which file and why."""
+    """A pull failed; the message names the problem and what to do."""
 
 
-@dataclass(frozen=True)
-class RemoteFile:
-    name: str
-    size: int | None
-    sha256: str | None
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) read now, not when huggingface_hub was imported."""
+    return any(
+        os.environ.get(k, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+        for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
-Progress = Callable[[str, int, int | None], None]  # file name, bytes done, bytes total
+def endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 
 
-def _open(url: str, token: str | None, start: int = 0, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    req = urllib.request.Request(url, headers={"User-Agent": "diffedit"})
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    if start:
-        req.add_header("Range", f"bytes={start}-")
-    return urllib.request.urlopen(req, timeout=timeout)
+class _ByteMeter:
+    """Bytes written by all download threads, the rate over the last seconds, and the cancel check."""
+
+    def __init__(self, total: int, progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
+        self.total, self.done = total, 0
+        self.progress, self.cancel = progress, cancel
+        self._lock = threading.Lock()
+        self._samples: deque[tuple[float, int]] = deque([(time.monotonic(), 0)])
+
+    def add(self, n: int) -> None:
+        if self.cancel is not None and self.cancel.cancelled:
+            raise Cancelled()  # raised inside huggingface_hub's read loop: the transfer stops here
+        with self._lock:
+            self.done += n
+            now = time.monotonic()
+            self._samples.append((now, self.done))
+            while len(self._samples) > 2 and now - self._samples[0][0] > RATE_WINDOW_S:
+                self._samples.popleft()
+            t0, d0 = self._samples[0]
+            rate = (self.done - d0) / (now - t0) if now > t0 else 0.0
+            done, total = self.done, max(self.total, self.done)
+        if self.progress is not None:
+            self.progress(done, total, rate)
 
 
-def list_files(
-    repo: str, revision: str = "main", endpoint: str = DEFAULT_ENDPOINT, token: str | None = None
-) -> list[RemoteFile]:
-    """The files of ``repo`` that diffedit would load."""
-    url = f"{endpoint.rstrip('/')}/api/models/{repo}/revision/{urllib.parse.quote(revision)}?blobs=true"
-    try:
-        with _open(url, token) as resp:
-            info = json.loads(resp.read().decode("utf-8"))
-    except urllib.error.HTTPError as exc:
-        hint = " (a gated model needs an access token: set HF_TOKEN)" if exc.code in (401, 403) else ""
-        raise DownloadError(f"cannot list {repo}: HTTP {exc.code}{hint}") from exc
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise DownloadError(f"cannot reach {endpoint} to list {repo}: {exc}") from exc
-    files = []
-    for s in info.get("siblings", []):
-        name = str(s["rfilename"])
-        if not name.endswith(WANTED_SUFFIXES) or "/" in name:
-            continue
-        lfs = s.get("lfs") or {}
-        files.append(RemoteFile(name, s.get("size", lfs.get("size")), lfs.get("sha256")))
-    if not any(f.name.endswith(".safetensors") for f in files):
-        raise DownloadError(f"{repo} has no safetensors weights; diffedit loads safetensors only")
-    return files
+def _progress_bar_class(meter: _ByteMeter) -> type:
+    """A tqdm class for snapshot_download that draws nothing and feeds the bytes it is told of to ``meter``.
+
+    snapshot_download makes three bars from it; the one named ``huggingface_hub.snapshot_download`` counts
+    the bytes written for every file (plain HTTP or Xet), the others count files and network bytes.
+    """
+    from huggingface_hub.utils import tqdm as hf_tqdm
+
+    class MeterBar(hf_tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._counts_bytes = kwargs.get("name") == "huggingface_hub.snapshot_download"
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            if self._counts_bytes and n:
+                meter.add(int(n))
+            return super().update(n)
+
+    return MeterBar
 
 
-def download_model(
+def pull_model(
     repo: str,
-    dest: Path,
     revision: str = "main",
-    endpoint: str = DEFAULT_ENDPOINT,
-    token: str | None = None,
-    progress: Progress | None = None,
+    *,
+    progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
+    token: str | None = None,
+    cache_dir: Path | None = None,
 ) -> Path:
-    """Download ``repo`` into ``dest``; files already complete are kept, partial ones resumed."""
-    token = token or os.environ.get("HF_TOKEN")
-    dest.mkdir(parents=True, exist_ok=True)
-    for remote in list_files(repo, revision, endpoint, token):
-        url = f"{endpoint.rstrip('/')}/{repo}/resolve/{urllib.parse.quote(revision)}/{remote.name}"
-        _fetch(url, dest / remote.name, remote, token, progress, cancel)
-    return dest
+    """Fetch what ``repo`` at ``revision`` needs into the hub cache and return its snapshot folder.
 
+    Files already in the cache are not fetched again. Raises :class:`Cancelled` when ``cancel`` fires (the
+    files finished so far stay), :class:`DownloadError` for anything else.
+    """
+    from huggingface_hub import snapshot_download
 
-def _fetch(
-    url: str,
-    target: Path,
-    remote: RemoteFile,
-    token: str | None,
-    progress: Progress | None,
-    cancel: CancelToken | None,
-) -> None:
-    if target.exists() and remote.size is not None and target.stat().st_size == remote.size:
-        return
-    part = target.with_name(target.name + ".part")
-    start = part.stat().st_size if part.exists() else 0
+    cache = cache_dir or hf_cache_dir()
+    if hub_offline():
+        return _cached_snapshot_or_offline_error(repo, revision, cache)
+    hub = endpoint()
     try:
-        with _open(url, token, start) as resp:
-            if start and resp.status != 206:  # the server ignored the range: start over
-                start = 0
-            with part.open("ab" if start else "wb") as out:
-                done = start
-                while chunk := resp.read(_CHUNK):
-                    if cancel is not None and cancel.cancelled:
-                        raise Cancelled()
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(remote.name, done, remote.size)
-    except urllib.error.HTTPError as exc:
-        raise DownloadError(f"downloading {remote.name} failed: HTTP {exc.code}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise DownloadError(f"downloading {remote.name} failed: {exc}; run it again to resume") from exc
-    size = part.stat().st_size
-    if remote.size is not None and size != remote.size:
-        raise DownloadError(
-            f"{remote.name} arrived with {size} bytes, expected {remote.size}; "
-            "run the download again to resume"
+        total = _bytes_to_fetch(repo, revision, cache, hub, token)
+        meter = _ByteMeter(total, progress, cancel)
+        folder = snapshot_download(
+            repo,
+            revision=revision,
+            cache_dir=cache,
+            endpoint=hub,
+            token=token,
+            allow_patterns=ALLOW_PATTERNS,
+            ignore_patterns=IGNORE_PATTERNS,
+            tqdm_class=_progress_bar_class(meter),
         )
-    if remote.sha256 and _sha256(part) != remote.sha256:
-        part.unlink()
-        raise DownloadError(f"{remote.name} failed its SHA-256 check and was deleted; download it again")
-    os.replace(part, target)
+    except Cancelled:
+        raise
+    except Exception as exc:
+        raise _explain(exc, repo, revision, hub, cache) from exc
+    return Path(folder)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_CHUNK):
-            h.update(block)
-    return h.hexdigest()
+def _bytes_to_fetch(repo: str, revision: str, cache: Path, hub: str, token: str | None) -> int:
+    """The size of the wanted files not yet in the cache; refuses a repo without safetensors weights."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.file_download import repo_folder_name
+    from huggingface_hub.hf_api import RepoFile
+    from huggingface_hub.utils import filter_repo_objects
+
+    api = HfApi(endpoint=hub, token=token)
+    commit = api.repo_info(repo, revision=revision).sha
+    tree = {
+        f.path: f
+        for f in api.list_repo_tree(repo, revision=commit, recursive=True)
+        if isinstance(f, RepoFile)
+    }
+    files = [
+        tree[p]
+        for p in filter_repo_objects(tree, allow_patterns=ALLOW_PATTERNS, ignore_patterns=IGNORE_PATTERNS)
+    ]
+    if not any(f.path.endswith(".safetensors") for f in files):
+        pickles = [p for p in tree if p.endswith((".bin", ".pt", ".pth"))]
+        raise DownloadError(
+            f"{repo} has no safetensors weights"
+            + (" (only pickle files, which can run code)" if pickles else "")
+            + "; diffedit loads safetensors only: pick a repo that has *.safetensors files"
+        )
+    snapshot = cache / repo_folder_name(repo_id=repo, repo_type="model") / "snapshots" / str(commit)
+    return sum(f.size for f in files if not (snapshot / f.path).is_file())
+
+
+def _cached_snapshot_or_offline_error(repo: str, revision: str, cache: Path) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                repo,
+                revision=revision,
+                cache_dir=cache,
+                local_files_only=True,
+                allow_patterns=ALLOW_PATTERNS,
+                ignore_patterns=IGNORE_PATTERNS,
+            )
+        )
+    except Exception as exc:
+        raise DownloadError(
+            f"HF_HUB_OFFLINE is set, so {repo} cannot be downloaded (and it is not complete in {cache}); "
+            "unset HF_HUB_OFFLINE to pull it, or use a model already on this machine (`diffedit models`)"
+        ) from exc
+
+
+def _explain(exc: Exception, repo: str, revision: str, hub: str, cache: Path) -> DownloadError:
+    """One line for each way a pull fails, naming the problem and the way out."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    again = "files already fetched are kept: run the pull again to continue"
+    if isinstance(exc, DownloadError):
+        return exc
+    if isinstance(exc, GatedRepoError):
+        return DownloadError(
+            f"{repo} is gated: accept its terms on {hub}/{repo}, then {LOGIN_HINT}, and pull again"
+        )
+    if isinstance(exc, RevisionNotFoundError):
+        return DownloadError(f"{repo} has no revision '{revision}'; pull without --revision to get 'main'")
+    if isinstance(exc, RepositoryNotFoundError):
+        return DownloadError(
+            f"{repo} was not found on {hub}; check the name (org/model), or if it is private, {LOGIN_HINT}"
+        )
+    if isinstance(exc, HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (401, 403):
+            return DownloadError(f"{hub} refused access to {repo} (HTTP {status}); {LOGIN_HINT}")
+        return DownloadError(f"{hub} answered HTTP {status} for {repo}; {again}")
+    if isinstance(exc, HFValidationError):
+        return DownloadError(
+            f"'{repo}' is not a model id; use the form org/model, e.g. google/diffusiongemma-26B-A4B-it"
+        )
+    if isinstance(exc, OfflineModeIsEnabled):
+        return DownloadError("huggingface_hub is in offline mode (HF_HUB_OFFLINE); unset it to pull models")
+    # httpx or httpx2, whichever this huggingface_hub uses: both name their network failures TransportError
+    if isinstance(exc, LocalEntryNotFoundError) or any(
+        c.__name__ == "TransportError" for c in type(exc).__mro__
+    ):
+        return DownloadError(
+            f"cannot reach {hub} ({_first_line(exc)}); check the connection or HF_ENDPOINT; {again}"
+        )
+    if isinstance(exc, OSError):
+        return DownloadError(
+            f"writing to {cache} failed ({_first_line(exc)}); free some space or set HF_HOME; {again}"
+        )
+    return DownloadError(f"pulling {repo} failed: {type(exc).__name__}: {_first_line(exc)}; {again}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
