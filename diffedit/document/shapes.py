@@ -258,7 +258,8 @@ def _fenced(text: str) -> list[Segment]:
     body = lines[1:-1] if closed else lines[1:]
     if not body:
         return [Held(text)]
-    closer = _rule(r" {0,3}" + re.escape(fence[0]) + "{" + str(len(fence)) + ",}", "closes the fence")
+    # Any indentation, tabs included: inside a list item a tab can bring a fence line back to the closer's column.
+    closer = _rule(r"[ \t]*" + re.escape(fence[0]) + "{" + str(len(fence)) + ",}", "closes the fence")
     segments: list[Segment] = [Held(lines[0] + "\n"), Slot("code", "\n".join(body), (closer,))]
     return [*segments, Held("\n" + lines[-1])] if closed else segments
 
