@@ -258,7 +258,7 @@ def _fenced(text: str) -> list[Segment]:
     body = lines[1:-1] if closed else lines[1:]
     if not body:
         return [Held(text)]
-    # Any indentation, tabs included: inside a list item a tab can bring a fence line back to the closer's column.
+    # Any indentation, tabs included: in a list item a tab can bring a line back to the closing column.
     closer = _rule(r"[ \t]*" + re.escape(fence[0]) + "{" + str(len(fence)) + ",}", "closes the fence")
     segments: list[Segment] = [Held(lines[0] + "\n"), Slot("code", "\n".join(body), (closer,))]
     return [*segments, Held("\n" + lines[-1])] if closed else segments
