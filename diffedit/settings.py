@@ -48,6 +48,7 @@ class Settings:
     fp8: bool = False  # MoE experts in FP8 (half their memory; fastest on Hopper GPUs)
     compile_step: bool = False  # decoder layers as compiled fused kernels
     trusted_code_models: list[str] = field(default_factory=list)  # folders allowed to run their own code
+    model_folders: list[str] = field(default_factory=list)  # searched for checkpoints by `diffedit models`
 
     def add_recent(self, path: str | Path) -> None:
         p = str(Path(path).resolve())
