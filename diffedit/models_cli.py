@@ -53,7 +53,7 @@ def user_model_folders() -> list[str]:
     """The folders the user added in the settings file (``model_folders``), where the settings have them."""
     from diffedit.settings import Settings
 
-    folders = getattr(Settings.load(), "model_folders", [])
+    folders = Settings.load().model_folders
     return [str(f) for f in folders] if isinstance(folders, list) else []
 
 
