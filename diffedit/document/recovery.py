@@ -302,7 +302,9 @@ class RecoveryStore:
     def _write_error(self, exc: OSError) -> RecoveryWriteError:
         if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
             problem = "the disk is full"
-            remedy = f"free some space there, or start diffedit with {ENV_STATE_DIR} set to a folder on another disk"
+            remedy = (
+                f"free some space there, or start diffedit with {ENV_STATE_DIR} set to another disk's folder"
+            )
         elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             problem = "it cannot be written (permission denied or a read-only disk)"
             remedy = f"make it writable, or start diffedit with {ENV_STATE_DIR} set to another folder"

@@ -206,8 +206,14 @@ def _fits(value: Any, kind: str) -> bool:
 
 
 def _json_kind(value: Any) -> str:
-    kinds = ((bool, "true or false"), (dict, "a JSON object"), (list, "a JSON list"), (str, "a JSON string"))
-    kinds += ((int, "a number"), (float, "a number"))
+    kinds: tuple[tuple[type, str], ...] = (
+        (bool, "true or false"),
+        (dict, "a JSON object"),
+        (list, "a JSON list"),
+        (str, "a JSON string"),
+        (int, "a number"),
+        (float, "a number"),
+    )
     if value is None:
         return "null"
     return next(name for kind, name in kinds if isinstance(value, kind))
@@ -241,7 +247,9 @@ def check_device(requested: str) -> str:
     try:
         device = torch.device(requested)
     except (RuntimeError, ValueError):
-        raise ModelLoadError(f"unknown device {requested!r}: use cpu, cuda, cuda:N (a GPU's number) or mps") from None
+        raise ModelLoadError(
+            f"unknown device {requested!r}: use cpu, cuda, cuda:N (a GPU's number) or mps"
+        ) from None
     if device.type == "cpu":
         return requested
     if device.type == "cuda":

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from diffedit.document.storage import file_kind
 from diffedit.engine.checkpoint_check import (
     check_device,
     check_json_files,
@@ -21,7 +22,6 @@ from diffedit.engine.checkpoint_check import (
     refuse_special_files,
 )
 from diffedit.engine.context import ContextFormat, format_for_checkpoint
-from diffedit.document.storage import file_kind
 from diffedit.engine.types import ModelLoadError
 from diffedit.resources import resources_dir
 
@@ -231,7 +231,7 @@ def load_model(
     try:
         # Mismatched shapes come back in the loading info (instead of "look at the above report!" with the
         # report hidden), so that check_loading_info can name the tensor.
-        model, loading_info = DiffusionGemmaForBlockDiffusion.from_pretrained(
+        loaded: Any = DiffusionGemmaForBlockDiffusion.from_pretrained(
             info.path,
             dtype=torch_dtype,
             use_safetensors=True,
@@ -240,6 +240,7 @@ def load_model(
             ignore_mismatched_sizes=True,
             output_loading_info=True,
         )
+        model, loading_info = loaded
     except Exception as exc:
         raise ModelLoadError(
             f"the weights in {info.path} do not load: {str(exc).splitlines()[0][:300]}"
@@ -257,7 +258,7 @@ def load_model(
                 report = quantize_experts(model, device=dev)  # the experts first, already in FP8
             except ValueError as exc:  # raised before anything moved: the model has no MoE experts
                 raise ModelLoadError(f"--fp8: {exc}") from exc
-        model.to(dev)  # type: ignore[arg-type]
+        model.to(dev)
     except (RuntimeError, torch.OutOfMemoryError) as exc:
         raise ModelLoadError(
             f"the model does not fit on {dev}: {str(exc).splitlines()[0][:200]}; "

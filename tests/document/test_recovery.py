@@ -331,7 +331,9 @@ def test_a_planted_fallback_is_refused_for_a_private_temporary_folder(
 # ------------------------------------------------------------------------------------------ full disk
 
 
-def test_a_full_disk_names_the_folder_and_the_way_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_names_the_folder_and_the_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = RecoveryStore(tmp_path).open()
 
     def enospc(*_args: object) -> int:

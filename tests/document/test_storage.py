@@ -396,7 +396,7 @@ def test_written_document_is_the_new_baseline(original: Path) -> None:
     assert saved == read_document(original)
 
 
-# ------------------------------------------------------------------------------------------ exact round trips
+# -------------------------------------------------------------------------------------- exact round trips
 
 # Characters that text widgets and naive newline handling are known to rewrite.
 SPECIAL_CHARACTERS = "\u00a0\u2028\u2029\ufdd0\ufdd1\ufeff\u0085\ufffe\uffff\U0010ffff\U0001f600\x0c\t"
@@ -470,7 +470,7 @@ def _call_with_timeout(fn: Callable[[], object], timeout: float = 5.0) -> BaseEx
     def run() -> None:
         try:
             fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
+        except BaseException as exc:  # handed to the test
             caught.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -517,7 +517,7 @@ def test_saving_over_a_fifo_is_refused_and_keeps_it(tmp_path: Path, unblock_fifo
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
-# ------------------------------------------------------------------------------------------ concurrent changes
+# -------------------------------------------------------------------------------------- concurrent changes
 
 
 def test_a_change_made_during_the_save_is_never_overwritten(
@@ -553,7 +553,7 @@ def test_expect_sees_a_deleted_file(original: Path) -> None:
     assert not original.exists()
 
 
-# ------------------------------------------------------------------------------------------ what the file had
+# -------------------------------------------------------------------------------------- what the file had
 
 
 def _xattrs_supported(folder: Path) -> bool:
@@ -593,8 +593,13 @@ def test_an_acl_survives_a_save_and_the_group_bits_do_not_widen(tmp_path: Path) 
     path = write_bytes(tmp_path / "doc.md", b"text\n")
     # Owner rw, user 12345 rw, owning group read-only, mask rw, others nothing.
     acl = _acl(
-        [(ACL_USER_OBJ, 6, NO_ID), (ACL_USER, 6, 12345), (ACL_GROUP_OBJ, 4, NO_ID), (ACL_MASK, 6, NO_ID),
-         (ACL_OTHER, 0, NO_ID)]
+        [
+            (ACL_USER_OBJ, 6, NO_ID),
+            (ACL_USER, 6, 12345),
+            (ACL_GROUP_OBJ, 4, NO_ID),
+            (ACL_MASK, 6, NO_ID),
+            (ACL_OTHER, 0, NO_ID),
+        ]
     )
     try:
         os.setxattr(path, "system.posix_acl_access", acl)

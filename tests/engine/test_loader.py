@@ -196,7 +196,11 @@ def _without(key: str) -> object:
     ("file", "change", "message"),
     [
         ("config.json", [], r"config\.json holds a JSON list, not a JSON object"),
-        ("config.json", lambda c: {**c, "text_config": 5}, r"config\.json: field 'text_config' is 5 .*an object"),
+        (
+            "config.json",
+            lambda c: {**c, "text_config": 5},
+            r"config\.json: field 'text_config' is 5 .*an object",
+        ),
         (
             "config.json",
             lambda c: {**c, "text_config": {**c["text_config"], "hidden_size": "64"}},
@@ -229,7 +233,9 @@ def test_json_files_are_checked_against_what_the_loader_needs(
     assert "\n" not in str(info.value) and "re-download" in str(info.value)
 
 
-def test_a_weight_shape_mismatch_names_the_tensor_and_both_shapes(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_a_weight_shape_mismatch_names_the_tensor_and_both_shapes(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
     ck = _copy(tiny_checkpoint, tmp_path / "mismatch")
     cfg = json.loads((ck / "config.json").read_text())
     cfg["text_config"]["intermediate_size"] = cfg["text_config"]["intermediate_size"] * 2
@@ -239,7 +245,9 @@ def test_a_weight_shape_mismatch_names_the_tensor_and_both_shapes(tiny_checkpoin
     message = str(info.value)
     assert "above report" not in message and "\n" not in message
     assert "model.safetensors" in message and "config.json" in message
-    assert re.search(r"'[\w.]+mlp[\w.]+' has shape \[\d+, \d+\] in the weights, config\.json needs \[\d+, \d+\]", message)
+    assert re.search(
+        r"'[\w.]+mlp[\w.]+' has shape \[\d+, \d+\] in the weights, config\.json needs \[\d+, \d+\]", message
+    )
 
 
 @pytest.mark.parametrize("name", ["model.safetensors", "config.json", "tokenizer.json"])
@@ -254,7 +262,7 @@ def test_a_fifo_in_the_checkpoint_is_refused_without_hanging(
     def inspect() -> None:
         try:
             inspect_checkpoint(ck)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
+        except BaseException as exc:  # handed to the test
             result.append(exc)
 
     thread = threading.Thread(target=inspect, daemon=True)
