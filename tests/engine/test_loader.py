@@ -287,7 +287,7 @@ def test_a_fifo_as_the_model_path_says_what_it_is(tmp_path: Path) -> None:
     [
         ("foo", r"unknown device 'foo'.*cpu, cuda"),
         ("cuda:x", r"unknown device 'cuda:x'"),
-        ("meta", r"diffedit runs on cpu, cuda or mps, not 'meta'"),
+        ("vulkan", r"diffedit runs on cpu, cuda or mps, not 'vulkan'"),
     ],
 )
 def test_a_device_that_is_not_one_is_named(device: str, message: str) -> None:
