@@ -11,9 +11,11 @@ from typing import TextIO
 from diffedit.document.blocks import Block, first_words, parse_blocks
 from diffedit.document.storage import (
     EncodingProblem,
+    FileChangedOnDisk,
     LoadedDocument,
     StorageError,
     read_document,
+    save_caveats,
     write_document,
 )
 from diffedit.engine.types import Cancelled, EditRequest, EngineError, Frame, GenerationSettings, RewriteJob
@@ -29,11 +31,14 @@ def read_markdown(path: Path) -> LoadedDocument:
     try:
         return read_document(path)
     except EncodingProblem as exc:
-        guess = exc.guesses[0] if exc.guesses else "cp1252"
-        raise UsageError(
-            f"{path} is not UTF-8 ({exc.problem}); convert it first, "
-            f"e.g. iconv -f {guess} -t utf-8 {path.name}"
-        ) from exc
+        # Name an encoding only when it is plausible: a wrong one (latin-1 for Shift-JIS) garbles the file.
+        how = (
+            f"e.g. iconv -f {exc.likely} -t utf-8 {path.name}"
+            if exc.likely
+            else f"with iconv -f ENCODING -t utf-8 {path.name} once you know its encoding "
+            "(the editor's Open previews the likely ones)"
+        )
+        raise UsageError(f"{path} is not UTF-8 ({exc.problem}); convert it first, {how}") from exc
     except StorageError as exc:
         raise UsageError(f"{path}: {exc.problem}") from exc
 
@@ -118,6 +123,8 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    if args.seed is not None and not -(2**63) <= args.seed < 2**64:
+        raise UsageError(f"--seed {args.seed} is out of range: use a whole number from 0 to {2**64 - 1}")
 
     from diffedit.engine.engine import Engine
 
@@ -156,8 +163,16 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         print(f"diffedit: warning: --compile: {engine.compile_error}; ran uncompiled", file=sys.stderr)
     new_text = text[: first.start] + result.text + text[last.end :]
     if args.in_place:
-        try:  # atomic, and in the file's own encoding, BOM and line endings
-            write_document(path, new_text, like=loaded)
+        for caveat in save_caveats(path):
+            print(f"diffedit: warning: {caveat}", file=sys.stderr)
+        try:  # atomic, in the file's own encoding, BOM and line endings, and only over what was read
+            write_document(path, new_text, like=loaded, expect=loaded)
+        except FileChangedOnDisk as exc:
+            how = "was deleted" if "deleted" in exc.problem else "changed on disk"
+            raise UsageError(
+                f"{path} {how} while the rewrite ran; nothing was written, so the other change is kept: "
+                "run the rewrite again"
+            ) from exc
         except StorageError as exc:
             raise UsageError(f"{path}: {exc.problem}; nothing was written, the file is as it was") from exc
     if args.json:

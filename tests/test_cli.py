@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -245,3 +251,232 @@ def test_compile_rewrites_through_the_compiled_step(md: Path, tiny_checkpoint: P
     report = json.loads(out)
     assert report["compiled"] is True
     assert report["steps"] >= 1 and report["text"] != DOC
+
+
+# ------------------------------------------------------------------------------------------ as a program
+
+SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+def _program(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "diffedit", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=SUBPROCESS_ENV,
+    )
+
+
+def _spoil_checkpoint(tiny_checkpoint: Path, folder: Path, spoil: str) -> Path:
+    shutil.copytree(tiny_checkpoint, folder)
+    config = json.loads((folder / "config.json").read_text())
+    if spoil == "config_list":
+        (folder / "config.json").write_text("[]")
+    elif spoil == "infill_list":
+        (folder / "diffedit_infill.json").write_text("[1, 2]")
+    elif spoil == "text_config_5":
+        (folder / "config.json").write_text(json.dumps({**config, "text_config": 5}))
+    elif spoil == "shape_mismatch":
+        config["text_config"]["intermediate_size"] *= 2
+        (folder / "config.json").write_text(json.dumps(config))
+    elif spoil == "tokenizer_schema":
+        tok = json.loads((folder / "tokenizer.json").read_text())
+        del tok["added_tokens"]
+        (folder / "tokenizer.json").write_text(json.dumps(tok))
+    elif spoil == "weights_fifo":
+        (folder / "model.safetensors").unlink()
+        os.mkfifo(folder / "model.safetensors")
+    return folder
+
+
+def _torch_has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+BAD_INPUTS = [
+    ("seed", ["--seed", "99999999999999999999999"], r"--seed 99999999999999999999999 is out of range"),
+    ("device_foo", ["--device", "foo"], r"unknown device 'foo'"),
+    pytest.param(
+        "device_cuda",
+        ["--device", "cuda"],
+        r"CUDA is not available",
+        marks=pytest.mark.skipif(_torch_has_cuda(), reason="this torch has CUDA"),
+    ),
+    ("config_list", [], r"config\.json holds a JSON list, not a JSON object"),
+    ("infill_list", [], r"diffedit_infill\.json holds a JSON list, not a JSON object"),
+    ("text_config_5", [], r"config\.json: field 'text_config' is 5"),
+    ("shape_mismatch", [], r"'[\w.]+' has shape \[\d+, \d+\] in the weights, config\.json needs"),
+    ("tokenizer_schema", [], r"tokenizer\.json: field 'added_tokens' is missing"),
+    ("weights_fifo", [], r"model\.safetensors is a named pipe \(FIFO\), not a regular file"),
+    ("shift_jis", [], r"not UTF-8 .*iconv -f shift_jis -t utf-8"),
+    ("document_fifo", [], r"doc\.md: it is a named pipe \(FIFO\), not a regular file"),
+    ("document_socket", [], r"doc\.md: it is a socket, not a regular file"),
+    ("document_device", [], r"zero: it is a character device, not a regular file"),
+]
+
+
+def _main_with_timeout(argv: list[str], timeout: float = 120) -> int:
+    """``main(argv)`` in a thread: a hang (a FIFO read) fails the test instead of blocking the suite."""
+    result: list[int | BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(main(argv))
+        except BaseException as exc:  # a traceback the user would have seen
+            result.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"diffedit {' '.join(argv)} hung"
+    (outcome,) = result
+    assert not isinstance(outcome, BaseException), f"a traceback: {outcome!r}"
+    return outcome
+
+
+@pytest.mark.parametrize(("case", "extra", "message"), BAD_INPUTS)
+def test_every_bad_input_is_one_line_and_exit_2_never_a_traceback(
+    tmp_path: Path, tiny_checkpoint: Path, capsys, case: str, extra: list[str], message: str
+) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text(DOC, encoding="utf-8")
+    model = _spoil_checkpoint(tiny_checkpoint, tmp_path / "model", case)
+    server = None
+    if case == "shift_jis":
+        doc.write_bytes("# 日本語の文書\n\nこれは本文です。東京に住んでいます。\n".encode("shift_jis"))
+    elif case == "document_fifo":
+        doc.unlink()
+        os.mkfifo(doc)
+    elif case == "document_socket":
+        doc.unlink()
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(doc))
+    elif case == "document_device":
+        doc = Path("/dev/zero")
+    before = doc.read_bytes() if doc.is_file() else None
+    try:
+        code = _main_with_timeout(
+            ["rewrite", str(doc), "--block", "2", "--model", str(model), "--steps", "2", "--in-place", *extra]
+        )
+    finally:
+        if server is not None:
+            server.close()
+        if case == "document_fifo" and doc.exists():
+            with contextlib.suppress(OSError):  # release a reader that blocked (the bug), if any
+                os.close(os.open(doc, os.O_WRONLY | os.O_NONBLOCK))
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert re.search(message, err), err
+    assert "latin-1" not in err
+    assert out == ""
+    if before is not None:
+        assert doc.read_bytes() == before
+
+
+def test_a_bad_seed_as_a_program_prints_one_line_not_a_traceback(md: Path, tiny_checkpoint: Path) -> None:
+    proc = _program(
+        "rewrite",
+        str(md),
+        "--block",
+        "2",
+        "--model",
+        str(tiny_checkpoint),
+        "--seed",
+        "99999999999999999999999",
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("diffedit: --seed") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def _read_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float = 240) -> bytes:
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        chunk = proc.stderr.read1(4096)  # type: ignore[attr-defined]
+        assert chunk and time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
+        seen += chunk
+    return seen
+
+
+def _start_rewrite(path: Path, model: Path, block: int, steps: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "diffedit",
+            "rewrite",
+            str(path),
+            "--block",
+            str(block),
+            "--model",
+            str(model),
+            "--steps",
+            str(steps),
+            "--seed",
+            "1",
+            "--in-place",
+            "--json",
+            "--visual",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=SUBPROCESS_ENV,
+    )
+
+
+def test_in_place_never_overwrites_a_change_made_while_it_ran(md: Path, tiny_checkpoint: Path) -> None:
+    proc = _start_rewrite(md, tiny_checkpoint, 2, steps=20)
+    _read_until(proc, b"step 1/")  # it read the file and is denoising now
+    proc.send_signal(signal.SIGSTOP)  # hold it mid-run (no timing luck needed) while another program appends
+    appended = "\nA line another program appended while the rewrite ran.\n"
+    with open(md, "a", encoding="utf-8") as f:
+        f.write(appended)
+    proc.send_signal(signal.SIGCONT)
+    out, err = proc.communicate(timeout=300)
+    message = err.decode().rsplit("\x1b[?2026l", 1)[-1].strip()
+    assert proc.returncode == 2, err.decode()[-2000:]
+    assert "changed on disk" in message and "nothing was written" in message and "Traceback" not in message
+    assert len(message.splitlines()) == 1
+    assert out == b""
+    assert md.read_text(encoding="utf-8") == DOC + appended  # the other change is kept, ours not written
+
+
+def test_two_parallel_in_place_rewrites_of_different_blocks_lose_nothing(
+    md: Path, tiny_checkpoint: Path
+) -> None:
+    blocks = parse_blocks(DOC)
+    first, second = (
+        _start_rewrite(md, tiny_checkpoint, 2, steps=20),
+        _start_rewrite(md, tiny_checkpoint, 5, steps=20),
+    )
+    # Both have read the file before either writes: the first waits, stopped, until the second is running.
+    _read_until(first, b"step 1/")
+    first.send_signal(signal.SIGSTOP)
+    _read_until(second, b"step 1/")
+    first.send_signal(signal.SIGCONT)
+    results = {2: first.communicate(timeout=300), 5: second.communicate(timeout=300)}
+    codes = {2: first.returncode, 5: second.returncode}
+    assert sorted(codes.values()) == [0, 2], results  # the later writer sees the earlier one's change
+    final = md.read_text(encoding="utf-8")
+    for n, (out, err) in results.items():
+        if codes[n] == 0:
+            assert json.loads(out)["replacement"] in final
+        else:
+            assert "changed on disk" in err.decode() and out == b""
+            assert blocks[n - 1].text(DOC) in final  # the block this run did not write keeps its text
+    assert [p.name for p in md.parent.iterdir()] == ["doc.md"]
+
+
+def test_in_place_names_a_hard_link_before_writing(md: Path, tiny_checkpoint: Path, capsys) -> None:
+    os.link(md, md.parent / "also.md")
+    code, _out, err = _rewrite_block_2(
+        capsys, md, tiny_checkpoint, "--seed", "1", "--steps", "2", "--in-place"
+    )
+    assert code == 0
+    assert "warning:" in err and "hard link" in err
+    assert (md.parent / "also.md").read_text(encoding="utf-8") == DOC  # as the warning said

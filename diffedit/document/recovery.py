@@ -9,14 +9,21 @@ is gone, and never the live entries of a second editor that is still running.
 A recovery file never replaces the user's own file: restoring one opens its text as an unsaved document,
 and the user decides whether to save it. ``adopt`` claims a stale entry for this instance with an atomic
 rename, so two editors starting at once cannot both restore it.
+
+The recovery folder is used only if it belongs to this user and nobody else may enter it (mode 0700):
+entries in a folder another user could write are never offered, and ``open_recovery_store`` falls back
+to ``$XDG_RUNTIME_DIR`` or a private temporary folder when the state folder cannot be used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,12 +31,88 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from diffedit.document.storage import atomic_write_bytes
+from diffedit.document.storage import atomic_write_bytes, file_kind
 
 FORMAT = 1
 ENV_STATE_DIR = "DIFFEDIT_STATE_DIR"
 DISCARD_KEEP_SECONDS = 14 * 24 * 3600
 """Discarded entries stay in ``recovery/discarded`` this long, in case a Discard was a mistake."""
+
+
+class UnsafeRecoveryFolder(OSError):
+    """The recovery folder is not private to this user: another user could plant or remove entries."""
+
+
+class RecoveryWriteError(OSError):
+    """A recovery file could not be written; ``str()`` is one line naming the folder and the way out."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def folder_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why ``folder`` must not hold recovery files, or None if it is this user's own with mode 0700."""
+    if os.name != "posix":
+        return None  # Windows: per-user profile folders carry their own ACLs
+    try:
+        st = os.stat(folder)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not stat.S_ISDIR(st.st_mode):
+        return f"it is {file_kind(st.st_mode)}, not a folder"
+    if st.st_uid != os.geteuid():
+        return f"it belongs to user {st.st_uid}, not to you (user {os.geteuid()})"
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        return f"other users may enter it (mode {stat.S_IMODE(st.st_mode):o}, not 700)"
+    return None
+
+
+def open_recovery_store(state_dir: str | os.PathLike[str] | None = None) -> tuple[RecoveryStore, str]:
+    """The recovery store in ``state_dir`` (default: ``default_state_dir()``), opened; and a warning.
+
+    When that folder cannot be used the store goes to ``$XDG_RUNTIME_DIR/diffedit`` if that is private,
+    else to a private folder in the temporary directory (``diffedit-state-<uid>-*``, mode 0700: found
+    again at the next start, and never one another user could have made). The warning ("" when none)
+    says where the copies go, for the window to show.
+    """
+    wanted = Path(state_dir) if state_dir is not None else default_state_dir()
+    try:
+        return RecoveryStore(wanted).open(), ""
+    except OSError as exc:
+        reason = str(exc) if isinstance(exc, UnsafeRecoveryFolder) else exc.strerror or str(exc)
+    store = None
+    for fallback in _fallback_state_dirs():
+        with contextlib.suppress(OSError):
+            store = RecoveryStore(fallback).open()
+            break
+    if store is None:
+        store = RecoveryStore(tempfile.mkdtemp(prefix=f"diffedit-state-{_user_tag()}-")).open()
+    warning = (
+        f"Recovery copies cannot be kept in {wanted / 'recovery'} ({reason}); "
+        f"they go to {store.folder} until the next start."
+    )
+    return store, warning
+
+
+def _fallback_state_dirs() -> Iterator[Path]:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and folder_problem(runtime) is None:
+        yield Path(runtime) / "diffedit"
+    # A private folder an earlier start made: newest first, and only if still private (checked on open).
+    pattern = f"diffedit-state-{_user_tag()}-*"
+    found = sorted(Path(tempfile.gettempdir()).glob(pattern), key=_mtime, reverse=True)
+    yield from (path for path in found if folder_problem(path) is None)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _user_tag() -> str:
+    return str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
 
 
 def default_state_dir() -> Path:
@@ -65,8 +148,17 @@ class RecoveryEntry:
     newline: str = "\n"
     base_sha256: str | None = None
     base_size: int | None = None
+    before_rewrite: str | None = None
+    """The text as it was before the last committed rewrite, kept until the user saves or keeps it."""
     owner: str = ""
     """The instance id that wrote the entry; set by the store."""
+
+    def versions(self) -> list[tuple[str, str]]:
+        """The texts this entry can restore, each with a label: the current one first."""
+        found = [("current text", self.text)]
+        if self.before_rewrite is not None and self.before_rewrite != self.text:
+            found.append(("before the last rewrite", self.before_rewrite))
+        return found
 
     @property
     def is_untitled(self) -> bool:
@@ -82,6 +174,8 @@ class RecoveryEntry:
         known = {f for f in cls.__dataclass_fields__}
         entry = cls(**{k: v for k, v in data.items() if k in known})
         if not isinstance(entry.text, str) or not isinstance(entry.doc_id, str) or not entry.doc_id.isalnum():
+            raise ValueError("malformed recovery entry")
+        if entry.before_rewrite is not None and not isinstance(entry.before_rewrite, str):
             raise ValueError("malformed recovery entry")
         return entry
 
@@ -121,6 +215,9 @@ class RecoveryStore:
             return self
         for folder in (self.folder, self.instances_folder):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            problem = folder_problem(folder)
+            if problem is not None:
+                raise UnsafeRecoveryFolder(errno.EPERM, f"{folder} is not private: {problem}")
         self._lock_file = self._take_lock()
         self._sweep()
         return self
@@ -196,8 +293,29 @@ class RecoveryStore:
         entry = replace(entry, owner=self.instance_id)
         # surrogatepass: text from a widget may hold a lone surrogate; it must round-trip, not crash a save.
         data = json.dumps(entry.to_json(), ensure_ascii=False).encode("utf-8", "surrogatepass")
-        atomic_write_bytes(self._path_for(entry.doc_id, self.instance_id), data, mode=0o600)
+        try:
+            atomic_write_bytes(self._path_for(entry.doc_id, self.instance_id), data, mode=0o600)
+        except OSError as exc:
+            raise self._write_error(exc) from None
         return entry
+
+    def _write_error(self, exc: OSError) -> RecoveryWriteError:
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            problem = "the disk is full"
+            remedy = (
+                f"free some space there, or start diffedit with {ENV_STATE_DIR} set to another disk's folder"
+            )
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            problem = "it cannot be written (permission denied or a read-only disk)"
+            remedy = f"make it writable, or start diffedit with {ENV_STATE_DIR} set to another folder"
+        else:
+            problem = exc.strerror or str(exc)
+            remedy = f"check that folder, or start diffedit with {ENV_STATE_DIR} set to another folder"
+        return RecoveryWriteError(
+            exc.errno,
+            f"no recovery copy could be written in {self.folder}: {problem}; {remedy}. "
+            "Your text is still in the editor; saving the document keeps it safe",
+        )
 
     def remove(self, doc_id: str) -> None:
         """Forget this instance's entry for ``doc_id`` (the document was saved, or closed on purpose)."""
@@ -283,7 +401,8 @@ class RecoveryStore:
         return self.folder / f"{doc_id}.{owner}.json"
 
     def _entry_files(self) -> Iterator[Path]:
-        if self.folder.is_dir():
+        # Never read entries from a folder another user could have written: they may be planted.
+        if self.folder.is_dir() and folder_problem(self.folder) is None:
             yield from sorted(self.folder.glob("*.*.json"))
 
     @staticmethod

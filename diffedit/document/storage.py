@@ -5,7 +5,13 @@ and a fingerprint of the bytes). ``write_document`` writes text back the same wa
 to a temporary file in the same folder, are flushed and fsync'ed, and only then replace the old file with
 ``os.replace``. Any failure before that replace leaves the old file byte-identical and raises a
 ``StorageError`` whose message names the file, the problem and the way out. ``check_unchanged`` tells a
-caller whether the file changed on disk since it was read, so a save never silently overwrites it.
+caller whether the file changed on disk since it was read, so a save never silently overwrites it; given
+``expect``, ``write_document`` runs that same check right before the replace.
+
+What the file had is kept: its encoding, BOM and each line's own ending (unedited text is written back byte
+for byte), its owner, group, exact mode (setuid/setgid included) and extended attributes (POSIX ACLs are
+one). ``save_caveats`` says beforehand what a save cannot keep (hard links, attributes it may not copy).
+Temporary files of a save that was killed midway are removed at the next open or save of that file.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ import enum
 import errno
 import hashlib
 import os
+import re
 import secrets
 import stat
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +36,11 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 SNIFF_BYTES = 8192
 """How much of a file the binary check looks at."""
 
-FALLBACK_ENCODINGS = ("utf-8-sig", "utf-16", "cp1252", "latin-1")
-"""Tried in this order when a file is not UTF-8; the ones that decode become the guesses offered."""
+FALLBACK_ENCODINGS = ("utf-8-sig", "utf-16", "shift_jis", "euc-jp", "gb18030", "big5", "cp1252", "latin-1")
+"""Tried when a file is not UTF-8; the ones that decode become the guesses offered, most plausible first."""
+
+LIKELY_SCORE = 0.8
+"""A guess this plausible (share of its non-ASCII characters that look like real text) is named as likely."""
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
     # UTF-32 first: its little-endian BOM starts with the UTF-16 one.
@@ -43,6 +55,10 @@ _BOM_BY_ENCODING = {name: bom for bom, name in _BOMS}
 # and escape (ANSI colours in logs), plus DEL.
 _CONTROL = frozenset(range(0x00, 0x20)) - {0x09, 0x0A, 0x0C, 0x0D, 0x1B} | {0x7F}
 _NEWLINES = ("\n", "\r\n", "\r")
+_NEWLINE_RE = re.compile(r"\r\n|\r|\n")  # the same split as _to_lf: CRLF first, then lone CR or LF
+_TEMP_SUFFIX = ".tmp"
+STALE_TEMP_SECONDS = 3600
+"""Where files cannot be locked, a save's temporary file this old is taken as left by a killed save."""
 
 
 class StorageError(Exception):
@@ -58,11 +74,22 @@ class StorageError(Exception):
 
 
 class EncodingProblem(StorageError):
-    """The file is not valid in the encoding tried; ``guesses`` are encodings that decode it, best first."""
+    """The file is not valid in the encoding tried; ``guesses`` are encodings that decode it, best first.
 
-    def __init__(self, path: str | os.PathLike[str], problem: str, remedy: str, guesses: list[str]):
+    ``likely`` is the first guess when it is plausible enough to suggest on its own, else None.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        problem: str,
+        remedy: str,
+        guesses: list[str],
+        likely: str | None = None,
+    ):
         super().__init__(path, problem, remedy)
         self.guesses = guesses
+        self.likely = likely
 
 
 class BinaryFile(StorageError):
@@ -88,6 +115,19 @@ class DiskState(enum.Enum):
     DELETED = "deleted"
 
 
+class FileChangedOnDisk(StorageError):
+    """A save with ``expect`` found the file changed (or deleted) since it was read; nothing was written."""
+
+    def __init__(self, path: str | os.PathLike[str], state: DiskState):
+        how = "deleted" if state is DiskState.DELETED else "changed on disk"
+        super().__init__(
+            path,
+            f"not saved: the file was {how} since it was read (by another program?)",
+            "Nothing was written; reload it to see the other change, or save under another name",
+        )
+        self.state = state
+
+
 @dataclass(frozen=True)
 class LoadedDocument:
     """A document as read from (or just written to) disk, with everything needed to write it back alike.
@@ -108,6 +148,8 @@ class LoadedDocument:
     sha256: str = ""
     lossy: bool = False
     mixed_newlines: bool = field(default=False, compare=False)
+    line_endings: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+    """Each line's own ending, in order, when the file mixes styles (None: every line ends in ``newline``)."""
 
     @property
     def display_encoding(self) -> str:
@@ -131,6 +173,7 @@ def read_document(
     """
     path = Path(path)
     data, st = _read_bytes(path, max_bytes)
+    remove_stale_temporaries(path)
     bom_encoding, bom = _detect_bom(data)
     if encoding is not None:
         wanted = _codec_name(path, encoding)
@@ -173,13 +216,46 @@ def read_document(
         sha256=hashlib.sha256(data).hexdigest(),
         lossy=errors != "strict" and "\ufffd" in text,
         mixed_newlines=mixed,
+        line_endings=tuple(_NEWLINE_RE.findall(text)) if mixed else None,
     )
+
+
+def file_kind(mode: int) -> str:
+    """What a file is, in words, from its ``st_mode``: "a regular file", "a named pipe (FIFO)", ..."""
+    kinds = (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISLNK, "a symbolic link"),
+    )
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def _refuse_special(path: Path, st: os.stat_result) -> None:
+    """A FIFO would block the open, a device would read forever: refuse anything but files and folders."""
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise StorageError(
+            path,
+            f"it is {file_kind(st.st_mode)}, not a regular file",
+            "Choose a regular text file instead",
+        )
 
 
 def _read_bytes(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
     try:
-        with open(path, "rb") as f:
+        st = os.stat(path)
+        _refuse_special(path, st)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory")
+        # Non-blocking, so that a FIFO swapped in after the stat cannot hang the open; fstat checks again.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb") as f:
             st = os.fstat(f.fileno())
+            _refuse_special(path, st)
             if stat.S_ISDIR(st.st_mode):
                 raise IsADirectoryError(errno.EISDIR, "Is a directory")
             if st.st_size > max_bytes:
@@ -228,7 +304,8 @@ def _decode_failure(
 ) -> StorageError:
     line = data.count(b"\n", 0, exc.start) + 1
     bad = data[exc.start : exc.start + 1].hex()
-    guesses = guess_encodings(data)
+    ranked = rank_encodings(data)
+    guesses = [name for name, _score in ranked]
     if not explicit and not guesses:
         return BinaryFile(path, "this file is not text in any encoding tried", "Open a text file instead")
     if not explicit and _looks_binary(data[:SNIFF_BYTES].decode("latin-1")):
@@ -243,21 +320,75 @@ def _decode_failure(
         f"byte 0x{bad} on line {line} is not valid {codec.upper()}",
         f"Open it as another encoding ({shown}) or read-only",
         guesses,
+        likely=ranked[0][0] if ranked and ranked[0][1] >= LIKELY_SCORE else None,
     )
 
 
 def guess_encodings(data: bytes) -> list[str]:
-    """The fallback encodings that decode ``data`` without error, best first."""
-    guesses = []
+    """The fallback encodings that decode ``data`` without error, most plausible first."""
+    return [name for name, _score in rank_encodings(data)]
+
+
+def rank_encodings(data: bytes) -> list[tuple[str, float]]:
+    """Each fallback encoding that decodes ``data``, with how plausible the text it gives is (0..1).
+
+    Sorted by plausibility; ties keep FALLBACK_ENCODINGS' order. Many byte strings decode without error
+    in several legacy encodings (any byte string does in latin-1), so decoding cleanly is not enough.
+    """
+    ranked = []
     for name in FALLBACK_ENCODINGS:
         if name == "utf-16" and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             continue  # without a BOM, almost any even-length byte string "decodes" as UTF-16
         try:
-            data.decode(name)
+            text = data.decode(name)
         except UnicodeDecodeError:
             continue
-        guesses.append(name)
-    return guesses
+        ranked.append((name, 1.0 if name.startswith("utf") else _plausibility(text, name)))
+    order = {name: i for i, name in enumerate(FALLBACK_ENCODINGS)}
+    return sorted(ranked, key=lambda item: (-item[1], order[item[0]]))
+
+
+_JAPANESE = ("shift_jis", "euc-jp")
+_CHINESE = ("gb18030", "big5")
+
+
+def _is_kana(c: int) -> bool:
+    return 0x3040 <= c <= 0x30FF
+
+
+def _is_han_text(c: int) -> bool:
+    # CJK ideographs (and extension A), CJK punctuation, full-width forms (not half-width katakana).
+    return 0x4E00 <= c <= 0x9FFF or 0x3400 <= c <= 0x4DBF or 0x3000 <= c <= 0x303F or 0xFF01 <= c <= 0xFF60
+
+
+def _plausibility(text: str, encoding: str) -> float:
+    """The share of ``text``'s non-ASCII characters that look like real text written in ``encoding``.
+
+    CJK text comes in runs of its script (a lone ideograph between ASCII letters is a mis-decoded pair
+    of Western bytes), Japanese has kana and Chinese has none; Western text has letters from U+00A0 up
+    (not the C1 controls latin-1 gives for 0x80-0x9F) and rarely three non-ASCII characters in a row.
+    """
+    wide = [i for i, ch in enumerate(text) if ord(ch) > 0x7F]
+    if not wide:
+        return 1.0
+    codes = [ord(ch) for ch in text]
+    wide_set = set(wide)
+    good = 0
+    for i in wide:
+        c = codes[i]
+        if encoding in _JAPANESE or encoding in _CHINESE:
+            fits = _is_han_text(c) or (encoding in _JAPANESE and _is_kana(c))
+            fits = fits and (i - 1 in wide_set or i + 1 in wide_set)
+        else:
+            run = (i - 1 in wide_set and i - 2 in wide_set) or (i + 1 in wide_set and i + 2 in wide_set)
+            run = run or (i - 1 in wide_set and i + 1 in wide_set)
+            fits = c >= 0xA0 and not run
+        good += fits
+    score = good / len(wide)
+    has_kana = any(_is_kana(codes[i]) for i in wide)
+    if (encoding in _JAPANESE and not has_kana) or (encoding in _CHINESE and has_kana):
+        score /= 2
+    return score
 
 
 def _dominant_newline(text: str) -> tuple[str, bool]:
@@ -281,14 +412,11 @@ def _to_lf(text: str) -> str:
 def encode_document(text: str, like: LoadedDocument | None = None, path: Path | None = None) -> bytes:
     """The bytes ``write_document`` would write: ``like``'s encoding, BOM and newlines (UTF-8, LF if None)."""
     encoding = like.encoding if like else "utf-8"
-    newline = like.newline if like else "\n"
-    body = _to_lf(text)
-    if newline != "\n":
-        body = body.replace("\n", newline)
+    body = _with_newlines(_to_lf(text), like)
     try:
         data = body.encode(encoding)
     except UnicodeEncodeError as exc:
-        line = body.count("\n", 0, exc.start) + 1 if newline != "\r" else body.count("\r", 0, exc.start) + 1
+        line = _to_lf(body[: exc.start]).count("\n") + 1
         char = body[exc.start]
         raise StorageError(
             path or (like.path if like else Path("document")),
@@ -299,13 +427,43 @@ def encode_document(text: str, like: LoadedDocument | None = None, path: Path | 
     return bom + data
 
 
+def _with_newlines(text: str, like: LoadedDocument | None) -> str:
+    """``text`` (LF newlines) with the file's line endings: its style, or each line's own in a mixed file.
+
+    In a mixed file the lines before the first edit and after the last keep their own endings and the
+    edited lines take the dominant style, so unedited text is written back byte for byte.
+    """
+    newline = like.newline if like else "\n"
+    endings = like.line_endings if like else None
+    if like is None or not endings:
+        return text if newline == "\n" else text.replace("\n", newline)
+    new, old = text.split("\n"), like.text.split("\n")
+    n, m = len(new) - 1, len(old) - 1  # newlines in each; ending i follows line i
+    out = [newline] * n
+    p = 0
+    while p < n and p < m and new[p] == old[p]:
+        out[p] = endings[p]
+        p += 1
+    k = 0
+    while k < n - p and k < m - p and new[n - k] == old[m - k]:
+        out[n - k - 1] = endings[m - k - 1]
+        k += 1
+    return "".join(line + end for line, end in zip(new, [*out, ""], strict=True))
+
+
 def write_document(
-    path: str | os.PathLike[str], text: str, like: LoadedDocument | None = None
+    path: str | os.PathLike[str],
+    text: str,
+    like: LoadedDocument | None = None,
+    *,
+    expect: LoadedDocument | None = None,
 ) -> LoadedDocument:
     """Write ``text`` atomically, stored like ``like`` (UTF-8 with LF newlines when None).
 
     The old file is replaced only once the new bytes are safely on disk; on any error it is left
     byte-identical and StorageError is raised. A symbolic link is followed: its target is replaced.
+    With ``expect``, the file must still hold the bytes ``expect`` was read from right before the replace
+    (``check_unchanged``); else FileChangedOnDisk is raised and nothing is written.
     """
     path = Path(path)
     if like is not None and like.lossy and _same_file(path, like.path):
@@ -324,6 +482,12 @@ def write_document(
         raise _os_error(path, exc, action="save") from None
     if existing is not None and stat.S_ISDIR(existing.st_mode):
         raise _os_error(path, IsADirectoryError(errno.EISDIR, "Is a directory"), action="save")
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        raise StorageError(
+            path,
+            f"could not save: it is {file_kind(existing.st_mode)}, not a regular file",
+            "Use Save As to save your text to a regular file",
+        )
     if existing is not None and not _writable_file(target, existing):
         # os.replace would happily swap out a read-only file; respect the user's read-only flag instead.
         raise StorageError(
@@ -332,12 +496,29 @@ def write_document(
             "Use Save As to save a copy, or make the file writable",
             errno.EACCES,
         )
+    if expect is not None and existing is None:
+        raise FileChangedOnDisk(path, DiskState.DELETED)
     mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_current_umask()
+
+    def still_as_read() -> None:
+        assert expect is not None
+        state = check_unchanged(target, expect)
+        if state is not DiskState.UNCHANGED:
+            raise FileChangedOnDisk(path, state)
+
+    remove_stale_temporaries(target)
     try:
-        atomic_write_bytes(target, data, mode=mode, owner=existing)
+        atomic_write_bytes(
+            target,
+            data,
+            mode=mode,
+            keep_from=target if existing is not None else None,
+            before_replace=still_as_read if expect is not None else None,
+        )
     except OSError as exc:
         raise _os_error(path, exc, action="save") from None
     st = os.stat(target)
+    body = data.decode(like.encoding) if like is not None and like.line_endings else ""
     return LoadedDocument(
         path=path,
         text=_to_lf(text),
@@ -347,42 +528,200 @@ def write_document(
         mtime_ns=st.st_mtime_ns,
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
+        mixed_newlines=bool(like and like.mixed_newlines),
+        line_endings=tuple(_NEWLINE_RE.findall(body)) if body else None,
     )
 
 
 def atomic_write_bytes(
-    target: str | os.PathLike[str], data: bytes, *, mode: int = 0o600, owner: os.stat_result | None = None
-) -> None:
+    target: str | os.PathLike[str],
+    data: bytes,
+    *,
+    mode: int = 0o600,
+    keep_from: str | os.PathLike[str] | None = None,
+    before_replace: Callable[[], None] | None = None,
+) -> list[str]:
     """Write ``data`` to ``target`` via a temporary file in the same folder, fsync, then ``os.replace``.
 
-    Raises OSError; on failure the temporary file is removed and ``target`` is untouched.
+    ``keep_from`` (the file being replaced) gives the new file its owner, group, extended attributes and
+    ACLs; ``mode`` is set last and exactly. ``before_replace`` runs at the last moment and may raise to
+    abort. Returns what could not be kept (as ``save_caveats`` words it). Raises OSError (or what
+    ``before_replace`` raised); on failure the temporary file is removed and ``target`` is untouched.
     """
     target = Path(target)
     folder = target.parent
-    tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    tmp, fd = _create_temporary(target)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)
-            if owner is not None and hasattr(os, "fchown"):
-                with contextlib.suppress(OSError):  # only root may give a file away; keep ours then
-                    os.fchown(fd, owner.st_uid, owner.st_gid)
-        finally:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        problems = _copy_metadata(fd, Path(keep_from) if keep_from is not None else None, mode)
+        os.fsync(fd)
+        if os.name == "nt":  # Windows cannot rename an open file (and has no lock to keep)
             os.close(fd)
-        if not hasattr(os, "fchmod"):
+            fd = -1
             os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        if before_replace is not None:
+            before_replace()
+        os.replace(tmp, target)  # still open and locked: no cleanup can take it for a killed save's
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        if fd >= 0:
+            os.close(fd)
     _fsync_folder(folder)
+    return problems
+
+
+def _create_temporary(target: Path) -> tuple[Path, int]:
+    """A new ``.NAME.XXXXXXXX.tmp`` beside ``target`` (same file system: the replace stays atomic), locked
+    for as long as it is open so that ``remove_stale_temporaries`` can tell a live save from a killed one."""
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    _lock(fd)
+    return tmp, fd
+
+
+def _lock(fd: int) -> bool | None:
+    """An exclusive, non-blocking lock: True if taken, False if held elsewhere, None where unsupported."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+    return True
+
+
+def _copy_metadata(fd: int, source: Path | None, mode: int) -> list[str]:
+    """Give the open file ``fd`` what ``source`` has (owner, group, extended attributes), then ``mode``.
+
+    The order matters: ``chown`` clears setuid/setgid, so it comes before ``chmod``; an ACL xattr sets the
+    group bits to its mask, which the final ``chmod`` sets back to the original's (the same mask).
+    Returns, in words, each property that could not be kept.
+    """
+    problems: list[str] = []
+    if source is not None:
+        st = os.stat(source)
+        mine = os.fstat(fd)
+        if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid) and hasattr(os, "fchown"):
+            try:
+                os.fchown(fd, st.st_uid, st.st_gid)
+            except OSError:
+                # Only root may give a file away; keeping the group alone is allowed to its members.
+                try:
+                    os.fchown(fd, -1, st.st_gid)
+                except OSError:
+                    problems.append(f"its owner and group (user {st.st_uid}, group {st.st_gid})")
+                else:
+                    if mine.st_uid != st.st_uid:
+                        problems.append(f"its owner (user {st.st_uid}; the saved file will be yours)")
+        problems += _copy_xattrs(fd, source)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+        kept = stat.S_IMODE(os.fstat(fd).st_mode)
+        lost = mode & ~kept & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX)
+        if lost:
+            names = [n for bit, n in ((stat.S_ISUID, "setuid"), (stat.S_ISGID, "setgid")) if lost & bit]
+            problems.append(f"its {' and '.join(names) or 'sticky'} bit")
+    return problems
+
+
+def _copy_xattrs(fd: int, source: Path) -> list[str]:
+    if not hasattr(os, "listxattr"):
+        return []
+    try:
+        names = os.listxattr(source)
+    except OSError:
+        return []  # the file system has none
+    problems = []
+    for name in names:
+        try:
+            os.setxattr(fd, name, os.getxattr(source, name))
+        except OSError as exc:
+            problems.append(f"its extended attribute {name} ({exc.strerror or exc})")
+    return problems
+
+
+def save_caveats(path: str | os.PathLike[str]) -> list[str]:
+    """What saving ``path`` cannot keep, one sentence each, to show before saving ([] when nothing).
+
+    The save replaces the file (that is what makes it atomic), so hard links keep the old text; and the
+    owner, some extended attributes or the setuid/setgid bits may be beyond this user's rights. The
+    latter are found by trying them on a temporary file beside it, exactly as the save will.
+    """
+    path = Path(path)
+    target = Path(os.path.realpath(path))
+    try:
+        st = os.stat(target)
+    except OSError:
+        return []  # a new file keeps nothing; a save error says what is wrong
+    if not stat.S_ISREG(st.st_mode):
+        return []
+    caveats = []
+    if st.st_nlink > 1:
+        others = st.st_nlink - 1
+        caveats.append(
+            f"{path.name} has {others} other hard link{'s' if others > 1 else ''}: saving replaces the file, "
+            "so the other names keep the old text"
+        )
+    try:
+        tmp, fd = _create_temporary(target)
+    except OSError:
+        return caveats  # the folder is not writable: the save itself will say so
+    try:
+        problems = _copy_metadata(fd, target, stat.S_IMODE(st.st_mode))
+    except OSError:
+        problems = []
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    caveats += [f"saving {path.name} cannot keep {problem}" for problem in problems]
+    return caveats
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files a killed save of ``path`` left beside it; returns those removed.
+
+    Only this file's own (``.NAME.XXXXXXXX.tmp``, ours, regular files), and only those no save holds: a
+    save keeps its temporary file locked until it is renamed, and the kernel drops the lock of a killed
+    process. Where locks are unsupported, only files older than STALE_TEMP_SECONDS go.
+    """
+    target = Path(os.path.realpath(path))
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{8}}{re.escape(_TEMP_SUFFIX)}")
+    removed = []
+    try:
+        names = [n for n in os.listdir(target.parent) if pattern.fullmatch(n)]
+    except OSError:
+        return []
+    for name in names:
+        tmp = target.parent / name
+        try:
+            st = os.lstat(tmp)
+            if not stat.S_ISREG(st.st_mode) or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
+                continue
+            fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            continue
+        try:
+            locked = _lock(fd)
+            stale = locked is True or (locked is None and time.time() - st.st_mtime > STALE_TEMP_SECONDS)
+            if stale:
+                os.unlink(tmp)  # while holding the lock, so no save can be using it
+                removed.append(tmp)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _fsync_folder(folder: Path) -> None:

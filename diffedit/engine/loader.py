@@ -13,6 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from diffedit.document.storage import file_kind
+from diffedit.engine.checkpoint_check import (
+    check_device,
+    check_json_files,
+    check_loading_info,
+    read_json,
+    refuse_special_files,
+)
 from diffedit.engine.context import ContextFormat, format_for_checkpoint
 from diffedit.engine.types import ModelLoadError
 from diffedit.resources import resources_dir
@@ -47,20 +55,20 @@ def inspect_checkpoint(path: str | Path) -> CheckpointInfo:
             "(config.json, *.safetensors, tokenizer.json)"
         )
     if not folder.is_dir():
+        what = "a file" if folder.is_file() else file_kind(folder.stat().st_mode)
         raise ModelLoadError(
-            f"model path {folder} is a file, not a folder; pass the folder that holds "
+            f"model path {folder} is {what}, not a folder; pass the folder that holds "
             "config.json and the *.safetensors weights"
         )
+    refuse_special_files(folder)
     config_path = folder / "config.json"
     if not config_path.is_file():
         found = ", ".join(sorted(p.name for p in folder.iterdir())[:8]) or "nothing"
         raise ModelLoadError(
             f"{folder} has no config.json (found: {found}); it is not a transformers checkpoint"
         )
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{config_path} is not valid JSON ({exc}); re-download the model") from exc
+    check_json_files(folder)
+    config = read_json(config_path)
     model_type = str(config.get("model_type", "unknown"))
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ModelLoadError(
@@ -122,7 +130,7 @@ def pick_device(requested: str | None = None) -> str:
     import torch
 
     if requested:
-        return requested
+        return check_device(requested)
     if torch.cuda.is_available():
         return "cuda"
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -216,19 +224,28 @@ def load_model(
             info.path, local_files_only=True, trust_remote_code=trust_remote_code
         )
     except Exception as exc:
-        raise ModelLoadError(f"the tokenizer in {info.path} does not load: {exc}") from exc
+        raise ModelLoadError(
+            f"the tokenizer in {info.path} does not load ({str(exc).splitlines()[0][:300]}); "
+            "re-download the model"
+        ) from exc
     try:
-        model = DiffusionGemmaForBlockDiffusion.from_pretrained(
+        # Mismatched shapes come back in the loading info (instead of "look at the above report!" with the
+        # report hidden), so that check_loading_info can name the tensor.
+        loaded: Any = DiffusionGemmaForBlockDiffusion.from_pretrained(
             info.path,
             dtype=torch_dtype,
             use_safetensors=True,
             local_files_only=True,
             trust_remote_code=trust_remote_code,
+            ignore_mismatched_sizes=True,
+            output_loading_info=True,
         )
+        model, loading_info = loaded
     except Exception as exc:
         raise ModelLoadError(
             f"the weights in {info.path} do not load: {str(exc).splitlines()[0][:300]}"
         ) from exc
+    check_loading_info(info.path, loading_info, info.weight_files)
     report: Fp8Report | None = None
     try:
         cuda = torch.device(dev).type == "cuda"
@@ -241,7 +258,7 @@ def load_model(
                 report = quantize_experts(model, device=dev)  # the experts first, already in FP8
             except ValueError as exc:  # raised before anything moved: the model has no MoE experts
                 raise ModelLoadError(f"--fp8: {exc}") from exc
-        model.to(dev)  # type: ignore[arg-type]
+        model.to(dev)
     except (RuntimeError, torch.OutOfMemoryError) as exc:
         raise ModelLoadError(
             f"the model does not fit on {dev}: {str(exc).splitlines()[0][:200]}; "

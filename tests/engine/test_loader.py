@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
-from diffedit.engine.loader import cpu_has_native_bf16, inspect_checkpoint, load_model, pick_dtype
+from diffedit.engine.loader import (
+    cpu_has_native_bf16,
+    inspect_checkpoint,
+    load_model,
+    pick_device,
+    pick_dtype,
+)
 from diffedit.engine.types import ModelLoadError
 
 
@@ -179,3 +188,133 @@ def test_loading_and_rewriting_never_touch_the_network(
         RewriteJob(EditRequest("a\n\n", "b", "\n\nc"), GenerationSettings(seed=1, steps=2))
     )
     assert result.steps >= 2
+
+
+# ------------------------------------------------------------------------------------------ bad files, named
+
+
+def _edit_json(path: Path, change: object) -> None:
+    """Replace ``path``'s JSON with ``change`` (a value), or apply it (a function of the parsed data)."""
+    data = json.loads(path.read_text()) if path.exists() else None
+    path.write_text(json.dumps(change(data) if callable(change) else change))
+
+
+def _without(key: str) -> object:
+    return lambda data: {k: v for k, v in data.items() if k != key}
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "message"),
+    [
+        ("config.json", [], r"config\.json holds a JSON list, not a JSON object"),
+        (
+            "config.json",
+            lambda c: {**c, "text_config": 5},
+            r"config\.json: field 'text_config' is 5 .*an object",
+        ),
+        (
+            "config.json",
+            lambda c: {**c, "text_config": {**c["text_config"], "hidden_size": "64"}},
+            r"config\.json: field 'text_config\.hidden_size' is \"64\" .*a positive whole number",
+        ),
+        ("config.json", _without("model_type"), r"config\.json: field 'model_type' is missing"),
+        ("diffedit_infill.json", [1, 2], r"diffedit_infill\.json holds a JSON list, not a JSON object"),
+        (
+            "diffedit_infill.json",
+            lambda d: {**d, "context_tokens": -3},
+            r"diffedit_infill\.json: field 'context_tokens' is -3",
+        ),
+        ("generation_config.json", [3], r"generation_config\.json holds a JSON list"),
+        ("tokenizer.json", _without("added_tokens"), r"tokenizer\.json: field 'added_tokens' is missing"),
+        (
+            "tokenizer.json",
+            lambda t: {**t, "added_tokens": [{"content": "<pad>"}]},
+            r"tokenizer\.json: field 'added_tokens\[0\]\.id' is missing",
+        ),
+        ("tokenizer_config.json", "just a string", r"tokenizer_config\.json holds a JSON string"),
+    ],
+)
+def test_json_files_are_checked_against_what_the_loader_needs(
+    tiny_checkpoint: Path, tmp_path: Path, file: str, change: object, message: str
+) -> None:
+    ck = _copy(tiny_checkpoint, tmp_path / "bad")
+    _edit_json(ck / file, change)
+    with pytest.raises(ModelLoadError, match=message) as info:
+        inspect_checkpoint(ck)
+    assert "\n" not in str(info.value) and "re-download" in str(info.value)
+
+
+def test_a_weight_shape_mismatch_names_the_tensor_and_both_shapes(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    ck = _copy(tiny_checkpoint, tmp_path / "mismatch")
+    cfg = json.loads((ck / "config.json").read_text())
+    cfg["text_config"]["intermediate_size"] = cfg["text_config"]["intermediate_size"] * 2
+    (ck / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError) as info:
+        load_model(ck)
+    message = str(info.value)
+    assert "above report" not in message and "\n" not in message
+    assert "model.safetensors" in message and "config.json" in message
+    assert re.search(
+        r"'[\w.]+mlp[\w.]+' has shape \[\d+, \d+\] in the weights, config\.json needs \[\d+, \d+\]", message
+    )
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json", "tokenizer.json"])
+def test_a_fifo_in_the_checkpoint_is_refused_without_hanging(
+    tiny_checkpoint: Path, tmp_path: Path, name: str
+) -> None:
+    ck = _copy(tiny_checkpoint, tmp_path / "fifo")
+    (ck / name).unlink()
+    os.mkfifo(ck / name)
+    result: list[BaseException] = []
+
+    def inspect() -> None:
+        try:
+            inspect_checkpoint(ck)
+        except BaseException as exc:  # handed to the test
+            result.append(exc)
+
+    thread = threading.Thread(target=inspect, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # the bug: unblock the reader before failing
+        os.close(os.open(ck / name, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"inspect_checkpoint blocked on the FIFO {name}")
+    (error,) = result
+    assert isinstance(error, ModelLoadError)
+    assert f"{name} is a named pipe (FIFO), not a regular file" in str(error)
+
+
+def test_a_fifo_as_the_model_path_says_what_it_is(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "model")
+    with pytest.raises(ModelLoadError, match=r"is a named pipe \(FIFO\), not a folder"):
+        inspect_checkpoint(tmp_path / "model")
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("foo", r"unknown device 'foo'.*cpu, cuda"),
+        ("cuda:x", r"unknown device 'cuda:x'"),
+        ("vulkan", r"diffedit runs on cpu, cuda or mps, not 'vulkan'"),
+    ],
+)
+def test_a_device_that_is_not_one_is_named(device: str, message: str) -> None:
+    with pytest.raises(ModelLoadError, match=message):
+        pick_device(device)
+
+
+def test_cuda_without_cuda_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ModelLoadError, match=r"CUDA is not available.*--device cpu"):
+        pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ModelLoadError, match=r"there is no GPU cuda:3.*has 1"):
+        pick_device("cuda:3")
+    assert pick_device("cuda:0") == "cuda:0"
+    assert pick_device("cpu") == "cpu"
