@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from diffedit.document.storage import atomic_write_bytes, file_kind
+from diffedit.document.storage import atomic_write_bytes
+from diffedit.fileinfo import file_kind
 
 FORMAT = 1
 ENV_STATE_DIR = "DIFFEDIT_STATE_DIR"

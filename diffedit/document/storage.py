@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffedit.fileinfo import file_kind
+
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 """Files larger than this are refused: the editor is for prose, and a 50 MB file is almost surely not."""
 
@@ -218,20 +220,6 @@ def read_document(
         mixed_newlines=mixed,
         line_endings=tuple(_NEWLINE_RE.findall(text)) if mixed else None,
     )
-
-
-def file_kind(mode: int) -> str:
-    """What a file is, in words, from its ``st_mode``: "a regular file", "a named pipe (FIFO)", ..."""
-    kinds = (
-        (stat.S_ISREG, "a regular file"),
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISLNK, "a symbolic link"),
-    )
-    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def _refuse_special(path: Path, st: os.stat_result) -> None:

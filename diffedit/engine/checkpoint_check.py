@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diffedit.document.storage import file_kind
 from diffedit.engine.types import ModelLoadError
+from diffedit.fileinfo import file_kind
 
 _REDOWNLOAD = "the file is damaged or not from a DiffusionGemma checkpoint: re-download the model"
 

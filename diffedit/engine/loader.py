@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from diffedit.document.storage import file_kind
 from diffedit.engine.checkpoint_check import (
     check_device,
     check_json_files,
@@ -23,6 +22,7 @@ from diffedit.engine.checkpoint_check import (
 )
 from diffedit.engine.context import ContextFormat, format_for_checkpoint
 from diffedit.engine.types import ModelLoadError
+from diffedit.fileinfo import file_kind
 from diffedit.resources import resources_dir
 
 if TYPE_CHECKING:
