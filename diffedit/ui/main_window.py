@@ -86,15 +86,28 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.preview)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
+        editing = QWidget(self)
+        lay = QVBoxLayout(editing)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.find_bar)
+        lay.addWidget(self.splitter, 1)
+        # The docks live in an inner main window so the bars below span the whole window, not only the
+        # editor's column between the docks, and showing a bar never moves the docks.
+        self.panels = QMainWindow(self)
+        self.panels.setWindowFlags(Qt.WindowType.Widget)
+        self.panels.setObjectName("panels")
+        self.panels.setCentralWidget(editing)
+        self.panels.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.outline_dock)
+        self.panels.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.history_dock)
         central = QWidget(self)
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
-        for w in (self.find_bar, self.splitter, self.notice_bar, self.review_bar, self.rewrite_bar):
-            lay.addWidget(w, 1 if w is self.splitter else 0)
+        lay.addWidget(self.panels, 1)
+        for bar in (self.notice_bar, self.review_bar, self.rewrite_bar):
+            lay.addWidget(bar)
         self.setCentralWidget(central)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.outline_dock)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.history_dock)
         self._build_actions()
         self._connect()
 

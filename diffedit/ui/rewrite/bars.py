@@ -31,6 +31,7 @@ class RewriteBar(QFrame):
         self.instruction.setObjectName("instruction")
         self.instruction.setPlaceholderText("Instruction (optional), e.g. “make it shorter” — Ctrl+I")
         self.instruction.setClearButtonEnabled(True)
+        self.instruction.setMinimumWidth(200)  # "make it shorter" stays readable at any window size
         self.instruction.returnPressed.connect(self.rewriteRequested)
         self.strength = QSlider(Qt.Orientation.Horizontal, self)
         self.strength.setObjectName("strength")
