@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QContextMenuEvent, QFont, QFontDatabase, QTextCursor, QTextFormat
+from PySide6.QtGui import (
+    QAction,
+    QContextMenuEvent,
+    QFont,
+    QFontDatabase,
+    QKeyEvent,
+    QKeySequence,
+    QTextCursor,
+    QTextFormat,
+)
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 
 from diffedit.document.targets import snap_target
@@ -142,6 +152,46 @@ class MarkdownEditor(QPlainTextEdit):
                 menu.addActions(self.context_actions)
         menu.exec(event.globalPos())
         menu.deleteLater()
+
+    # -- undo and redo: the caret and the view go to the text that changed, not the top -------------
+    def undo(self) -> None:
+        self._undo_redo(super().undo)
+
+    def redo(self) -> None:
+        self._undo_redo(super().redo)
+
+    def _undo_redo(self, step: Callable[[], None]) -> None:
+        changes: list[tuple[int, int]] = []
+
+        def record(position: int, _removed: int, added: int) -> None:
+            changes.append((position, position + added))
+
+        doc = self.document()
+        doc.contentsChange.connect(record)
+        try:
+            step()
+        finally:
+            doc.contentsChange.disconnect(record)
+        if not changes:
+            return
+        self.place_caret(changes[-1][1])
+
+    def place_caret(self, position: int) -> None:
+        """Caret at ``position``, scrolled into the middle of the view only if it is off screen."""
+        c = self.textCursor()
+        c.setPosition(max(0, min(position, self.document().characterCount() - 1)))
+        self.setTextCursor(c)
+        if not self.viewport().rect().contains(self.cursorRect().center()):
+            self.centerCursor()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Qt's own Ctrl+Z goes straight to the document; route it through undo() above instead.
+        if event.matches(QKeySequence.StandardKey.Undo):
+            self.undo()
+        elif event.matches(QKeySequence.StandardKey.Redo):
+            self.redo()
+        else:
+            super().keyPressEvent(event)
 
     def center_on(self, position: int, select_to: int | None = None) -> None:
         c = self.textCursor()

@@ -226,8 +226,11 @@ class RewriteController(QObject):
             self._end(SessionState.FAILED)
             self.notice.emit("error", str(exc))
             return
+        parked = self.editor.textCursor().position() == self._parked_caret
         self._end(SessionState.COMMITTED)
         self._apply(start, end, replacement)
+        if parked:  # the user waited: the caret goes to the end of the new text, the view with it
+            self.editor.place_caret(start + utf16_len(replacement))
         entry = RewriteEntry(
             when=datetime.now(),
             blocks=self._blocks_label,
