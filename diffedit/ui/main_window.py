@@ -250,6 +250,7 @@ class MainWindow(QMainWindow):
         self.review_bar.retryRequested.connect(c.try_again)
         c.notice.connect(self.notice_bar.notify)
         c.progress.connect(self.status.set_progress)
+        c.loading.connect(self.status.set_loading)
         c.runningChanged.connect(self._on_running_changed)
         c.committed.connect(self.history_dock.add_entry)
         c.reviewOffered.connect(self.review_bar.offer)

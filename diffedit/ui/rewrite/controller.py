@@ -27,7 +27,7 @@ from diffedit.document.targets import block_numbers
 from diffedit.document.textpos import from_utf16, utf16_len
 from diffedit.engine.types import EditRequest, GenerationSettings, RewriteResult
 from diffedit.ui.editing.editor import MarkdownEditor
-from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, paint_frame
+from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, noise_paint, paint_frame
 from diffedit.worker import EngineBridge
 
 FRAME_PERIOD_MS = 33  # ~30 fps; frames that arrive faster are coalesced in the bridge's mailbox
@@ -61,6 +61,7 @@ class RewriteController(QObject):
     notice = Signal(str, str)  # level ("info" | "error"), message
     progress = Signal(object)  # Progress
     runningChanged = Signal(bool)
+    loading = Signal(str)  # a line for the status while the run waits for the model
     committed = Signal(object)  # RewriteEntry
     reviewOffered = Signal(str)
     reviewClosed = Signal()
@@ -88,6 +89,8 @@ class RewriteController(QObject):
         self._replay_timer = QTimer(self, interval=FRAME_PERIOD_MS * 2)
         self._replay_timer.timeout.connect(self._replay_tick)
         editor.document().contentsChange.connect(self._on_contents_change)
+        self._load_message = ""
+        bridge.modelLoading.connect(self._on_model_loading)
         bridge.jobFinished.connect(self._on_finished)
         bridge.jobFailed.connect(self._on_failed)
         bridge.jobCancelled.connect(self._on_cancelled)
@@ -128,11 +131,23 @@ class RewriteController(QObject):
         self.editor.clear_mark("target")
         self.editor.move_caret_out_of(start, end)
         self._parked_caret = self.editor.textCursor().position()
-        self.canvas.show(start, end, CanvasPaint("", (), 0, settings.steps or 0))
+        self.canvas.show(start, end, noise_paint(text[a:b], settings.steps or 0))
         self.editor.update_target()
         self._timer.start()
         self.runningChanged.emit(True)
-        self.progress.emit(Progress(0, settings.steps or 0, 0, 0.0))
+        if not self._show_loading():
+            self.progress.emit(Progress(0, settings.steps or 0, 0, 0.0))
+        return True
+
+    def _on_model_loading(self, message: str) -> None:
+        self._load_message = message
+
+    def _show_loading(self) -> bool:
+        """While the model loads, the status says so (with the time waited) instead of "Step 0"."""
+        if self.bridge.state != "loading":
+            return False
+        message = (self._load_message or "Loading the model…").rstrip("…. ")
+        self.loading.emit(f"{message}… ({time.perf_counter() - self._started_at:.0f} s)")
         return True
 
     def stop(self, quiet: bool = False) -> None:
@@ -189,6 +204,7 @@ class RewriteController(QObject):
             return
         frame = self.bridge.take_frame(session.job_id)
         if frame is None:
+            self._show_loading()
             return
         paint = paint_frame(frame)
         self.latest_paint = paint

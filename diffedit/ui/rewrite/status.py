@@ -25,6 +25,11 @@ class StatusPanel:
     def set_model(self, text: str) -> None:
         self.model.setText(text)
 
+    def set_loading(self, text: str) -> None:
+        self.step.setText(text)
+        self.tpf.setText("")
+        self.speed.setText("")
+
     def set_words(self, count: int) -> None:
         self.words.setText(f"{count:,} words")
 

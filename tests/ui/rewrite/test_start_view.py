@@ -1,0 +1,35 @@
+"""What Ctrl+R shows before the first step: the canvas at once, and the model loading (issue 18)."""
+
+from __future__ import annotations
+
+import threading
+
+from pytestqt.qtbot import QtBot
+
+from diffedit.ui.rewrite.canvas_renderer import PaintKind
+from tests.ui.conftest import TARGET, WindowFactory, select_text
+from tests.ui.fake_engine import FakeEngine
+
+
+def test_ctrl_r_shows_noise_at_once_and_the_model_loading(make_window: WindowFactory, qtbot: QtBot) -> None:
+    go = threading.Event()
+
+    def slow_loader(path=None, device=None, dtype=None, progress=None, **options):  # type: ignore[no-untyped-def]
+        if progress:
+            progress("Loading model from the bundled demo model…")
+        go.wait(10)
+        return FakeEngine()
+
+    w = make_window(slow_loader)
+    select_text(w, TARGET)
+    assert w.rewrite()
+    paint = w.controller.canvas.paint
+    assert paint is not None
+    assert len(paint.text) == len(TARGET)  # noise at the target's length, not an empty box
+    assert any(kind is PaintKind.NOISE for _s, _e, kind in paint.runs)
+    qtbot.waitUntil(lambda: "Loading model" in w.status.step.text(), timeout=3000)
+    assert "Step 0" not in w.status.step.text()
+    qtbot.waitUntil(lambda: " s)" in w.status.step.text(), timeout=3000)  # elapsed time: it is alive
+    go.set()
+    qtbot.waitUntil(lambda: not w.controller.running, timeout=10_000)
+    assert w.status.step.text().startswith("Step")
