@@ -237,6 +237,10 @@ class MainWindow(QMainWindow):
         self.editor.cursorPositionChanged.connect(
             lambda: self.preview.follow(self.editor.textCursor().position())
         )
+        bar = self.editor.verticalScrollBar()
+        bar.valueChanged.connect(
+            lambda v: self.preview.scroll_to_fraction(v / bar.maximum() if bar.maximum() else 0.0)
+        )
         self.outline_dock.headingActivated.connect(self._jump_to_offset)
         self.summary.ready.connect(self._show_summary)
         # rewrite
