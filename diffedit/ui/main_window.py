@@ -259,6 +259,8 @@ class MainWindow(QMainWindow):
         c.committed.connect(self.history_dock.add_entry)
         c.reviewOffered.connect(self.review_bar.offer)
         c.reviewClosed.connect(self.review_bar.hide)
+        c.entryUndone.connect(self.history_dock.set_undone)
+        self.editor.undoRedone.connect(lambda redo: None if redo else self.status.clear_run())
         self.model.aboutToReload.connect(lambda: c.stop(quiet=True))
         self.model.status.connect(self.status.set_model)
         b = self.bridge
@@ -295,6 +297,7 @@ class MainWindow(QMainWindow):
             self.review_bar.hide()
 
     def escape(self) -> None:
+        self.status.clear_run()
         if self.controller.running:
             self.controller.stop()
         elif self.controller.replaying:
@@ -315,6 +318,9 @@ class MainWindow(QMainWindow):
         self.preview.schedule(size)
 
     def _on_document_replaced(self) -> None:
+        self.controller.clear_history()
+        self.history_dock.clear()
+        self.status.clear_run()
         self.summary.refresh_now()
         self.preview.refresh()
 

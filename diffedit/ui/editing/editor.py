@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QContextMenuEvent,
@@ -38,6 +38,8 @@ class Overlay(Protocol):
 class MarkdownEditor(QPlainTextEdit):
     """Plain text in, plain text out; everything else (highlighting, overlay, marks) is view state."""
 
+    undoRedone = Signal(bool)  # after an undo (False) or a redo (True) that changed the text
+
     def __init__(self, parent: QWidget | None = None, theme: Theme = LIGHT) -> None:
         super().__init__(parent)
         self.theme = theme
@@ -48,6 +50,7 @@ class MarkdownEditor(QPlainTextEdit):
         self.overlay: Overlay | None = None
         self.context_actions: list[QAction] = []
         self.target: tuple[int, int] | None = None  # the snapped selection, Qt positions
+        self.in_undo_redo = False  # the document changes now come from undo or redo
         self._marks: dict[str, list[QTextEdit.ExtraSelection]] = {}
         self._normal_cursor_width = self.cursorWidth()
         self._target_timer = QTimer(self, singleShot=True, interval=SELECTION_MARK_DELAY_MS)
@@ -155,12 +158,12 @@ class MarkdownEditor(QPlainTextEdit):
 
     # -- undo and redo: the caret and the view go to the text that changed, not the top -------------
     def undo(self) -> None:
-        self._undo_redo(super().undo)
+        self._undo_redo(super().undo, False)
 
     def redo(self) -> None:
-        self._undo_redo(super().redo)
+        self._undo_redo(super().redo, True)
 
-    def _undo_redo(self, step: Callable[[], None]) -> None:
+    def _undo_redo(self, step: Callable[[], None], redo: bool) -> None:
         changes: list[tuple[int, int]] = []
 
         def record(position: int, _removed: int, added: int) -> None:
@@ -168,13 +171,16 @@ class MarkdownEditor(QPlainTextEdit):
 
         doc = self.document()
         doc.contentsChange.connect(record)
+        self.in_undo_redo = True
         try:
             step()
         finally:
+            self.in_undo_redo = False
             doc.contentsChange.disconnect(record)
         if not changes:
             return
         self.place_caret(changes[-1][1])
+        self.undoRedone.emit(redo)
 
     def place_caret(self, position: int) -> None:
         """Caret at ``position``, scrolled into the middle of the view only if it is off screen."""

@@ -30,6 +30,11 @@ class StatusPanel:
         self.tpf.setText("")
         self.speed.setText("")
 
+    def clear_run(self) -> None:
+        """The last run's figures go with it (Esc, Undo, another document)."""
+        for label in (self.step, self.tpf, self.speed):
+            label.setText("")
+
     def set_words(self, count: int) -> None:
         self.words.setText(f"{count:,} words")
 

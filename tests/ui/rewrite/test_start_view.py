@@ -33,3 +33,34 @@ def test_ctrl_r_shows_noise_at_once_and_the_model_loading(make_window: WindowFac
     go.set()
     qtbot.waitUntil(lambda: not w.controller.running, timeout=10_000)
     assert w.status.step.text().startswith("Step")
+
+
+def test_the_report_names_one_block_or_several_and_counts_the_wait(
+    make_window: WindowFactory, qtbot: QtBot
+) -> None:
+    go = threading.Event()
+
+    def slow_loader(path=None, device=None, dtype=None, progress=None, **options):  # type: ignore[no-untyped-def]
+        go.wait(10)
+        return FakeEngine()
+
+    w = make_window(slow_loader)
+    select_text(w, TARGET)
+    assert w.rewrite()
+    qtbot.wait(1200)  # the model is still loading: this wait is part of the rewrite's time
+    go.set()
+    qtbot.waitUntil(lambda: not w.controller.running, timeout=10_000)
+    message = w.review_bar.label.text()
+    assert message.startswith("Rewrote block 3 in "), message
+    assert float(message.split(" in ")[1].split(" s")[0]) >= 1.2
+    label = w.history_dock.list.item(0).text()
+    assert "block 3 ·" in label and "  " not in label
+    w.review_bar.keep_button.click()
+    text = w.editor.toPlainText()
+    c = w.editor.textCursor()
+    c.setPosition(text.index("First paragraph"))
+    c.setPosition(text.index("- another item"), c.MoveMode.KeepAnchor)
+    w.editor.setTextCursor(c)
+    assert w.rewrite()
+    qtbot.waitUntil(lambda: not w.controller.running, timeout=10_000)
+    assert w.review_bar.label.text().startswith("Rewrote blocks 2-4 in "), w.review_bar.label.text()
