@@ -99,6 +99,10 @@ class MarkdownEditor(QPlainTextEdit):
         c = self.textCursor()
         a, b = from_utf16(text, c.selectionStart()), from_utf16(text, c.selectionEnd())
         snapped = snap_target(text, a, b)
+        if snapped is None and a == b and text[a:].strip() == "" and text.strip():
+            # A caret in the blank lines at the end (Ctrl+End) means the last block, not nothing.
+            last = len(text.rstrip())
+            snapped = snap_target(text, last - 1, last - 1)
         if snapped is None:
             return None
         return to_utf16(text, snapped[0]), to_utf16(text, snapped[1])

@@ -64,3 +64,11 @@ def test_the_report_names_one_block_or_several_and_counts_the_wait(
     assert w.rewrite()
     qtbot.waitUntil(lambda: not w.controller.running, timeout=10_000)
     assert w.review_bar.label.text().startswith("Rewrote blocks 2-4 in "), w.review_bar.label.text()
+
+
+def test_ctrl_end_then_ctrl_r_takes_the_last_paragraph(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    w, _engine = fake_window
+    w.editor.moveCursor(w.editor.textCursor().MoveOperation.End)  # after the final newline
+    assert w.rewrite(), w.notice_bar.label.text()
+    session = w.controller.session
+    assert session is not None and session.original == "Last paragraph after the target."
