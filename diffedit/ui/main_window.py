@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings.load()
         self.theme = THEMES[self.settings.theme]
         self.bridge = bridge or EngineBridge(parent=self)
+        self._option_tips: dict[str, str] = {}  # the model options' own tooltips, before any device note
         self._restored_windows: list[MainWindow] = []  # opened by a recovery restore; kept alive here
 
         # editing
@@ -211,6 +212,7 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addActions([self.act_find, self.act_replace, self.act_find_next, self.act_find_prev])
         menu = bar.addMenu("&Rewrite")
+        menu.setToolTipsVisible(True)  # the model options say why they are off
         menu.addActions([self.act_rewrite, self.act_instruct, self.act_stop])
         menu.addSeparator()
         menu.addActions([self.act_choose_model, self.act_demo_model])
@@ -266,6 +268,7 @@ class MainWindow(QMainWindow):
         b = self.bridge
         b.modelLoading.connect(self.status.set_model)
         b.modelLoaded.connect(lambda name, dev: self.status.set_model(f"Model: {name} on {dev}"))
+        b.modelLoaded.connect(lambda _name, dev: self._fit_options_to_device(dev))
         b.modelFailed.connect(self._on_model_failed)
         # files
         d = self.documents
@@ -284,6 +287,19 @@ class MainWindow(QMainWindow):
     def rewrite(self) -> bool:
         self.model.load()  # a window started without a model loads it on first use
         return self.controller.start(self.run_options())
+
+    def _fit_options_to_device(self, device: str) -> None:
+        """FP8 experts and the compiled step need a CUDA GPU: elsewhere they are off, saying why.
+        An option already on stays switchable, so it can be turned off."""
+        cuda = device.startswith("cuda")
+        for action, why in (
+            (self.act_fp8, "FP8 needs a CUDA GPU"),
+            (self.act_compile, "The compiled decoder step needs a CUDA GPU"),
+        ):
+            base = self._option_tips.setdefault(action.objectName(), action.toolTip())
+            on = action.isChecked()
+            action.setEnabled(cuda or on)
+            action.setToolTip(base if cuda else f"{why}; the model runs on {device.split()[0]}. {base}")
 
     def _on_model_failed(self, message: str) -> None:
         self.status.set_model("Model: unavailable")
