@@ -27,7 +27,7 @@ from diffedit.ui.editing.summary import SummaryRefresher
 from diffedit.ui.editing.theme import THEMES, apply_theme
 from diffedit.ui.files.document_controller import DocumentController
 from diffedit.ui.notice_bar import NoticeBar
-from diffedit.ui.rewrite.bars import ReviewBar, RewriteBar
+from diffedit.ui.rewrite.bars import ReviewBar, RewriteBar, no_instruction_note
 from diffedit.ui.rewrite.controller import RewriteController, RunOptions
 from diffedit.ui.rewrite.history_dock import HistoryDock
 from diffedit.ui.rewrite.model_picker import ModelPicker
@@ -267,7 +267,7 @@ class MainWindow(QMainWindow):
         self.model.status.connect(self.status.set_model)
         b = self.bridge
         b.modelLoading.connect(self.status.set_model)
-        b.modelLoaded.connect(lambda name, dev: self.status.set_model(f"Model: {name} on {dev}"))
+        b.modelLoaded.connect(self._on_model_loaded)
         b.modelLoaded.connect(lambda _name, dev: self._fit_options_to_device(dev))
         b.modelFailed.connect(self._on_model_failed)
         # files
@@ -286,7 +286,19 @@ class MainWindow(QMainWindow):
 
     def rewrite(self) -> bool:
         self.model.load()  # a window started without a model loads it on first use
-        return self.controller.start(self.run_options())
+        options = self.run_options()
+        started = self.controller.start(options)
+        instruction = options.instruction.strip()
+        if started and instruction and self.bridge.state == "ready" and not self.bridge.follows_instructions:
+            self.notice_bar.notify(
+                "info", f"“{instruction}” is not used: {no_instruction_note(self.bridge.model_name)}."
+            )
+        return started
+
+    def _on_model_loaded(self, name: str, device: str) -> None:
+        follows = self.bridge.follows_instructions
+        self.status.set_model(f"Model: {name} on {device}" + ("" if follows else " (no instructions)"))
+        self.rewrite_bar.set_follows_instructions(follows, name)
 
     def _fit_options_to_device(self, device: str) -> None:
         """FP8 experts and the compiled step need a CUDA GPU: elsewhere they are off, saying why.
