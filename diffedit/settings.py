@@ -31,7 +31,7 @@ def config_dir() -> Path:
 @dataclass
 class Settings:
     theme: Theme = "light"
-    font_family: str = "DejaVu Sans Mono"
+    font_family: str = ""  # empty: the system's proportional font (code stays monospace)
     font_size: int = 11
     word_wrap: bool = True
     show_preview: bool = False

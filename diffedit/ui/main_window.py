@@ -26,6 +26,7 @@ from diffedit.ui.editing.preview import PreviewPane
 from diffedit.ui.editing.summary import SummaryRefresher
 from diffedit.ui.editing.theme import THEMES, apply_theme
 from diffedit.ui.files.document_controller import DocumentController
+from diffedit.ui.icons import apply_icons
 from diffedit.ui.notice_bar import NoticeBar
 from diffedit.ui.rewrite.bars import ReviewBar, RewriteBar, no_instruction_note
 from diffedit.ui.rewrite.controller import RewriteController, RunOptions
@@ -224,12 +225,14 @@ class MainWindow(QMainWindow):
         tb = QToolBar("Main", self)
         tb.setObjectName("mainToolBar")
         tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         tb.addActions([self.act_new, self.act_open, self.act_save])
         tb.addSeparator()
         tb.addActions([self.act_rewrite, self.act_stop])
         tb.addSeparator()
         tb.addAction(self.act_preview)
         self.addToolBar(tb)
+        apply_icons(self.actions(), self.theme)
         self.editor.context_actions = [self.act_rewrite, self.act_instruct]
 
     def _connect(self) -> None:
@@ -374,6 +377,7 @@ class MainWindow(QMainWindow):
             apply_theme(app, self.theme)
         self.editor.set_theme(self.theme)
         self.preview.set_theme(self.theme)
+        apply_icons(self.actions(), self.theme)
 
     def _set_wrap(self, on: bool) -> None:
         self.settings.word_wrap = on

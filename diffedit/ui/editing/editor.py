@@ -57,7 +57,7 @@ class MarkdownEditor(QPlainTextEdit):
         self._target_timer.timeout.connect(self.update_target)
         self.selectionChanged.connect(self._target_timer.start)
         self.cursorPositionChanged.connect(self._update_cursor_visibility)
-        self.set_editor_font("DejaVu Sans Mono", 11)
+        self.set_editor_font("", 11)
 
     def attach_overlay(self, overlay: Overlay) -> None:
         """Draw ``overlay`` over its span: the span's own text is hidden and the caret is not drawn there."""
@@ -69,8 +69,10 @@ class MarkdownEditor(QPlainTextEdit):
 
     # -- appearance --------------------------------------------------------------------------------
     def set_editor_font(self, family: str, size: int) -> None:
-        font = QFont(family, size) if family else QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-        font.setStyleHint(QFont.StyleHint.TypeWriter)
+        """Prose in a proportional font by default (empty ``family``); code spans and blocks stay
+        monospace through the highlighter's formats."""
+        font = QFont(family) if family else QFontDatabase.systemFont(QFontDatabase.SystemFont.GeneralFont)
+        font.setPointSize(size)
         self.setFont(font)
         self.setTabStopDistance(4 * self.fontMetrics().horizontalAdvance(" "))
 

@@ -28,6 +28,7 @@ class Theme:
     noise_fg: str  # canvas positions not yet accepted
     fresh_bg: str  # tokens changed in this step
     committed_bg: str  # the replacement just after commit
+    border: str = "#a0a0a0"  # frames of buttons and fields where the style's own are too faint
 
     def color(self, name: str) -> QColor:
         return QColor(getattr(self, name))
@@ -72,6 +73,7 @@ DARK = Theme(
     noise_fg="#6a6a78",
     fresh_bg="#6b5a10",
     committed_bg="#1f3a25",
+    border="#7a7d85",
 )
 THEMES = {"light": LIGHT, "dark": DARK}
 
@@ -95,3 +97,17 @@ def apply_theme(app: QApplication, theme: Theme) -> None:
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText):
         p.setColor(QPalette.ColorGroup.Disabled, role, theme.color("muted"))
     app.setPalette(p)
+    # Fusion derives its frames from the window colour: on a dark window they all but vanish.
+    app.setStyleSheet(_DARK_FRAMES.format(t=theme) if theme.name == "dark" else "")
+
+
+_DARK_FRAMES = """
+QPushButton {{ border: 1px solid {t.border}; border-radius: 3px; padding: 3px 10px;
+    background: #383a3f; color: {t.text}; }}
+QPushButton:hover {{ background: #44474d; }}
+QPushButton:pressed {{ background: #2f3135; }}
+QPushButton:disabled {{ color: {t.muted}; border-color: #55575c; }}
+QSpinBox, QLineEdit {{ border: 1px solid {t.border}; border-radius: 3px; padding: 1px 3px;
+    background: {t.base}; color: {t.text}; }}
+QSpinBox:focus, QLineEdit:focus {{ border-color: {t.highlight}; }}
+"""
