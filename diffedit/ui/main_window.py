@@ -7,12 +7,23 @@ rewrite/  ``RewriteController`` and its canvas, bars, history dock, model picker
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QApplication, QMainWindow, QMenu, QSplitter, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from diffedit.document.outline import Summary
 from diffedit.document.recovery import RecoveryEntry
@@ -24,7 +35,8 @@ from diffedit.ui.editing.find_bar import FindBar
 from diffedit.ui.editing.outline_dock import OutlineDock
 from diffedit.ui.editing.preview import PreviewPane
 from diffedit.ui.editing.summary import SummaryRefresher
-from diffedit.ui.editing.theme import THEMES, apply_theme
+from diffedit.ui.editing.theme import apply_theme, resolve_theme
+from diffedit.ui.dialogs import PreferencesDialog, about_box, shortcuts_dialog
 from diffedit.ui.files.document_controller import DocumentController
 from diffedit.ui.icons import apply_icons
 from diffedit.ui.notice_bar import NoticeBar
@@ -56,7 +68,7 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         self.settings = settings or Settings.load()
-        self.theme = THEMES[self.settings.theme]
+        self.theme = resolve_theme(self.settings.theme)
         self.bridge = bridge or EngineBridge(parent=self)
         self._option_tips: dict[str, str] = {}  # the model options' own tooltips, before any device note
         self._restored_windows: list[MainWindow] = []  # opened by a recovery restore; kept alive here
@@ -65,6 +77,7 @@ class MainWindow(QMainWindow):
         self.editor = MarkdownEditor(self, self.theme)
         self.editor.set_editor_font(self.settings.font_family, self.settings.font_size)
         self.editor.set_word_wrap(self.settings.word_wrap)
+        self.editor.set_line_width(self.settings.line_width)
         self.find_bar = FindBar(self.editor, self)
         self.preview = PreviewPane(
             self.editor.toPlainText, self.theme, self, anchor=lambda: self.editor.textCursor().position()
@@ -193,8 +206,15 @@ class MainWindow(QMainWindow):
         self.act_dark = self._action("&Dark Theme", self._set_dark, None, "actDark", True)
         self.act_wrap = self._action("&Word Wrap", self._set_wrap, None, "actWrap", True)
         self.act_preview.setChecked(self.settings.show_preview)
-        self.act_dark.setChecked(self.settings.theme == "dark")
+        self.act_dark.setChecked(self.theme.name == "dark")
         self.act_wrap.setChecked(self.settings.word_wrap)
+        self.act_preferences = self._action(
+            "&Preferences…", self.open_preferences, K.Preferences, "actPreferences"
+        )
+        if self.act_preferences.shortcut().isEmpty():
+            self.act_preferences.setShortcut(QKeySequence("Ctrl+,"))
+        self.act_shortcuts = self._action("&Keyboard Shortcuts", self.show_shortcuts, None, "actShortcuts")
+        self.act_about = self._action("&About diffedit", self.show_about, None, "actAbout")
         esc = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
         esc.setContext(Qt.ShortcutContext.WindowShortcut)
         esc.activated.connect(self.escape)
@@ -212,6 +232,8 @@ class MainWindow(QMainWindow):
         menu.addActions([self.act_undo, self.act_redo])
         menu.addSeparator()
         menu.addActions([self.act_find, self.act_replace, self.act_find_next, self.act_find_prev])
+        menu.addSeparator()
+        menu.addAction(self.act_preferences)
         menu = bar.addMenu("&Rewrite")
         menu.setToolTipsVisible(True)  # the model options say why they are off
         menu.addActions([self.act_rewrite, self.act_instruct, self.act_stop])
@@ -221,6 +243,8 @@ class MainWindow(QMainWindow):
         menu.addActions([self.act_fp8, self.act_compile])
         menu = bar.addMenu("&View")
         menu.addActions([self.act_preview, self.act_outline, self.act_history, self.act_dark, self.act_wrap])
+        menu = bar.addMenu("&Help")
+        menu.addActions([self.act_shortcuts, self.act_about])
 
         tb = QToolBar("Main", self)
         tb.setObjectName("mainToolBar")
@@ -371,7 +395,10 @@ class MainWindow(QMainWindow):
 
     def _set_dark(self, on: bool) -> None:
         self.settings.theme = "dark" if on else "light"
-        self.theme = THEMES[self.settings.theme]
+        self._apply_theme()
+
+    def _apply_theme(self) -> None:
+        self.theme = resolve_theme(self.settings.theme)
         app = QApplication.instance()
         if isinstance(app, QApplication):
             apply_theme(app, self.theme)
@@ -386,6 +413,47 @@ class MainWindow(QMainWindow):
     def _update_title(self) -> None:
         self.setWindowTitle(f"{self.documents.display_name}[*] — diffedit")
         self.setWindowModified(self.editor.document().isModified())
+
+    # -- preferences and help ----------------------------------------------------------------------
+    def preferences_dialog(self) -> PreferencesDialog:
+        s = self.settings
+        s.steps, s.strength = self.rewrite_bar.steps.value(), self.rewrite_bar.strength_value()
+        dialog = PreferencesDialog(s, self)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings))
+        return dialog
+
+    def open_preferences(self) -> None:
+        self.preferences_dialog().open()
+
+    def apply_settings(self, new: Settings | None) -> None:
+        """Take the Preferences dialog's settings: apply what changed, reload the model if it changed."""
+        if new is None:
+            return
+        old = self.settings
+        model_changed = (new.model_path, new.device) != (old.model_path, old.device)
+        for f in dataclasses.fields(Settings):
+            setattr(old, f.name, getattr(new, f.name))
+        self.editor.set_editor_font(old.font_family, old.font_size)
+        self.editor.set_line_width(old.line_width)
+        self.rewrite_bar.set_values(old.steps, old.strength)
+        self._apply_theme()
+        self.act_dark.blockSignals(True)
+        self.act_dark.setChecked(self.theme.name == "dark")
+        self.act_dark.blockSignals(False)
+        old.save()
+        if model_changed:
+            self.model.reload()
+
+    def show_shortcuts(self) -> QDialog:
+        extra = [("Stop a rewrite, close a bar", "Esc")]
+        dialog = shortcuts_dialog(self.actions(), extra, self)
+        dialog.open()
+        return dialog
+
+    def show_about(self) -> QMessageBox:
+        box = about_box(self.bridge.model_name if self.bridge.state == "ready" else "", self)
+        box.open()
+        return box
 
     # -- files -------------------------------------------------------------------------------------
     def _restore_in_new_window(self, entry: RecoveryEntry) -> None:

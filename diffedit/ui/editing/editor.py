@@ -13,6 +13,7 @@ from PySide6.QtGui import (
     QFontDatabase,
     QKeyEvent,
     QKeySequence,
+    QResizeEvent,
     QTextCursor,
     QTextFormat,
 )
@@ -50,7 +51,8 @@ class MarkdownEditor(QPlainTextEdit):
         self.overlay: Overlay | None = None
         self.context_actions: list[QAction] = []
         self.target: tuple[int, int] | None = None  # the snapped selection, Qt positions
-        self.in_undo_redo = False  # the document changes now come from undo or redo
+        self.in_undo_redo = False
+        self._line_width = 0  # the document changes now come from undo or redo
         self._marks: dict[str, list[QTextEdit.ExtraSelection]] = {}
         self._normal_cursor_width = self.cursorWidth()
         self._target_timer = QTimer(self, singleShot=True, interval=SELECTION_MARK_DELAY_MS)
@@ -82,6 +84,23 @@ class MarkdownEditor(QPlainTextEdit):
         if self.overlay is not None:
             self.overlay.set_theme(theme)
         self.update_target()
+
+    def set_line_width(self, characters: int) -> None:
+        """Lines at most ``characters`` wide (0: the window's width); the rest of the view stays empty."""
+        self._line_width = characters
+        self._fit_line_width()
+
+    def _fit_line_width(self) -> None:
+        extra = 0
+        if self._line_width > 0:
+            want = self._line_width * self.fontMetrics().averageCharWidth() + 2 * self.document().documentMargin()
+            extra = max(0, int(self.contentsRect().width() - self.verticalScrollBar().sizeHint().width() - want))
+        self.setViewportMargins(0, 0, extra, 0)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._line_width > 0:
+            self._fit_line_width()
 
     def set_word_wrap(self, on: bool) -> None:
         mode = QPlainTextEdit.LineWrapMode

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
 
@@ -76,6 +77,14 @@ DARK = Theme(
     border="#7a7d85",
 )
 THEMES = {"light": LIGHT, "dark": DARK}
+
+
+def resolve_theme(name: str) -> Theme:
+    """``light``, ``dark``, or ``system``: the desktop's colour scheme (light where it says nothing)."""
+    if name == "system":
+        dark = QGuiApplication.styleHints().colorScheme() == Qt.ColorScheme.Dark
+        return DARK if dark else LIGHT
+    return THEMES.get(name, LIGHT)
 
 
 def apply_theme(app: QApplication, theme: Theme) -> None:
