@@ -48,18 +48,20 @@ class PreferencesDialog(QDialog):
         self._base = settings
         form = QFormLayout()
         self.system_font = QCheckBox("The system's font (proportional)", self)
-        self.font = QFontComboBox(self)
-        self.font.setEnabled(False)
-        self.system_font.toggled.connect(lambda on: self.font.setEnabled(not on))
+        self.font_family = QFontComboBox(self)
+        self.font_family.setEnabled(False)
+        self.system_font.toggled.connect(lambda on: self.font_family.setEnabled(not on))
         self.system_font.setChecked(not settings.font_family)
         if settings.font_family:
-            self.font.setCurrentFont(QFont(settings.font_family))
+            self.font_family.setCurrentFont(QFont(settings.font_family))
         self.font_size = QSpinBox(self, minimum=6, maximum=48, value=settings.font_size, suffix=" pt")
         self.theme = QComboBox(self)
         for key, label in THEME_CHOICES:
             self.theme.addItem(label, key)
         self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
-        self.line_width = QSpinBox(self, minimum=0, maximum=400, value=settings.line_width, suffix=" characters")
+        self.line_width = QSpinBox(
+            self, minimum=0, maximum=400, value=settings.line_width, suffix=" characters"
+        )
         self.line_width.setSpecialValueText("The window's width")
         self.autosave = QSpinBox(self, minimum=1, maximum=600, value=settings.autosave_delay_s, suffix=" s")
         self.autosave.setToolTip("How long after the last change the recovery copy is written")
@@ -79,7 +81,7 @@ class PreferencesDialog(QDialog):
         self.strength = QDoubleSpinBox(self, minimum=-10.0, maximum=10.0, singleStep=0.05, decimals=2)
         self.strength.setValue(settings.strength)
         form.addRow("Editor font", self.system_font)
-        form.addRow("", self.font)
+        form.addRow("", self.font_family)
         form.addRow("Font size", self.font_size)
         form.addRow("Theme", self.theme)
         form.addRow("Line width", self.line_width)
@@ -111,7 +113,7 @@ class PreferencesDialog(QDialog):
     def collected(self) -> Settings:
         return dataclasses.replace(
             self._base,
-            font_family="" if self.system_font.isChecked() else self.font.currentFont().family(),
+            font_family="" if self.system_font.isChecked() else self.font_family.currentFont().family(),
             font_size=self.font_size.value(),
             theme=self.theme.currentData(),
             line_width=self.line_width.value(),
@@ -149,7 +151,9 @@ def shortcut_rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:
     return rows
 
 
-def shortcuts_dialog(actions: Iterable[QAction], extra: Iterable[tuple[str, str]], parent: QWidget) -> QDialog:
+def shortcuts_dialog(
+    actions: Iterable[QAction], extra: Iterable[tuple[str, str]], parent: QWidget
+) -> QDialog:
     rows = [*shortcut_rows(actions), *extra]
     dialog = QDialog(parent)
     dialog.setWindowTitle("Keyboard Shortcuts")

@@ -30,13 +30,13 @@ from diffedit.document.recovery import RecoveryEntry
 from diffedit.document.textpos import to_utf16
 from diffedit.resources import resources_dir
 from diffedit.settings import Settings
+from diffedit.ui.dialogs import PreferencesDialog, about_box, shortcuts_dialog
 from diffedit.ui.editing.editor import MarkdownEditor
 from diffedit.ui.editing.find_bar import FindBar
 from diffedit.ui.editing.outline_dock import OutlineDock
 from diffedit.ui.editing.preview import PreviewPane
 from diffedit.ui.editing.summary import SummaryRefresher
 from diffedit.ui.editing.theme import apply_theme, resolve_theme
-from diffedit.ui.dialogs import PreferencesDialog, about_box, shortcuts_dialog
 from diffedit.ui.files.document_controller import DocumentController
 from diffedit.ui.icons import apply_icons
 from diffedit.ui.notice_bar import NoticeBar

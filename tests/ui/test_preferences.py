@@ -15,7 +15,7 @@ def test_preferences_apply_and_are_saved(make_window: WindowFactory, qtbot: QtBo
     w = make_window()
     dialog = w.preferences_dialog()
     dialog.system_font.setChecked(False)
-    dialog.font.setCurrentFont(dialog.font.currentFont().__class__("DejaVu Serif"))
+    dialog.font_family.setCurrentFont(dialog.font_family.currentFont().__class__("DejaVu Serif"))
     dialog.font_size.setValue(14)
     dialog.theme.setCurrentIndex(dialog.theme.findData("dark"))
     dialog.line_width.setValue(60)
@@ -30,7 +30,12 @@ def test_preferences_apply_and_are_saved(make_window: WindowFactory, qtbot: QtBo
         assert w.editor.viewportMargins().right() > 0  # 60 characters: the rest of the view is margin
         assert (w.rewrite_bar.steps.value(), w.rewrite_bar.strength_value()) == (12, 0.6)
         saved = Settings.load()
-        assert (saved.font_family, saved.font_size, saved.theme, saved.line_width) == ("DejaVu Serif", 14, "dark", 60)
+        assert (saved.font_family, saved.font_size, saved.theme, saved.line_width) == (
+            "DejaVu Serif",
+            14,
+            "dark",
+            60,
+        )
         assert (saved.autosave_delay_s, saved.steps, saved.strength) == (10, 12, 0.6)
     finally:
         apply_theme(QApplication.instance(), LIGHT)  # type: ignore[arg-type]

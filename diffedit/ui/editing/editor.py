@@ -93,8 +93,13 @@ class MarkdownEditor(QPlainTextEdit):
     def _fit_line_width(self) -> None:
         extra = 0
         if self._line_width > 0:
-            want = self._line_width * self.fontMetrics().averageCharWidth() + 2 * self.document().documentMargin()
-            extra = max(0, int(self.contentsRect().width() - self.verticalScrollBar().sizeHint().width() - want))
+            want = (
+                self._line_width * self.fontMetrics().averageCharWidth()
+                + 2 * self.document().documentMargin()
+            )
+            extra = max(
+                0, int(self.contentsRect().width() - self.verticalScrollBar().sizeHint().width() - want)
+            )
         self.setViewportMargins(0, 0, extra, 0)
 
     def resizeEvent(self, event: QResizeEvent) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QModelIndex, Signal
 from PySide6.QtWidgets import QDockWidget, QTreeWidget, QTreeWidgetItem, QTreeWidgetItemIterator, QWidget
 
 from diffedit.document.outline import Heading
@@ -42,7 +42,7 @@ class OutlineDock(QDockWidget):
             if selected is not None and selected.treeWidget() is None:
                 # Its heading is gone: Qt would move the selection to a neighbour the user never chose.
                 self.tree.blockSignals(True)
-                self.tree.setCurrentItem(None)
+                self.tree.setCurrentIndex(QModelIndex())
                 self.tree.clearSelection()
                 self.tree.blockSignals(False)
 

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-
 INSTRUCTION_HINT = "Instruction (optional), e.g. “make it shorter” — Ctrl+I"
 
 
@@ -84,7 +83,9 @@ class RewriteBar(QFrame):
     def set_follows_instructions(self, follows: bool, model: str) -> None:
         """An infill model has no place for an instruction: the field says so instead of taking one."""
         note = no_instruction_note(model)
-        self.instruction.setPlaceholderText(INSTRUCTION_HINT if follows else f"{note} (instructions are ignored)")
+        self.instruction.setPlaceholderText(
+            INSTRUCTION_HINT if follows else f"{note} (instructions are ignored)"
+        )
         self.instruction.setToolTip("" if follows else note)
 
     def set_running(self, running: bool) -> None:

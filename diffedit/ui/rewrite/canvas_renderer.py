@@ -77,8 +77,10 @@ _NOISE_GLYPHS = "abcdefghijklmnopqrstuvwxyz·~#%"
 def noise_paint(original: str, total_steps: int) -> CanvasPaint:
     """The canvas before the first step: noise at the target's length, its line breaks and spaces kept
     (so the target keeps its shape on screen while the model loads or encodes the context)."""
-    glyphs = [c if c.isspace() else _NOISE_GLYPHS[(i * 7919 + ord(c)) % len(_NOISE_GLYPHS)]
-              for i, c in enumerate(original)]
+    glyphs = [
+        c if c.isspace() else _NOISE_GLYPHS[(i * 7919 + ord(c)) % len(_NOISE_GLYPHS)]
+        for i, c in enumerate(original)
+    ]
     text = "".join(glyphs)
     runs: list[tuple[int, int, PaintKind]] = []
     start = 0

@@ -27,7 +27,9 @@ def test_an_infill_model_says_it_cannot_follow_the_instruction(
     assert "cannot follow" in w.notice_bar.label.text()
 
 
-def test_a_chat_model_takes_the_instruction_without_a_notice(make_window: WindowFactory, qtbot: QtBot) -> None:
+def test_a_chat_model_takes_the_instruction_without_a_notice(
+    make_window: WindowFactory, qtbot: QtBot
+) -> None:
     w = make_window(fake_loader(FakeEngine()))
     qtbot.waitUntil(lambda: w.bridge.state == "ready", timeout=5000)
     assert "cannot follow" not in w.rewrite_bar.instruction.placeholderText()

@@ -110,7 +110,9 @@ def test_replay_shows_its_colours_without_a_selection_over_them(
 
 
 def test_run_figures_are_cleared_on_escape_undo_and_another_file(
-    make_window: WindowFactory, qtbot: QtBot, tmp_path  # type: ignore[no-untyped-def]
+    make_window: WindowFactory,
+    qtbot: QtBot,
+    tmp_path,  # type: ignore[no-untyped-def]
 ) -> None:
     w = make_window(text=LONG)
 
