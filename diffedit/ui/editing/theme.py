@@ -119,4 +119,13 @@ QPushButton:disabled {{ color: {t.muted}; border-color: #55575c; }}
 QSpinBox, QLineEdit {{ border: 1px solid {t.border}; border-radius: 3px; padding: 1px 3px;
     background: {t.base}; color: {t.text}; }}
 QSpinBox:focus, QLineEdit:focus {{ border-color: {t.highlight}; }}
+QSpinBox {{ padding-right: 16px; }}
+QSpinBox::up-button, QSpinBox::down-button {{ subcontrol-origin: border; width: 16px;
+    background: #383a3f; border-left: 1px solid {t.border}; }}
+QSpinBox::up-button {{ subcontrol-position: top right; }}
+QSpinBox::down-button {{ subcontrol-position: bottom right; }}
+QSpinBox::up-arrow {{ width: 0; height: 0; border-left: 4px solid transparent;
+    border-right: 4px solid transparent; border-bottom: 5px solid {t.text}; }}
+QSpinBox::down-arrow {{ width: 0; height: 0; border-left: 4px solid transparent;
+    border-right: 4px solid transparent; border-top: 5px solid {t.text}; }}
 """
