@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
@@ -107,7 +109,22 @@ def apply_theme(app: QApplication, theme: Theme) -> None:
         p.setColor(QPalette.ColorGroup.Disabled, role, theme.color("muted"))
     app.setPalette(p)
     # Fusion derives its frames from the window colour: on a dark window they all but vanish.
-    app.setStyleSheet(_DARK_FRAMES.format(t=theme) if theme.name == "dark" else "")
+    app.setStyleSheet(_DARK_FRAMES.format(t=theme, **_arrow_images(theme)) if theme.name == "dark" else "")
+
+
+def _arrow_images(theme: Theme) -> dict[str, str]:
+    """Spin-box arrows in the theme's text colour: a styled spin box no longer draws its own."""
+    import qtawesome
+
+    folder = Path(tempfile.gettempdir()) / f"diffedit-arrows-{theme.name}"
+    folder.mkdir(exist_ok=True)
+    paths = {}
+    for key, name in (("up", "mdi6.menu-up"), ("down", "mdi6.menu-down")):
+        path = folder / f"{key}.png"
+        if not path.is_file():
+            qtawesome.icon(name, color=QColor(theme.text)).pixmap(24, 24).save(str(path))
+        paths[key] = path.as_posix()
+    return paths
 
 
 _DARK_FRAMES = """
@@ -124,8 +141,6 @@ QSpinBox::up-button, QSpinBox::down-button {{ subcontrol-origin: border; width: 
     background: #383a3f; border-left: 1px solid {t.border}; }}
 QSpinBox::up-button {{ subcontrol-position: top right; }}
 QSpinBox::down-button {{ subcontrol-position: bottom right; }}
-QSpinBox::up-arrow {{ width: 0; height: 0; border-left: 4px solid transparent;
-    border-right: 4px solid transparent; border-bottom: 5px solid {t.text}; }}
-QSpinBox::down-arrow {{ width: 0; height: 0; border-left: 4px solid transparent;
-    border-right: 4px solid transparent; border-top: 5px solid {t.text}; }}
+QSpinBox::up-arrow {{ image: url({up}); width: 12px; height: 12px; }}
+QSpinBox::down-arrow {{ image: url({down}); width: 12px; height: 12px; }}
 """
