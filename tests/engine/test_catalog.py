@@ -59,7 +59,7 @@ def write_snapshot(cache: Path, repo: str, files: dict[str, bytes | dict[str, to
 def dg_files(**extra: bytes | dict[str, torch.Tensor]) -> dict[str, bytes | dict[str, torch.Tensor]]:
     return {
         "config.json": json.dumps({"model_type": "diffusion_gemma", "canvas_length": 16}).encode(),
-        "tokenizer.json": b"{}",
+        "tokenizer.json": json.dumps({"model": {"type": "BPE"}, "added_tokens": []}).encode(),
         "model.safetensors": TENSORS,
         **extra,
     }
