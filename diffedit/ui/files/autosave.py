@@ -182,12 +182,17 @@ class AutoSaver(QObject):
         self.document_saved()
 
     def watch(self, document: QTextDocument) -> None:
-        """Follow ``document``: every change schedules a save; going back to unmodified removes the entry."""
+        """Follow ``document``: every change, or becoming modified, schedules a save; going back to
+        unmodified removes the entry."""
         document.contentsChanged.connect(self.schedule)
         document.modificationChanged.connect(self._modification_changed)
 
     # -- internals --------------------------------------------------------------------------------------
 
     def _modification_changed(self, modified: bool) -> None:
-        if not modified:
+        # Marked modified without a text change (the file was deleted or changed on disk): the document
+        # now differs from its file, so it needs a recovery copy all the same.
+        if modified:
+            self.schedule()
+        else:
             self.document_saved()

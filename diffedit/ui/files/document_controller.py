@@ -341,6 +341,8 @@ class DocumentController(QObject):
                 self.reload_from_disk()
             else:
                 self.guard.acknowledge_external()
+                # The editor's text now differs from the file: closing asks, and autosave keeps a copy.
+                self.editor.document().setModified(True)
         finally:
             self._asking = False
 

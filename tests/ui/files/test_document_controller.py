@@ -12,6 +12,7 @@ from pytestqt.qtbot import QtBot
 from diffedit.document.recovery import RecoveryEntry, new_doc_id
 from diffedit.document.storage import DiskState, read_document
 from diffedit.settings import Settings
+from diffedit.ui.files.autosave import DEFAULT_DELAY_MS
 from diffedit.ui.files.encoding_dialog import EncodingChoice
 from diffedit.ui.files.file_guard import ConflictChoice
 from diffedit.ui.main_window import MainWindow
@@ -230,3 +231,26 @@ def test_unusable_state_folder_falls_back_and_says_so(
     type_at_end(window, "still safe")
     assert window.documents.autosaver.save_now()
     assert live_texts(window) == [window.editor.toPlainText()]
+
+
+def entry_texts_after_the_autosave_interval(w: MainWindow, qtbot: QtBot) -> list[str]:
+    """Wait past the window's autosave delay (and the guard's debounce) for a recovery copy to appear."""
+    qtbot.waitUntil(lambda: live_texts(w) != [], timeout=DEFAULT_DELAY_MS + 3000)
+    return live_texts(w)
+
+
+def test_a_file_deleted_while_open_gets_a_recovery_copy(window: MainWindow, notes: Path, qtbot: QtBot) -> None:
+    window.documents.open_path(notes)
+    assert live_texts(window) == []  # saved and unedited: nothing to recover
+    notes.unlink()
+    assert entry_texts_after_the_autosave_interval(window, qtbot) == ["# Notes\n\nFirst paragraph.\n"]
+
+
+def test_a_file_changed_on_disk_and_not_reloaded_gets_a_recovery_copy(
+    window: MainWindow, notes: Path, qtbot: QtBot
+) -> None:
+    window.documents.open_path(notes)
+    window.documents.ask_reload = lambda path, unsaved, parent: False  # keep the editor's version
+    notes.write_bytes(b"Another program's version.\n")
+    assert entry_texts_after_the_autosave_interval(window, qtbot) == ["# Notes\n\nFirst paragraph.\n"]
+    assert window.editor.document().isModified()  # closing asks: the editor holds the only copy
