@@ -65,10 +65,10 @@ class MainWindow(QMainWindow):
         self.editor.set_word_wrap(self.settings.word_wrap)
         self.find_bar = FindBar(self.editor, self)
         self.preview = PreviewPane(
-            self.editor.toPlainText, self.theme, self, anchor=lambda: self.editor.textCursor().position()
+            self.editor.exact_text, self.theme, self, anchor=lambda: self.editor.textCursor().position()
         )
         self.outline_dock = OutlineDock(self)
-        self.summary = SummaryRefresher(self.editor.toPlainText, self.outline_dock.isVisible, self)
+        self.summary = SummaryRefresher(self.editor.exact_text, self.outline_dock.isVisible, self)
         # rewrite
         self.rewrite_bar = RewriteBar(self)
         self.rewrite_bar.set_values(self.settings.steps, self.settings.strength)
@@ -306,7 +306,7 @@ class MainWindow(QMainWindow):
             self.outline_dock.set_headings(summary.headings)
 
     def _jump_to_offset(self, offset: int) -> None:
-        self.editor.center_on(to_utf16(self.editor.toPlainText(), offset))
+        self.editor.center_on(to_utf16(self.editor.exact_text(), offset))
 
     def _set_preview(self, on: bool) -> None:
         self.settings.show_preview = on

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QPlainTextEdit, QTextEdit
 
 from diffedit.document.recovery import RecoveryEntry, RecoveryStore, new_doc_id
 from diffedit.document.storage import LoadedDocument
+from diffedit.ui.files.exact_text import document_text
 
 DEFAULT_DELAY_MS = 3000
 """Save this long after the last change: long enough not to write on every keystroke."""
@@ -80,7 +81,7 @@ class EditorSnapshots:
             doc_id=self.doc_id,
             path=self.path,
             display_name=self.display_name,
-            text=document.toPlainText(),
+            text=document_text(document),
             modified=document.isModified(),
             like=self.like,
         )

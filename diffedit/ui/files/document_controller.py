@@ -32,6 +32,7 @@ from diffedit.document.storage import (
 from diffedit.settings import Settings
 from diffedit.ui.files.autosave import AutoSaver, EditorSnapshots
 from diffedit.ui.files.encoding_dialog import ask_encoding, open_with_encoding_choice
+from diffedit.ui.files.exact_text import document_text, insert_text, set_document_text
 from diffedit.ui.files.file_guard import (
     ConflictChoice,
     FileGuard,
@@ -134,6 +135,10 @@ class DocumentController(QObject):
         self.ask_encoding = ask_encoding
         self._asking = False
 
+    def text(self) -> str:
+        """The editor's text, exactly (what a save writes)."""
+        return document_text(self.editor.document())
+
     @property
     def display_name(self) -> str:
         return self.path.name if self.path is not None else "Untitled"
@@ -203,8 +208,8 @@ class DocumentController(QObject):
         restoring: RecoveryEntry | None = None,
     ) -> None:
         self.aboutToReplace.emit()
-        self.editor.setPlainText(text)  # a new document: its undo history starts empty
         document = self.editor.document()
+        set_document_text(document, text)  # a new document: its undo history starts empty
         document.setModified(False)
         self.path, self.loaded = path, loaded
         self.autosaver.discard()  # the old document was saved or dropped on purpose
@@ -249,7 +254,7 @@ class DocumentController(QObject):
         if not self._disk_allows_saving(path):
             return  # saved under another name instead
         like = self.loaded if self.loaded is not None and self.path == path else None
-        self.loaded = write_document(path, self.editor.toPlainText(), like)
+        self.loaded = write_document(path, self.text(), like)
         self.path = path
         self.editor.document().setModified(False)
         self._describe()
@@ -324,7 +329,7 @@ class DocumentController(QObject):
         cursor = QTextCursor(document)
         cursor.beginEditBlock()
         cursor.select(QTextCursor.SelectionType.Document)
-        cursor.insertText(fresh.text)
+        insert_text(cursor, fresh.text)
         cursor.endEditBlock()
         self.loaded = fresh
         document.setModified(False)

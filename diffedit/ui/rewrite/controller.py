@@ -27,6 +27,7 @@ from diffedit.document.targets import block_numbers
 from diffedit.document.textpos import from_utf16, utf16_len
 from diffedit.engine.types import EditRequest, GenerationSettings, RewriteResult
 from diffedit.ui.editing.editor import MarkdownEditor
+from diffedit.ui.files.exact_text import insert_text
 from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, paint_frame
 from diffedit.worker import EngineBridge
 
@@ -115,7 +116,7 @@ class RewriteController(QObject):
             self.notice.emit("info", "Nothing to rewrite here: select a paragraph (or put the caret in one).")
             return False
         start, end = target
-        text = self.editor.toPlainText()
+        text = self.editor.exact_text()
         a, b = from_utf16(text, start), from_utf16(text, end)
         instruction = options.instruction.strip()
         request = EditRequest.from_document(text, a, b, instruction)
@@ -264,7 +265,7 @@ class RewriteController(QObject):
             cursor.beginEditBlock()
             cursor.setPosition(start)
             cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-            cursor.insertText(replacement)
+            insert_text(cursor, replacement)
             cursor.endEditBlock()
         finally:
             self._committing = False

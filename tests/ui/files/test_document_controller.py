@@ -239,7 +239,9 @@ def entry_texts_after_the_autosave_interval(w: MainWindow, qtbot: QtBot) -> list
     return live_texts(w)
 
 
-def test_a_file_deleted_while_open_gets_a_recovery_copy(window: MainWindow, notes: Path, qtbot: QtBot) -> None:
+def test_a_file_deleted_while_open_gets_a_recovery_copy(
+    window: MainWindow, notes: Path, qtbot: QtBot
+) -> None:
     window.documents.open_path(notes)
     assert live_texts(window) == []  # saved and unedited: nothing to recover
     notes.unlink()
