@@ -11,6 +11,7 @@ The window owns one ``DocumentController`` and talks to it through its methods a
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import tempfile
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from diffedit.document.storage import (
     StorageError,
     check_unchanged,
     read_document,
+    save_caveats,
     write_document,
 )
 from diffedit.settings import Settings
@@ -37,6 +39,7 @@ from diffedit.ui.files.file_guard import (
     ConflictChoice,
     FileGuard,
     ask_reload,
+    ask_save_caveats,
     ask_save_conflict,
     deleted_notice,
     read_only_notice,
@@ -98,6 +101,12 @@ class SaveCancelled(StorageError):
     """The save was not done because the file changed on disk and the user did not choose to overwrite."""
 
 
+class _DiskCheck(enum.Enum):
+    WRITE = "write, checking right before the replace that the file is still as read"
+    OVERWRITE = "write over the file whatever it holds: the user chose Overwrite"
+    DONE = "already saved under another name"
+
+
 class DocumentController(QObject):
     notice = Signal(str, str)  # level ("info" | "error"), message
     aboutToReplace = Signal()  # new text is about to go into the editor: stop whatever runs over the old
@@ -133,6 +142,8 @@ class DocumentController(QObject):
         self.ask_conflict: Callable[[Path, DiskState, QWidget | None], ConflictChoice] = ask_save_conflict
         self.ask_reload: Callable[[Path, bool, QWidget | None], bool] = ask_reload
         self.ask_encoding = ask_encoding
+        self.ask_save_caveats: Callable[[Path, list[str], QWidget | None], bool] = ask_save_caveats
+        self._caveats_shown_for: Path | None = None  # what a save cannot keep is said once per document
         self._asking = False
 
     def text(self) -> str:
@@ -212,6 +223,7 @@ class DocumentController(QObject):
         set_document_text(document, text)  # a new document: its undo history starts empty
         document.setModified(False)
         self.path, self.loaded = path, loaded
+        self._caveats_shown_for = None
         self.autosaver.discard()  # the old document was saved or dropped on purpose
         self.snapshots.doc_id = restoring.doc_id if restoring is not None else new_doc_id()
         self._describe()
@@ -251,10 +263,16 @@ class DocumentController(QObject):
 
     def _save_to(self, path: Path) -> None:
         """Write the document to ``path`` atomically (raises StorageError); the canvas is never saved."""
-        if not self._disk_allows_saving(path):
-            return  # saved under another name instead
+        check = self._disk_check(path)
+        if check is _DiskCheck.DONE:
+            return
+        if not self._caveats_accepted(path):
+            raise SaveCancelled(path, "not saved: cancelled", "Your text is still in the editor")
         like = self.loaded if self.loaded is not None and self.path == path else None
-        self.loaded = write_document(path, self.text(), like)
+        # The conflict check above and the replace are apart (a dialog may sit between them): expect= makes
+        # write_document look again right before the replace, unless the user chose to overwrite.
+        expect = like if check is _DiskCheck.WRITE else None
+        self.loaded = write_document(path, self.text(), like, expect=expect)
         self.path = path
         self.editor.document().setModified(False)
         self._describe()
@@ -268,18 +286,28 @@ class DocumentController(QObject):
         self.settings.save()
         self.pathChanged.emit()
 
-    def _disk_allows_saving(self, path: Path) -> bool:
-        """True: write now. False: already done (saved under another name). Raises SaveCancelled."""
+    def _caveats_accepted(self, path: Path) -> bool:
+        """Before the first save of this document to ``path``: say what the save cannot keep, if anything."""
+        if self._caveats_shown_for is not None and _same_path(path, self._caveats_shown_for):
+            return True
+        caveats = save_caveats(path)
+        if caveats and not self.ask_save_caveats(path, caveats, self.window):
+            return False
+        self._caveats_shown_for = path
+        return True
+
+    def _disk_check(self, path: Path) -> _DiskCheck:
+        """How to write ``path``, after asking when the file changed on disk. Raises SaveCancelled."""
         if self.loaded is None or self.path is None or not _same_path(path, self.path):
-            return True  # a new file, or Save As (the file dialog asked about overwriting)
+            return _DiskCheck.WRITE  # a new file, or Save As (the file dialog asked about overwriting)
         state = check_unchanged(path, self.loaded)
         if state is DiskState.UNCHANGED:
-            return True
+            return _DiskCheck.WRITE
         choice = self.ask_conflict(path, state, self.window)
         if choice is ConflictChoice.OVERWRITE:
-            return True
+            return _DiskCheck.OVERWRITE
         if choice is ConflictChoice.SAVE_AS and self.save_as():
-            return False
+            return _DiskCheck.DONE
         if choice is ConflictChoice.RELOAD:
             self.reload_from_disk()
             raise SaveCancelled(path, "not saved: reloaded the version on disk", "Undo brings your text back")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,8 +11,9 @@ from PySide6.QtGui import QTextCursor
 from pytestqt.qtbot import QtBot
 
 from diffedit.document.recovery import RecoveryEntry, new_doc_id
-from diffedit.document.storage import DiskState, read_document
+from diffedit.document.storage import DiskState, LoadedDocument, read_document
 from diffedit.settings import Settings
+from diffedit.ui.files import document_controller
 from diffedit.ui.files.autosave import DEFAULT_DELAY_MS
 from diffedit.ui.files.encoding_dialog import EncodingChoice
 from diffedit.ui.files.file_guard import ConflictChoice
@@ -256,3 +258,58 @@ def test_a_file_changed_on_disk_and_not_reloaded_gets_a_recovery_copy(
     notes.write_bytes(b"Another program's version.\n")
     assert entry_texts_after_the_autosave_interval(window, qtbot) == ["# Notes\n\nFirst paragraph.\n"]
     assert window.editor.document().isModified()  # closing asks: the editor holds the only copy
+
+
+def test_a_change_landing_after_the_conflict_check_is_not_overwritten(
+    window: MainWindow, notes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window.documents.open_path(notes)
+    type_at_end(window, "Mine.\n")
+    real_check = document_controller.check_unchanged
+
+    def check_then_another_program_writes(path: Path, loaded: LoadedDocument) -> DiskState:
+        state = real_check(path, loaded)
+        notes.write_bytes(b"Theirs, written just after the check.\n")
+        return state
+
+    monkeypatch.setattr(document_controller, "check_unchanged", check_then_another_program_writes)
+    assert not window.documents.save()
+    assert notes.read_bytes() == b"Theirs, written just after the check.\n"
+    assert "changed on disk" in window.notice_bar.label.text()
+    assert window.editor.document().isModified()  # the user's text is still unsaved, and still here
+
+
+def test_overwrite_chosen_in_the_conflict_dialog_writes_without_the_check(
+    window: MainWindow, notes: Path
+) -> None:
+    window.documents.open_path(notes)
+    type_at_end(window, "Mine.\n")
+    notes.write_bytes(b"Theirs.\n")
+    window.documents.ask_conflict = lambda path, state, parent: ConflictChoice.OVERWRITE
+    assert window.documents.save()
+    assert notes.read_bytes() == CRLF + b"Mine.\r\n"
+
+
+def test_a_hard_link_is_named_before_the_first_save_and_cancel_writes_nothing(
+    window: MainWindow, notes: Path
+) -> None:
+    other_name = notes.with_name("same-file.md")
+    os.link(notes, other_name)
+    window.documents.open_path(notes)
+    type_at_end(window, "Mine.\n")
+    asked: list[list[str]] = []
+    answers = iter([False, True])
+
+    def ask(path: Path, caveats: list[str], parent: object) -> bool:
+        asked.append(caveats)
+        return next(answers)
+
+    window.documents.ask_save_caveats = ask
+    assert not window.documents.save()  # Cancel
+    assert notes.read_bytes() == CRLF and asked and "hard link" in asked[0][0]
+    assert window.documents.save()  # Save anyway
+    assert notes.read_bytes() == CRLF + b"Mine.\r\n"
+    assert other_name.read_bytes() == CRLF  # as the warning said
+    type_at_end(window, "More.\n")
+    assert window.documents.save()
+    assert len(asked) == 2  # asked before the first save of this document only
