@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +20,13 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QPlainTextEdit, QWidget
 
-from diffedit.document.recovery import RecoveryEntry, RecoveryStore, default_state_dir, new_doc_id
+from diffedit.document.recovery import (
+    RecoveryEntry,
+    RecoveryStore,
+    default_state_dir,
+    new_doc_id,
+    open_recovery_store,
+)
 from diffedit.document.storage import (
     DiskState,
     LoadedDocument,
@@ -58,8 +63,8 @@ def shared_store() -> RecoveryStore:
     """The recovery store of this process, opened (its lock taken) on first use.
 
     Follows ``DIFFEDIT_STATE_DIR``: tests that point it elsewhere get a store there. When the state folder
-    cannot be used, recovery files go to a private folder in the temporary directory instead (better than
-    none); ``store_warning()`` then says so.
+    cannot be used, or is not private to this user (another could plant or remove entries there),
+    ``open_recovery_store`` picks a private fallback; ``store_warning()`` then says so.
     """
     global _store, _store_wanted, _store_warning
     wanted = default_state_dir()
@@ -67,16 +72,8 @@ def shared_store() -> RecoveryStore:
         _store.close()
         _store = None
     if _store is None:
-        _store_wanted, _store_warning = wanted, ""
-        try:
-            _store = RecoveryStore(wanted).open()
-        except OSError as exc:
-            fallback = Path(tempfile.gettempdir()) / f"diffedit-state-{_user_tag()}"
-            _store = RecoveryStore(fallback).open()
-            _store_warning = (
-                f"Recovery copies cannot be kept in {wanted / 'recovery'} ({exc.strerror or exc}); "
-                f"they go to {_store.folder} until the next start."
-            )
+        _store_wanted = wanted
+        _store, _store_warning = open_recovery_store(wanted)
         app = QApplication.instance()
         if app is not None:
             # A clean quit releases the lock; the entries of documents still open stay recoverable.
@@ -86,10 +83,6 @@ def shared_store() -> RecoveryStore:
 
 def store_warning() -> str:
     return _store_warning
-
-
-def _user_tag() -> str:
-    return str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
 
 
 def _close_store() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -313,3 +315,35 @@ def test_a_hard_link_is_named_before_the_first_save_and_cancel_writes_nothing(
     type_at_end(window, "More.\n")
     assert window.documents.save()
     assert len(asked) == 2  # asked before the first save of this document only
+
+
+def plant(folder: Path) -> Path:
+    """What another local user can do: a recovery folder open to all, holding a fake entry."""
+    (folder / "recovery").mkdir(parents=True)
+    os.chmod(folder / "recovery", 0o777)
+    fake = RecoveryEntry(doc_id=new_doc_id(), path="/home/victim/notes.md", display_name="notes.md", text="x")
+    owner = new_doc_id()
+    (folder / "recovery" / f"{fake.doc_id}.{owner}.json").write_text(
+        json.dumps({**fake.to_json(), "owner": owner}), encoding="utf-8"
+    )
+    return folder / "recovery"
+
+
+def test_a_planted_recovery_folder_is_never_used_and_the_app_starts(
+    make_window: Callable[[], MainWindow], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, qtbot: QtBot
+) -> None:
+    planted_state = plant(tmp_path / "state")
+    monkeypatch.setenv("DIFFEDIT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
+    planted_fallback = plant(temp / f"diffedit-state-{os.getuid()}")  # the fixed fallback name, pre-created
+    window = make_window()
+    store = window.documents.store
+    assert store.folder not in (planted_state, planted_fallback)
+    assert store.folder.parent.parent == temp
+    assert stat.S_IMODE(os.stat(store.folder.parent).st_mode) == 0o700
+    assert store.pending() == []  # the planted entries are never offered
+    qtbot.waitUntil(lambda: "Recovery copies cannot be kept" in window.notice_bar.label.text(), timeout=3000)
+    assert "not private" in window.notice_bar.label.text()
