@@ -254,7 +254,9 @@ class MainWindow(QMainWindow):
         d.replaced.connect(self._on_document_replaced)
         d.pathChanged.connect(self._update_title)
         d.restoreElsewhere.connect(self._restore_in_new_window)
+        c.aboutToCommit.connect(d.rewrite_about_to_commit)
         c.committed.connect(lambda _entry: d.save_recovery_now())  # a commit is autosaved at once
+        c.kept.connect(d.rewrite_kept)
 
     # -- rewrite -----------------------------------------------------------------------------------
     def run_options(self) -> RunOptions:

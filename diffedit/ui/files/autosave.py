@@ -37,6 +37,8 @@ class DocumentSnapshot:
     modified: bool
     like: LoadedDocument | None = None
     """How the file was stored (encoding, BOM, newlines), and its fingerprint when it was read."""
+    before_rewrite: str | None = None
+    """The text before the last committed rewrite, until the user saves or keeps it."""
 
     def to_entry(self) -> RecoveryEntry:
         like = self.like
@@ -51,6 +53,7 @@ class DocumentSnapshot:
             newline=like.newline if like else "\n",
             base_sha256=like.sha256 if like else None,
             base_size=like.size if like else None,
+            before_rewrite=self.before_rewrite,
         )
 
 
@@ -58,7 +61,8 @@ DocumentProvider = Callable[[], DocumentSnapshot]
 
 
 class EditorSnapshots:
-    """A ``DocumentProvider`` over a text widget; on Save As, update ``path``, ``display_name``, ``like``."""
+    """A ``DocumentProvider`` over a text widget; on Save As, update ``path``, ``display_name``, ``like``;
+    ``before_rewrite`` is set after a committed rewrite and cleared on Save or Keep."""
 
     def __init__(
         self,
@@ -74,6 +78,7 @@ class EditorSnapshots:
         self.path = path
         self.display_name = display_name
         self.like = like
+        self.before_rewrite: str | None = None
 
     def __call__(self) -> DocumentSnapshot:
         document = self.editor.document()
@@ -84,6 +89,7 @@ class EditorSnapshots:
             text=document_text(document),
             modified=document.isModified(),
             like=self.like,
+            before_rewrite=self.before_rewrite,
         )
 
 
@@ -160,7 +166,7 @@ class AutoSaver(QObject):
 
     def _write(self, snapshot: DocumentSnapshot) -> None:
         # Formatting-only changes (highlighting) also report "contents changed": skip identical rewrites.
-        key = hash((snapshot.text, snapshot.path, snapshot.display_name))
+        key = hash((snapshot.text, snapshot.path, snapshot.display_name, snapshot.before_rewrite))
         if self._written.get(snapshot.doc_id) == key and self._store.has_live(snapshot.doc_id):
             return
         self._store.save(snapshot.to_entry())

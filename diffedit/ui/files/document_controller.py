@@ -219,6 +219,7 @@ class DocumentController(QObject):
         self._caveats_shown_for = None
         self.autosaver.discard()  # the old document was saved or dropped on purpose
         self.snapshots.doc_id = restoring.doc_id if restoring is not None else new_doc_id()
+        self.snapshots.before_rewrite = restoring.before_rewrite if restoring is not None else None
         self._describe()
         self.editor.setReadOnly(read_only)
         if read_only:
@@ -267,6 +268,7 @@ class DocumentController(QObject):
         expect = like if check is _DiskCheck.WRITE else None
         self.loaded = write_document(path, self.text(), like, expect=expect)
         self.path = path
+        self.snapshots.before_rewrite = None  # the file holds the rewrite now: nothing to go back to
         self.editor.document().setModified(False)
         self._describe()
         self.editor.setReadOnly(False)
@@ -325,6 +327,20 @@ class DocumentController(QObject):
         if answer == QMessageBox.StandardButton.Save:
             return self.save()
         return answer == QMessageBox.StandardButton.Discard
+
+    def rewrite_about_to_commit(self) -> None:
+        """Keep the text as it is before a rewrite in the recovery entry, until Save or Keep: the entry may
+        be the only copy of what the user typed, and a rewrite may shrink or replace it."""
+        self.snapshots.before_rewrite = self.text()
+
+    def rewrite_kept(self) -> None:
+        """The user kept the rewrite: the recovery entry no longer needs the text from before it."""
+        if self.snapshots.before_rewrite is None:
+            return
+        self.snapshots.before_rewrite = None
+        if self.editor.document().isModified():
+            self.autosaver.schedule()
+            self.autosaver.save_now()
 
     def save_recovery_now(self) -> None:
         """Write the recovery copy now (a committed rewrite is too much work to lose to the debounce)."""

@@ -62,9 +62,11 @@ class RewriteController(QObject):
     notice = Signal(str, str)  # level ("info" | "error"), message
     progress = Signal(object)  # Progress
     runningChanged = Signal(bool)
+    aboutToCommit = Signal()  # the document still holds the text from before the rewrite
     committed = Signal(object)  # RewriteEntry
     reviewOffered = Signal(str)
     reviewClosed = Signal()
+    kept = Signal()  # the user pressed Keep on a committed rewrite
 
     def __init__(self, editor: MarkdownEditor, bridge: EngineBridge, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -228,6 +230,7 @@ class RewriteController(QObject):
             self.notice.emit("error", str(exc))
             return
         self._end(SessionState.COMMITTED)
+        self.aboutToCommit.emit()
         self._apply(start, end, replacement)
         entry = RewriteEntry(
             when=datetime.now(),
@@ -290,6 +293,7 @@ class RewriteController(QObject):
 
     def keep(self) -> None:
         self.close_review()
+        self.kept.emit()
 
     def undo(self) -> bool:
         """Undo the commit under review (only while it is still the latest undo step)."""
