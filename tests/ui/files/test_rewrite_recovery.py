@@ -109,3 +109,17 @@ def test_a_restored_entry_keeps_both_versions(
     )
     w.documents.restore(entry)
     assert live(w).before_rewrite == "before\n"  # a second crash still offers both
+
+
+def test_with_the_real_engine_the_entry_keeps_the_text_before_the_rewrite(
+    real_window: MainWindow, qtbot: QtBot
+) -> None:
+    w = real_window
+    type_at_end(w, TYPED)
+    before = w.editor.exact_text()
+    select_text(w, TARGET)
+    assert w.rewrite()
+    qtbot.waitUntil(lambda: not w.controller.running, timeout=120_000)
+    assert w.controller.history.entries  # committed
+    entry = live(w)
+    assert entry.text == w.editor.exact_text() and entry.before_rewrite == before
