@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -347,3 +349,39 @@ def test_a_planted_recovery_folder_is_never_used_and_the_app_starts(
     assert store.pending() == []  # the planted entries are never offered
     qtbot.waitUntil(lambda: "Recovery copies cannot be kept" in window.notice_bar.label.text(), timeout=3000)
     assert "not private" in window.notice_bar.label.text()
+
+
+@contextlib.contextmanager
+def fails_instead_of_hanging(seconds: int = 5) -> Iterator[None]:
+    """Turn a blocked open() into a test failure (SIGALRM interrupts the system call)."""
+
+    def hung(_signum: int, _frame: object) -> None:
+        raise TimeoutError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and SIGALRM")
+@pytest.mark.parametrize(
+    ("kind", "said"), [("fifo", "named pipe (FIFO)"), ("device", "device")], ids=["fifo", "dev-zero"]
+)
+def test_a_fifo_or_device_from_the_open_path_is_refused_with_what_it_is(
+    window: MainWindow, tmp_path: Path, kind: str, said: str
+) -> None:
+    if kind == "fifo":
+        special = tmp_path / "pipe.md"
+        os.mkfifo(special)
+    else:
+        special = Path("/dev/zero")
+    before = window.editor.exact_text()
+    with fails_instead_of_hanging():
+        assert not window.documents.open_path(special)
+    message = window.notice_bar.label.text()
+    assert "Could not open" in message and said in message and "MB" not in message
+    assert window.editor.exact_text() == before and window.documents.path != special
