@@ -10,7 +10,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from diffedit.settings import Settings
-from diffedit.ui.editing.theme import THEMES, apply_theme
+from diffedit.ui.editing.theme import apply_theme, resolve_theme
 from diffedit.ui.main_window import MainWindow
 
 
@@ -37,7 +37,7 @@ def open_window(argv: list[str]) -> tuple[QApplication, MainWindow]:
         settings.model_path = args.model
     if args.device:
         settings.device = args.device
-    apply_theme(app, THEMES[settings.theme])
+    apply_theme(app, resolve_theme(settings.theme))
     window = MainWindow(settings, autoload_model=not args.no_model)
     if args.file is not None:
         window.documents.open_path(args.file)

@@ -17,7 +17,7 @@ import platformdirs
 
 from diffedit.engine.types import GenerationSettings
 
-Theme = Literal["light", "dark"]
+Theme = Literal["light", "dark", "system"]
 CONFIG_ENV = "DIFFEDIT_CONFIG_DIR"
 FILE_NAME = "settings.json"
 MAX_RECENT = 10
@@ -31,9 +31,11 @@ def config_dir() -> Path:
 @dataclass
 class Settings:
     theme: Theme = "light"
-    font_family: str = "DejaVu Sans Mono"
+    font_family: str = ""  # empty: the system's proportional font (code stays monospace)
     font_size: int = 11
     word_wrap: bool = True
+    line_width: int = 0  # characters per line at most; 0: the window's width
+    autosave_delay_s: int = 3  # the recovery copy is written this long after the last change
     show_preview: bool = False
     show_outline: bool = True
     show_history: bool = False
@@ -75,13 +77,15 @@ class Settings:
                 ok = isinstance(value, str)
             if ok:
                 setattr(out, f.name, value)
-        if out.theme not in ("light", "dark"):
+        if out.theme not in ("light", "dark", "system"):
             out.theme = "light"
         try:  # strength and steps are checked where the engine's settings are built, nowhere else
             GenerationSettings(steps=out.steps, strength=out.strength)
         except ValueError:
             out.steps, out.strength = cls.steps, cls.strength
         out.font_size = min(48, max(6, out.font_size))
+        out.line_width = min(400, max(0, out.line_width))
+        out.autosave_delay_s = min(600, max(1, out.autosave_delay_s))
         out.recent_files = out.recent_files[:MAX_RECENT]
         return out
 

@@ -64,6 +64,13 @@ def check_model_folder(folder: str | Path) -> None:
     inspect_checkpoint(folder)
 
 
+def follows_instructions(engine: EngineLike) -> bool:
+    """False for an infill checkpoint (the demo model): it fills the gap from the text around it and
+    has no place for an instruction in its prompt."""
+    fmt = getattr(getattr(engine, "loaded", None), "context_format", None)
+    return getattr(fmt, "name", "") != "infill"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     path: str | None = None
@@ -94,7 +101,7 @@ class _Worker(QObject):
     """Lives on the worker thread; every slot runs there."""
 
     loadProgress = Signal(str)
-    loaded = Signal(str, str)
+    loaded = Signal(str, str, bool)  # name, device, whether the model follows an instruction
     loadFailed = Signal(str)
     finished = Signal(int, object)
     failed = Signal(int, str)
@@ -127,7 +134,7 @@ class _Worker(QObject):
         why_uncompiled = getattr(self.engine, "compile_error", None)
         if why_uncompiled:  # asked for, and the compiler failed: say so where the model is named
             where += f" (compiled step off: {why_uncompiled})"
-        self.loaded.emit(str(getattr(self.engine, "name", "model")), where)
+        self.loaded.emit(str(getattr(self.engine, "name", "model")), where, follows_instructions(self.engine))
 
     @Slot()
     def unload(self) -> None:
@@ -223,6 +230,7 @@ class EngineBridge(QObject):
         self.model_name = ""
         self.device = ""
         self.error = ""
+        self.follows_instructions = True  # known once a model is loaded
         self._current: _Ticket | None = None
 
     # -- model -------------------------------------------------------------------------------------
@@ -242,9 +250,10 @@ class EngineBridge(QObject):
         self._requestUnload.emit()
         self._requestLoad.emit(spec)
 
-    @Slot(str, str)
-    def _on_loaded(self, name: str, device: str) -> None:
+    @Slot(str, str, bool)
+    def _on_loaded(self, name: str, device: str, instructions: bool) -> None:
         self.state, self.model_name, self.device, self.error = "ready", name, device, ""
+        self.follows_instructions = instructions
         self.modelLoaded.emit(name, device)
 
     @Slot(str)

@@ -88,13 +88,18 @@ def in_spans(pos: int, spans: Spans) -> bool:
     return i >= 0 and spans[i][0] <= pos < spans[i][1]
 
 
+_NESTED_FENCE = re.compile(r"^(?:[ \t]+|[ ]{0,3}(?:[>*+-]|\d{1,9}[.)]))[^\n]*?(?:`{3}|~{3})", re.M)
+
+
 def _is_cut(text: str, blank: int, fences: Spans) -> bool:
     """Whether the blank line after ``blank`` (the index of a "\\n\\n") ends a run of blank lines outside
     fenced code and is followed by a line that starts a fresh top-level block."""
     after = text[blank + 2 : blank + 3]
-    return (
-        after not in ("", "\n") and not in_spans(blank + 1, fences) and not _CONTINUES.match(text, blank + 2)
-    )
+    if after in ("", "\n") or in_spans(blank + 1, fences) or _CONTINUES.match(text, blank + 2):
+        return False
+    # A fence nested in a list item or quote is not in ``fences``; left open it owns the blank lines after.
+    before = text[text.rfind("\n\n", 0, blank) + 1 : blank + 1]
+    return not _NESTED_FENCE.search(before)
 
 
 def block_window(text: str, start: int, end: int, fences: Spans | None = None) -> tuple[int, int]:

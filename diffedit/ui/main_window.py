@@ -7,27 +7,40 @@ rewrite/  ``RewriteController`` and its canvas, bars, history dock, model picker
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QApplication, QMainWindow, QMenu, QSplitter, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from diffedit.document.outline import Summary
 from diffedit.document.recovery import RecoveryEntry
 from diffedit.document.textpos import to_utf16
 from diffedit.resources import resources_dir
 from diffedit.settings import Settings
+from diffedit.ui.dialogs import PreferencesDialog, about_box, shortcuts_dialog
 from diffedit.ui.editing.editor import MarkdownEditor
 from diffedit.ui.editing.find_bar import FindBar
 from diffedit.ui.editing.outline_dock import OutlineDock
 from diffedit.ui.editing.preview import PreviewPane
 from diffedit.ui.editing.summary import SummaryRefresher
-from diffedit.ui.editing.theme import THEMES, apply_theme
+from diffedit.ui.editing.theme import apply_theme, resolve_theme
 from diffedit.ui.files.document_controller import DocumentController
+from diffedit.ui.icons import apply_icons
 from diffedit.ui.notice_bar import NoticeBar
-from diffedit.ui.rewrite.bars import ReviewBar, RewriteBar
+from diffedit.ui.rewrite.bars import ReviewBar, RewriteBar, no_instruction_note
 from diffedit.ui.rewrite.controller import RewriteController, RunOptions
 from diffedit.ui.rewrite.history_dock import HistoryDock
 from diffedit.ui.rewrite.model_picker import ModelPicker
@@ -55,14 +68,16 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         self.settings = settings or Settings.load()
-        self.theme = THEMES[self.settings.theme]
+        self.theme = resolve_theme(self.settings.theme)
         self.bridge = bridge or EngineBridge(parent=self)
+        self._option_tips: dict[str, str] = {}  # the model options' own tooltips, before any device note
         self._restored_windows: list[MainWindow] = []  # opened by a recovery restore; kept alive here
 
         # editing
         self.editor = MarkdownEditor(self, self.theme)
         self.editor.set_editor_font(self.settings.font_family, self.settings.font_size)
         self.editor.set_word_wrap(self.settings.word_wrap)
+        self.editor.set_line_width(self.settings.line_width)
         self.find_bar = FindBar(self.editor, self)
         self.preview = PreviewPane(
             self.editor.exact_text, self.theme, self, anchor=lambda: self.editor.textCursor().position()
@@ -86,15 +101,28 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.preview)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
+        editing = QWidget(self)
+        lay = QVBoxLayout(editing)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.find_bar)
+        lay.addWidget(self.splitter, 1)
+        # The docks live in an inner main window so the bars below span the whole window, not only the
+        # editor's column between the docks, and showing a bar never moves the docks.
+        self.panels = QMainWindow(self)
+        self.panels.setWindowFlags(Qt.WindowType.Widget)
+        self.panels.setObjectName("panels")
+        self.panels.setCentralWidget(editing)
+        self.panels.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.outline_dock)
+        self.panels.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.history_dock)
         central = QWidget(self)
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
-        for w in (self.find_bar, self.splitter, self.notice_bar, self.review_bar, self.rewrite_bar):
-            lay.addWidget(w, 1 if w is self.splitter else 0)
+        lay.addWidget(self.panels, 1)
+        for bar in (self.notice_bar, self.review_bar, self.rewrite_bar):
+            lay.addWidget(bar)
         self.setCentralWidget(central)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.outline_dock)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.history_dock)
         self._build_actions()
         self._connect()
 
@@ -178,8 +206,15 @@ class MainWindow(QMainWindow):
         self.act_dark = self._action("&Dark Theme", self._set_dark, None, "actDark", True)
         self.act_wrap = self._action("&Word Wrap", self._set_wrap, None, "actWrap", True)
         self.act_preview.setChecked(self.settings.show_preview)
-        self.act_dark.setChecked(self.settings.theme == "dark")
+        self.act_dark.setChecked(self.theme.name == "dark")
         self.act_wrap.setChecked(self.settings.word_wrap)
+        self.act_preferences = self._action(
+            "&Preferences…", self.open_preferences, K.Preferences, "actPreferences"
+        )
+        if self.act_preferences.shortcut().isEmpty():
+            self.act_preferences.setShortcut(QKeySequence("Ctrl+,"))
+        self.act_shortcuts = self._action("&Keyboard Shortcuts", self.show_shortcuts, None, "actShortcuts")
+        self.act_about = self._action("&About diffedit", self.show_about, None, "actAbout")
         esc = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
         esc.setContext(Qt.ShortcutContext.WindowShortcut)
         esc.activated.connect(self.escape)
@@ -197,7 +232,10 @@ class MainWindow(QMainWindow):
         menu.addActions([self.act_undo, self.act_redo])
         menu.addSeparator()
         menu.addActions([self.act_find, self.act_replace, self.act_find_next, self.act_find_prev])
+        menu.addSeparator()
+        menu.addAction(self.act_preferences)
         menu = bar.addMenu("&Rewrite")
+        menu.setToolTipsVisible(True)  # the model options say why they are off
         menu.addActions([self.act_rewrite, self.act_instruct, self.act_stop])
         menu.addSeparator()
         menu.addActions([self.act_choose_model, self.act_demo_model])
@@ -205,16 +243,20 @@ class MainWindow(QMainWindow):
         menu.addActions([self.act_fp8, self.act_compile])
         menu = bar.addMenu("&View")
         menu.addActions([self.act_preview, self.act_outline, self.act_history, self.act_dark, self.act_wrap])
+        menu = bar.addMenu("&Help")
+        menu.addActions([self.act_shortcuts, self.act_about])
 
         tb = QToolBar("Main", self)
         tb.setObjectName("mainToolBar")
         tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         tb.addActions([self.act_new, self.act_open, self.act_save])
         tb.addSeparator()
         tb.addActions([self.act_rewrite, self.act_stop])
         tb.addSeparator()
         tb.addAction(self.act_preview)
         self.addToolBar(tb)
+        apply_icons(self.actions(), self.theme)
         self.editor.context_actions = [self.act_rewrite, self.act_instruct]
 
     def _connect(self) -> None:
@@ -223,6 +265,10 @@ class MainWindow(QMainWindow):
         doc.modificationChanged.connect(lambda _m: self._update_title())
         self.editor.cursorPositionChanged.connect(
             lambda: self.preview.follow(self.editor.textCursor().position())
+        )
+        bar = self.editor.verticalScrollBar()
+        bar.valueChanged.connect(
+            lambda v: self.preview.scroll_to_fraction(v / bar.maximum() if bar.maximum() else 0.0)
         )
         self.outline_dock.headingActivated.connect(self._jump_to_offset)
         self.summary.ready.connect(self._show_summary)
@@ -237,15 +283,19 @@ class MainWindow(QMainWindow):
         self.review_bar.retryRequested.connect(c.try_again)
         c.notice.connect(self.notice_bar.notify)
         c.progress.connect(self.status.set_progress)
+        c.loading.connect(self.status.set_loading)
         c.runningChanged.connect(self._on_running_changed)
         c.committed.connect(self.history_dock.add_entry)
         c.reviewOffered.connect(self.review_bar.offer)
         c.reviewClosed.connect(self.review_bar.hide)
+        c.entryUndone.connect(self.history_dock.set_undone)
+        self.editor.undoRedone.connect(lambda redo: None if redo else self.status.clear_run())
         self.model.aboutToReload.connect(lambda: c.stop(quiet=True))
         self.model.status.connect(self.status.set_model)
         b = self.bridge
         b.modelLoading.connect(self.status.set_model)
-        b.modelLoaded.connect(lambda name, dev: self.status.set_model(f"Model: {name} on {dev}"))
+        b.modelLoaded.connect(self._on_model_loaded)
+        b.modelLoaded.connect(lambda _name, dev: self._fit_options_to_device(dev))
         b.modelFailed.connect(self._on_model_failed)
         # files
         d = self.documents
@@ -265,7 +315,32 @@ class MainWindow(QMainWindow):
 
     def rewrite(self) -> bool:
         self.model.load()  # a window started without a model loads it on first use
-        return self.controller.start(self.run_options())
+        options = self.run_options()
+        started = self.controller.start(options)
+        instruction = options.instruction.strip()
+        if started and instruction and self.bridge.state == "ready" and not self.bridge.follows_instructions:
+            self.notice_bar.notify(
+                "info", f"“{instruction}” is not used: {no_instruction_note(self.bridge.model_name)}."
+            )
+        return started
+
+    def _on_model_loaded(self, name: str, device: str) -> None:
+        follows = self.bridge.follows_instructions
+        self.status.set_model(f"Model: {name} on {device}" + ("" if follows else " (no instructions)"))
+        self.rewrite_bar.set_follows_instructions(follows, name)
+
+    def _fit_options_to_device(self, device: str) -> None:
+        """FP8 experts and the compiled step need a CUDA GPU: elsewhere they are off, saying why.
+        An option already on stays switchable, so it can be turned off."""
+        cuda = device.startswith("cuda")
+        for action, why in (
+            (self.act_fp8, "FP8 needs a CUDA GPU"),
+            (self.act_compile, "The compiled decoder step needs a CUDA GPU"),
+        ):
+            base = self._option_tips.setdefault(action.objectName(), action.toolTip())
+            on = action.isChecked()
+            action.setEnabled(cuda or on)
+            action.setToolTip(base if cuda else f"{why}; the model runs on {device.split()[0]}. {base}")
 
     def _on_model_failed(self, message: str) -> None:
         self.status.set_model("Model: unavailable")
@@ -279,6 +354,7 @@ class MainWindow(QMainWindow):
             self.review_bar.hide()
 
     def escape(self) -> None:
+        self.status.clear_run()
         if self.controller.running:
             self.controller.stop()
         elif self.controller.replaying:
@@ -299,6 +375,9 @@ class MainWindow(QMainWindow):
         self.preview.schedule(size)
 
     def _on_document_replaced(self) -> None:
+        self.controller.clear_history()
+        self.history_dock.clear()
+        self.status.clear_run()
         self.summary.refresh_now()
         self.preview.refresh()
 
@@ -318,12 +397,16 @@ class MainWindow(QMainWindow):
 
     def _set_dark(self, on: bool) -> None:
         self.settings.theme = "dark" if on else "light"
-        self.theme = THEMES[self.settings.theme]
+        self._apply_theme()
+
+    def _apply_theme(self) -> None:
+        self.theme = resolve_theme(self.settings.theme)
         app = QApplication.instance()
         if isinstance(app, QApplication):
             apply_theme(app, self.theme)
         self.editor.set_theme(self.theme)
         self.preview.set_theme(self.theme)
+        apply_icons(self.actions(), self.theme)
 
     def _set_wrap(self, on: bool) -> None:
         self.settings.word_wrap = on
@@ -332,6 +415,47 @@ class MainWindow(QMainWindow):
     def _update_title(self) -> None:
         self.setWindowTitle(f"{self.documents.display_name}[*] — diffedit")
         self.setWindowModified(self.editor.document().isModified())
+
+    # -- preferences and help ----------------------------------------------------------------------
+    def preferences_dialog(self) -> PreferencesDialog:
+        s = self.settings
+        s.steps, s.strength = self.rewrite_bar.steps.value(), self.rewrite_bar.strength_value()
+        dialog = PreferencesDialog(s, self)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings))
+        return dialog
+
+    def open_preferences(self) -> None:
+        self.preferences_dialog().open()
+
+    def apply_settings(self, new: Settings | None) -> None:
+        """Take the Preferences dialog's settings: apply what changed, reload the model if it changed."""
+        if new is None:
+            return
+        old = self.settings
+        model_changed = (new.model_path, new.device) != (old.model_path, old.device)
+        for f in dataclasses.fields(Settings):
+            setattr(old, f.name, getattr(new, f.name))
+        self.editor.set_editor_font(old.font_family, old.font_size)
+        self.editor.set_line_width(old.line_width)
+        self.rewrite_bar.set_values(old.steps, old.strength)
+        self._apply_theme()
+        self.act_dark.blockSignals(True)
+        self.act_dark.setChecked(self.theme.name == "dark")
+        self.act_dark.blockSignals(False)
+        old.save()
+        if model_changed:
+            self.model.reload()
+
+    def show_shortcuts(self) -> QDialog:
+        extra = [("Stop a rewrite, close a bar", "Esc")]
+        dialog = shortcuts_dialog(self.actions(), extra, self)
+        dialog.open()
+        return dialog
+
+    def show_about(self) -> QMessageBox:
+        box = about_box(self.bridge.model_name if self.bridge.state == "ready" else "", self)
+        box.open()
+        return box
 
     # -- files -------------------------------------------------------------------------------------
     def _restore_in_new_window(self, entry: RecoveryEntry) -> None:

@@ -20,6 +20,8 @@ class NoticeBar(QFrame):
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         close = QToolButton(self)
+        close.setObjectName("noticeClose")
+        close.setToolTip("Close")
         close.setText("✕")
         close.setAutoRaise(True)
         close.clicked.connect(self.hide)
@@ -36,7 +38,7 @@ class NoticeBar(QFrame):
         error = level == "error"
         self.setStyleSheet(
             "QFrame#noticeBar { background: %s; }" % ("#f8d7da" if error else "#fff3cd")
-            + " QLabel#noticeText { color: #1e1e1e; }"
+            + " QLabel#noticeText, QToolButton#noticeClose { color: #1e1e1e; }"
         )
         self.show()
         self._timer.stop()

@@ -35,7 +35,9 @@ def main() -> int:
     app = QApplication([])
     apply_theme(app, THEMES["light"])
     model = RESOURCES / "models" / "diffedit-demo"
-    settings = Settings(model_path=str(model), steps=32, show_outline=True, show_history=True)
+    settings = Settings(
+        model_path=str(model), steps=32, show_outline=True, show_history=True, show_preview=True
+    )
     w = MainWindow(settings, autoload_model=True)
     w.documents.confirm_discard = lambda: True  # type: ignore[method-assign]
     w.resize(1280, 820)
@@ -57,8 +59,8 @@ def main() -> int:
     w.rewrite()
     while w.controller.running:
         pump(app, 0.02)
-        s = w.controller.session
-        if s is not None and s.latest is not None and s.latest.step >= 5 and s.latest.text:
+        paint = w.controller.latest_paint
+        if paint is not None and paint.step >= 5 and paint.text:
             w.grab().save(str(HERE / "rewrite-animation.png"))
             break
     while w.controller.running:
@@ -70,6 +72,9 @@ def main() -> int:
     w.act_preview.setChecked(True)
     pump(app, 0.5)
     w.grab().save(str(HERE / "dark-preview-history.png"))
+    w.resize(800, 600)  # the smallest supported window, every panel open: the bar stays usable
+    pump(app, 0.5)
+    w.grab().save(str(HERE / "dark-800x600.png"))
     w.bridge.shutdown()
     w.close()
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
@@ -124,6 +124,9 @@ def test_the_scanner_fed_in_slices_finds_the_same_fences(text: str, cuts: list[i
 
 @settings(max_examples=400, deadline=None)
 @given(text=documents, where=st.floats(0, 1), width=st.integers(0, 60))
+@example(
+    text="- item\n    ```\n\n```\n", where=0.0, width=3
+)  # an open fence in a list item owns the blank line
 def test_a_block_window_parses_and_renders_as_within_the_whole_document(
     text: str, where: float, width: int
 ) -> None:

@@ -183,7 +183,9 @@ def test_model_options_in_the_menu_reload_the_model_with_them(
 
     def loader(path=None, device=None, dtype=None, progress=None, **options):  # type: ignore[no-untyped-def]
         loads.append(options)
-        return FakeEngine()
+        engine = FakeEngine()
+        engine.device = "cuda:0"  # the options apply to a CUDA GPU only (elsewhere they are disabled)
+        return engine
 
     w = make_window(loader)
     qtbot.waitUntil(lambda: w.bridge.state == "ready", timeout=5000)

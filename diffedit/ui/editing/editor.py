@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QContextMenuEvent, QFont, QFontDatabase, QTextCursor, QTextFormat
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QContextMenuEvent,
+    QFont,
+    QFontDatabase,
+    QKeyEvent,
+    QKeySequence,
+    QResizeEvent,
+    QTextCursor,
+    QTextFormat,
+)
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 
 from diffedit.document.targets import snap_target
@@ -29,6 +40,8 @@ class Overlay(Protocol):
 class MarkdownEditor(QPlainTextEdit):
     """Plain text in, plain text out; everything else (highlighting, overlay, marks) is view state."""
 
+    undoRedone = Signal(bool)  # after an undo (False) or a redo (True) that changed the text
+
     def __init__(self, parent: QWidget | None = None, theme: Theme = LIGHT) -> None:
         super().__init__(parent)
         self.theme = theme
@@ -39,13 +52,15 @@ class MarkdownEditor(QPlainTextEdit):
         self.overlay: Overlay | None = None
         self.context_actions: list[QAction] = []
         self.target: tuple[int, int] | None = None  # the snapped selection, Qt positions
+        self.in_undo_redo = False
+        self._line_width = 0  # the document changes now come from undo or redo
         self._marks: dict[str, list[QTextEdit.ExtraSelection]] = {}
         self._normal_cursor_width = self.cursorWidth()
         self._target_timer = QTimer(self, singleShot=True, interval=SELECTION_MARK_DELAY_MS)
         self._target_timer.timeout.connect(self.update_target)
         self.selectionChanged.connect(self._target_timer.start)
         self.cursorPositionChanged.connect(self._update_cursor_visibility)
-        self.set_editor_font("DejaVu Sans Mono", 11)
+        self.set_editor_font("", 11)
 
     def attach_overlay(self, overlay: Overlay) -> None:
         """Draw ``overlay`` over its span: the span's own text is hidden and the caret is not drawn there."""
@@ -57,8 +72,10 @@ class MarkdownEditor(QPlainTextEdit):
 
     # -- appearance --------------------------------------------------------------------------------
     def set_editor_font(self, family: str, size: int) -> None:
-        font = QFont(family, size) if family else QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-        font.setStyleHint(QFont.StyleHint.TypeWriter)
+        """Prose in a proportional font by default (empty ``family``); code spans and blocks stay
+        monospace through the highlighter's formats."""
+        font = QFont(family) if family else QFontDatabase.systemFont(QFontDatabase.SystemFont.GeneralFont)
+        font.setPointSize(size)
         self.setFont(font)
         self.setTabStopDistance(4 * self.fontMetrics().horizontalAdvance(" "))
 
@@ -68,6 +85,28 @@ class MarkdownEditor(QPlainTextEdit):
         if self.overlay is not None:
             self.overlay.set_theme(theme)
         self.update_target()
+
+    def set_line_width(self, characters: int) -> None:
+        """Lines at most ``characters`` wide (0: the window's width); the rest of the view stays empty."""
+        self._line_width = characters
+        self._fit_line_width()
+
+    def _fit_line_width(self) -> None:
+        extra = 0
+        if self._line_width > 0:
+            want = (
+                self._line_width * self.fontMetrics().averageCharWidth()
+                + 2 * self.document().documentMargin()
+            )
+            extra = max(
+                0, int(self.contentsRect().width() - self.verticalScrollBar().sizeHint().width() - want)
+            )
+        self.setViewportMargins(0, 0, extra, 0)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._line_width > 0:
+            self._fit_line_width()
 
     def set_word_wrap(self, on: bool) -> None:
         mode = QPlainTextEdit.LineWrapMode
@@ -91,6 +130,10 @@ class MarkdownEditor(QPlainTextEdit):
         c = self.textCursor()
         a, b = from_utf16(text, c.selectionStart()), from_utf16(text, c.selectionEnd())
         snapped = snap_target(text, a, b)
+        if snapped is None and a == b and text[a:].strip() == "" and text.strip():
+            # A caret in the blank lines at the end (Ctrl+End) means the last block, not nothing.
+            last = len(text.rstrip())
+            snapped = snap_target(text, last - 1, last - 1)
         if snapped is None:
             return None
         return to_utf16(text, snapped[0]), to_utf16(text, snapped[1])
@@ -147,6 +190,49 @@ class MarkdownEditor(QPlainTextEdit):
                 menu.addActions(self.context_actions)
         menu.exec(event.globalPos())
         menu.deleteLater()
+
+    # -- undo and redo: the caret and the view go to the text that changed, not the top -------------
+    def undo(self) -> None:
+        self._undo_redo(super().undo, False)
+
+    def redo(self) -> None:
+        self._undo_redo(super().redo, True)
+
+    def _undo_redo(self, step: Callable[[], None], redo: bool) -> None:
+        changes: list[tuple[int, int]] = []
+
+        def record(position: int, _removed: int, added: int) -> None:
+            changes.append((position, position + added))
+
+        doc = self.document()
+        doc.contentsChange.connect(record)
+        self.in_undo_redo = True
+        try:
+            step()
+        finally:
+            self.in_undo_redo = False
+            doc.contentsChange.disconnect(record)
+        if not changes:
+            return
+        self.place_caret(changes[-1][1])
+        self.undoRedone.emit(redo)
+
+    def place_caret(self, position: int) -> None:
+        """Caret at ``position``, scrolled into the middle of the view only if it is off screen."""
+        c = self.textCursor()
+        c.setPosition(max(0, min(position, self.document().characterCount() - 1)))
+        self.setTextCursor(c)
+        if not self.viewport().rect().contains(self.cursorRect().center()):
+            self.centerCursor()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Qt's own Ctrl+Z goes straight to the document; route it through undo() above instead.
+        if event.matches(QKeySequence.StandardKey.Undo):
+            self.undo()
+        elif event.matches(QKeySequence.StandardKey.Redo):
+            self.redo()
+        else:
+            super().keyPressEvent(event)
 
     def center_on(self, position: int, select_to: int | None = None) -> None:
         c = self.textCursor()

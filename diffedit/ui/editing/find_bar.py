@@ -34,6 +34,8 @@ class FindBar(QFrame):
         self.replace_edit.setPlaceholderText("Replace with")
         self.case = QCheckBox("Match case", self)
         self.status = QLabel(self)
+        # A fixed width for the longest report, so "18 replaced" appearing does not squeeze the fields.
+        self.status.setFixedWidth(self.status.fontMetrics().horizontalAdvance("00000 replaced") + 8)
         prev_b = QPushButton("Previous", self)
         next_b = QPushButton("Next", self)
         rep_b = QPushButton("Replace", self)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QModelIndex, Signal
 from PySide6.QtWidgets import QDockWidget, QTreeWidget, QTreeWidgetItem, QTreeWidgetItemIterator, QWidget
 
 from diffedit.document.outline import Heading
@@ -36,8 +36,15 @@ class OutlineDock(QDockWidget):
         keys = [(h.level, h.title) for h in headings]
         self._headings = headings
         if keys != self._keys:
+            selected = self.tree.currentItem()
             self._sync(self.tree.invisibleRootItem(), self._keys, keys)
             self._keys = keys
+            if selected is not None and selected.treeWidget() is None:
+                # Its heading is gone: Qt would move the selection to a neighbour the user never chose.
+                self.tree.blockSignals(True)
+                self.tree.setCurrentIndex(QModelIndex())
+                self.tree.clearSelection()
+                self.tree.blockSignals(False)
 
     def _sync(self, parent: QTreeWidgetItem, old: list[Key], new: list[Key]) -> None:
         """Make ``parent``'s subtrees, built from ``old`` (pre-order keys), match ``new``."""

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from markdown_it import MarkdownIt
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from diffedit.document.preview_window import preview_window
@@ -22,6 +23,7 @@ def render_html(markdown: str, theme: Theme, note: str = "") -> str:
     css = (
         f"body {{ color: {theme.text}; background: {theme.base}; }} "
         f"code, pre {{ background: {theme.code_bg}; color: {theme.code_fg}; }} "
+        "pre { white-space: pre-wrap; } "  # wrapped, not clipped behind a horizontal scrollbar
         f"a {{ color: {theme.link}; }} blockquote {{ color: {theme.quote}; }} "
         f".note {{ color: {theme.quote}; font-style: italic; }}"
     )
@@ -53,6 +55,26 @@ class PreviewPane(QTextBrowser):
         self._timer = QTimer(self, singleShot=True)
         self._timer.timeout.connect(self.refresh)
         self.renders = 0
+        self._fraction: float | None = None  # the editor's scroll position, once it has scrolled
+        self.verticalScrollBar().rangeChanged.connect(self._on_range_changed)
+        self._stale = True  # the text changed (or was never rendered) while the pane was hidden
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._stale:  # e.g. left on from the last session: render now, not at the first keystroke
+            self.refresh()
+
+    def scroll_to_fraction(self, fraction: float) -> None:
+        """Follow the editor's scroll position (the whole document is shown; a long one moves by part)."""
+        self._fraction = fraction
+        if self.shown_span is None:
+            bar = self.verticalScrollBar()
+            bar.setValue(round(fraction * bar.maximum()))
+
+    def _on_range_changed(self, _low: int, high: int) -> None:
+        # The browser lays out lazily: its scroll range settles after a render; keep the followed place.
+        if self._fraction is not None and self.shown_span is None:
+            self.verticalScrollBar().setValue(round(self._fraction * high))
 
     def schedule(self, size: int) -> None:
         if self.isVisible():
@@ -65,7 +87,9 @@ class PreviewPane(QTextBrowser):
 
     def refresh(self) -> None:
         if not self.isVisible():
+            self._stale = True
             return
+        self._stale = False
         bar = self.verticalScrollBar()
         fraction = bar.value() / bar.maximum() if bar.maximum() else 0.0
         text = self._source()

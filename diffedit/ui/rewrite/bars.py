@@ -14,6 +14,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+INSTRUCTION_HINT = "Instruction (optional), e.g. “make it shorter” — Ctrl+I"
+
+
+def no_instruction_note(model: str) -> str:
+    return f"{model} cannot follow instructions: it rewrites from the text around the target"
+
 
 class RewriteBar(QFrame):
     """Instruction, strength and step budget for the next run, plus Rewrite / Stop."""
@@ -29,8 +35,9 @@ class RewriteBar(QFrame):
         lay.setContentsMargins(6, 3, 6, 3)
         self.instruction = QLineEdit(self)
         self.instruction.setObjectName("instruction")
-        self.instruction.setPlaceholderText("Instruction (optional), e.g. “make it shorter” — Ctrl+I")
+        self.instruction.setPlaceholderText(INSTRUCTION_HINT)
         self.instruction.setClearButtonEnabled(True)
+        self.instruction.setMinimumWidth(200)  # "make it shorter" stays readable at any window size
         self.instruction.returnPressed.connect(self.rewriteRequested)
         self.strength = QSlider(Qt.Orientation.Horizontal, self)
         self.strength.setObjectName("strength")
@@ -72,6 +79,14 @@ class RewriteBar(QFrame):
 
     def strength_value(self) -> float:
         return self.strength.value() / 100
+
+    def set_follows_instructions(self, follows: bool, model: str) -> None:
+        """An infill model has no place for an instruction: the field says so instead of taking one."""
+        note = no_instruction_note(model)
+        self.instruction.setPlaceholderText(
+            INSTRUCTION_HINT if follows else f"{note} (instructions are ignored)"
+        )
+        self.instruction.setToolTip("" if follows else note)
 
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)

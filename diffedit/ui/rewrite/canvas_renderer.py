@@ -71,6 +71,26 @@ def paint_frame(frame: Frame) -> CanvasPaint:
     return CanvasPaint(text, tuple(runs), frame.step, frame.total_steps, False)
 
 
+_NOISE_GLYPHS = "abcdefghijklmnopqrstuvwxyz·~#%"
+
+
+def noise_paint(original: str, total_steps: int) -> CanvasPaint:
+    """The canvas before the first step: noise at the target's length, its line breaks and spaces kept
+    (so the target keeps its shape on screen while the model loads or encodes the context)."""
+    glyphs = [
+        c if c.isspace() else _NOISE_GLYPHS[(i * 7919 + ord(c)) % len(_NOISE_GLYPHS)]
+        for i, c in enumerate(original)
+    ]
+    text = "".join(glyphs)
+    runs: list[tuple[int, int, PaintKind]] = []
+    start = 0
+    for j in range(1, len(text) + 1):
+        if j == len(text) or (text[j] == "\n") != (text[start] == "\n"):
+            runs.append((start, j, PaintKind.TEXT if text[start] == "\n" else PaintKind.NOISE))
+            start = j
+    return CanvasPaint(text, tuple(runs), 0, total_steps)
+
+
 LINE_SEPARATOR = "\u2028"  # a line break inside one block's layout
 # Same length in, same length out, so run offsets stay valid: breaks become in-block line breaks and
 # control characters (random-weight models emit them) become visible replacement marks.

@@ -28,10 +28,17 @@ from diffedit.document.textpos import from_utf16, utf16_len
 from diffedit.engine.types import EditRequest, GenerationSettings, RewriteResult
 from diffedit.ui.editing.editor import MarkdownEditor
 from diffedit.ui.files.exact_text import insert_text
-from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, paint_frame
+from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, noise_paint, paint_frame
 from diffedit.worker import EngineBridge
 
 FRAME_PERIOD_MS = 33  # ~30 fps; frames that arrive faster are coalesced in the bridge's mailbox
+
+
+def blocks_phrase(blocks: str) -> str:
+    """'4' -> 'block 4', '4-6' -> 'blocks 4-6'; a large document's 'lines 3-5' stays as it is."""
+    if blocks.isdigit():
+        return f"block {blocks}"
+    return f"blocks {blocks}" if blocks[:1].isdigit() else blocks
 
 
 @dataclass(frozen=True)
@@ -62,11 +69,13 @@ class RewriteController(QObject):
     notice = Signal(str, str)  # level ("info" | "error"), message
     progress = Signal(object)  # Progress
     runningChanged = Signal(bool)
+    loading = Signal(str)  # a line for the status while the run waits for the model
     aboutToCommit = Signal()  # the document still holds the text from before the rewrite
     committed = Signal(object)  # RewriteEntry
     reviewOffered = Signal(str)
     reviewClosed = Signal()
     kept = Signal()  # the user pressed Keep on a committed rewrite
+    entryUndone = Signal(int, bool)  # history row, undone (True) or standing again after a redo (False)
 
     def __init__(self, editor: MarkdownEditor, bridge: EngineBridge, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +83,8 @@ class RewriteController(QObject):
         self.bridge = bridge
         self.canvas = CanvasRenderer(editor)
         self.history: History[CanvasPaint] = History()
+        self._commit_steps: dict[int, int] = {}  # id(entry) -> the document's undo steps right after it
+        self.undone: set[int] = set()  # id(entry) of entries undone now
         self.session: RewriteSession | None = None
         self.latest_paint: CanvasPaint | None = None  # the frame on screen now
         self.options = RunOptions()
@@ -91,6 +102,9 @@ class RewriteController(QObject):
         self._replay_timer = QTimer(self, interval=FRAME_PERIOD_MS * 2)
         self._replay_timer.timeout.connect(self._replay_tick)
         editor.document().contentsChange.connect(self._on_contents_change)
+        editor.undoRedone.connect(self._on_undo_redo)
+        self._load_message = ""
+        bridge.modelLoading.connect(self._on_model_loading)
         bridge.jobFinished.connect(self._on_finished)
         bridge.jobFailed.connect(self._on_failed)
         bridge.jobCancelled.connect(self._on_cancelled)
@@ -131,11 +145,23 @@ class RewriteController(QObject):
         self.editor.clear_mark("target")
         self.editor.move_caret_out_of(start, end)
         self._parked_caret = self.editor.textCursor().position()
-        self.canvas.show(start, end, CanvasPaint("", (), 0, settings.steps or 0))
+        self.canvas.show(start, end, noise_paint(text[a:b], settings.steps or 0))
         self.editor.update_target()
         self._timer.start()
         self.runningChanged.emit(True)
-        self.progress.emit(Progress(0, settings.steps or 0, 0, 0.0))
+        if not self._show_loading():
+            self.progress.emit(Progress(0, settings.steps or 0, 0, 0.0))
+        return True
+
+    def _on_model_loading(self, message: str) -> None:
+        self._load_message = message
+
+    def _show_loading(self) -> bool:
+        """While the model loads, the status says so (with the time waited) instead of "Step 0"."""
+        if self.bridge.state != "loading":
+            return False
+        message = (self._load_message or "Loading the model…").rstrip("…. ")
+        self.loading.emit(f"{message}… ({time.perf_counter() - self._started_at:.0f} s)")
         return True
 
     def stop(self, quiet: bool = False) -> None:
@@ -170,6 +196,10 @@ class RewriteController(QObject):
         if self._committing:
             return
         self.history.apply_change(position, removed, added)
+        if removed != added and not self.editor.in_undo_redo and self.undone:
+            # A new edit dropped the redo steps: what is undone now cannot come back.
+            for key in self.undone:
+                self._commit_steps.pop(key, None)
         if self._replay_span is not None:
             self.stop_replay()
         if removed != added and self._review is not None:
@@ -192,6 +222,7 @@ class RewriteController(QObject):
             return
         frame = self.bridge.take_frame(session.job_id)
         if frame is None:
+            self._show_loading()
             return
         paint = paint_frame(frame)
         self.latest_paint = paint
@@ -222,6 +253,7 @@ class RewriteController(QObject):
         if session is None or not self._is_current(job_id):
             return
         replacement = normalize_replacement(result.text)
+        seconds = time.perf_counter() - self._started_at  # from Ctrl+R: the wait for the model counts
         self._recorder.add(CanvasPaint.plain(replacement), final=True)
         try:
             start, end = session.commit_span()
@@ -229,16 +261,19 @@ class RewriteController(QObject):
             self._end(SessionState.FAILED)
             self.notice.emit("error", str(exc))
             return
+        parked = self.editor.textCursor().position() == self._parked_caret
         self._end(SessionState.COMMITTED)
         self.aboutToCommit.emit()
         self._apply(start, end, replacement)
+        if parked:  # the user waited: the caret goes to the end of the new text, the view with it
+            self.editor.place_caret(start + utf16_len(replacement))
         entry = RewriteEntry(
             when=datetime.now(),
             blocks=self._blocks_label,
             instruction=session.instruction,
             steps=result.steps,
             tokens_per_forward=result.tokens_per_forward,
-            seconds=result.total_s,
+            seconds=seconds,
             model=result.model,
             seed=result.seed,
             original=session.original,
@@ -249,14 +284,13 @@ class RewriteController(QObject):
         self.history.add(entry)
         self._review = entry
         self._review_undo_steps = self.editor.document().availableUndoSteps()
+        self._commit_steps[id(entry)] = self._review_undo_steps
         self.editor.set_mark("committed", [(entry.span.start, entry.span.end)], "committed_bg")
         tokens = len(result.token_ids)
-        self.progress.emit(
-            Progress(result.steps, result.steps, tokens, result.total_s, result.tokens_per_forward)
-        )
+        self.progress.emit(Progress(result.steps, result.steps, tokens, seconds, result.tokens_per_forward))
         self.committed.emit(entry)
         self.reviewOffered.emit(
-            f"Rewrote blocks {entry.blocks} in {result.total_s:.1f} s "
+            f"Rewrote {blocks_phrase(entry.blocks)} in {seconds:.1f} s "
             f"({result.steps} steps, {result.tokens_per_forward:.1f} tokens/forward)."
         )
 
@@ -323,8 +357,37 @@ class RewriteController(QObject):
             self.reviewClosed.emit()
 
     # -- history -----------------------------------------------------------------------------------
+    def _on_undo_redo(self, redo: bool) -> None:
+        steps = self.editor.document().availableUndoSteps()
+        for row, entry in enumerate(self.history.entries):
+            after_commit = self._commit_steps.get(id(entry))
+            if after_commit is None:
+                continue
+            was = id(entry) in self.undone
+            now = steps < after_commit if (redo or steps < after_commit) else was
+            if now != was:
+                (self.undone.add if now else self.undone.discard)(id(entry))
+                self.entryUndone.emit(row, now)
+
+    def clear_history(self) -> None:
+        """Another document is in the editor: its history starts empty."""
+        self.stop_replay()
+        self.history = History()
+        self._commit_steps.clear()
+        self.undone.clear()
+
+    def _entry_span(self, entry: RewriteEntry) -> tuple[int, int]:
+        """Where the entry's text is now: the replacement, or the restored original if it was undone."""
+        if id(entry) in self.undone:
+            return entry.span.start, entry.span.start + utf16_len(entry.original)
+        return entry.span.start, entry.span.end
+
     def jump_to(self, index: int) -> None:
         entry = self.history[index]
+        if id(entry) in self.undone:
+            self.editor.place_caret(entry.span.start)
+            self.editor.setFocus()
+            return
         self.editor.center_on(entry.span.end, entry.span.start)
 
     def replay(self, index: int) -> bool:
@@ -338,8 +401,9 @@ class RewriteController(QObject):
         self.stop_replay()
         self.close_review()
         self._replay = list(entry.frames)
-        self._replay_span = (entry.span.start, entry.span.end)
+        self._replay_span = self._entry_span(entry)
         self.editor.clear_mark("target")
+        self.editor.place_caret(self._replay_span[1])  # no selection painted over the replay's colours
         self._replay_tick()
         self._replay_timer.start()
         return True

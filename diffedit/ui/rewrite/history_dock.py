@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QPalette
 from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
@@ -16,6 +17,16 @@ from PySide6.QtWidgets import (
 )
 
 from diffedit.document.history import HistoryEntry
+from diffedit.ui.rewrite.controller import blocks_phrase
+
+
+def entry_label(entry: HistoryEntry[Any]) -> str:
+    """Two lines: when, which blocks, what was asked; then the run's figures."""
+    what = f"“{entry.instruction}”" if entry.instruction else "rewrite"
+    return (
+        f"{entry.when:%H:%M:%S} · {blocks_phrase(entry.blocks)} · {what}\n"
+        f"{entry.steps} steps · {entry.tokens_per_forward:.1f} tok/forward · {entry.seconds:.1f} s"
+    )
 
 
 class HistoryDock(QDockWidget):
@@ -45,10 +56,26 @@ class HistoryDock(QDockWidget):
         self.setWidget(body)
 
     def add_entry(self, entry: HistoryEntry[Any]) -> None:
-        item = QListWidgetItem(entry.label())
+        item = QListWidgetItem(entry_label(entry))
+        item.setData(Qt.ItemDataRole.UserRole, entry_label(entry))
         item.setToolTip(f"Model {entry.model}, seed {entry.seed}\n\n{entry.replacement[:400]}")
         self.list.addItem(item)
         self.list.setCurrentItem(item)
+
+    def clear(self) -> None:
+        self.list.clear()
+
+    def set_undone(self, row: int, undone: bool) -> None:
+        """An undone rewrite stays listed (it can be redone) but struck through and named so."""
+        item = self.list.item(row)
+        if item is None:
+            return
+        label = item.data(Qt.ItemDataRole.UserRole)
+        item.setText(f"{label} · undone" if undone else label)
+        font = item.font()
+        font.setStrikeOut(undone)
+        item.setFont(font)
+        item.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText) if undone else QBrush())
 
     def _replay(self) -> None:
         row = self.list.currentRow()

@@ -25,6 +25,16 @@ class StatusPanel:
     def set_model(self, text: str) -> None:
         self.model.setText(text)
 
+    def set_loading(self, text: str) -> None:
+        self.step.setText(text)
+        self.tpf.setText("")
+        self.speed.setText("")
+
+    def clear_run(self) -> None:
+        """The last run's figures go with it (Esc, Undo, another document)."""
+        for label in (self.step, self.tpf, self.speed):
+            label.setText("")
+
     def set_words(self, count: int) -> None:
         self.words.setText(f"{count:,} words")
 

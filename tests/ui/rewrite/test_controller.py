@@ -244,7 +244,7 @@ def test_history_records_jumps_and_replays(fake_window, qtbot: QtBot) -> None:  
     w.rewrite()
     run_to_end(w, qtbot)
     after = w.editor.toPlainText()
-    assert w.history_dock.list.count() == 1 and "blocks 3" in w.history_dock.list.item(0).text()
+    assert w.history_dock.list.count() == 1 and "block 3 ·" in w.history_dock.list.item(0).text()
     entry = w.controller.history[0]
     assert 2 <= len(entry.frames) <= 96 and entry.frames[-1].final
     w.editor.moveCursor(w.editor.textCursor().MoveOperation.Start)

@@ -1,0 +1,202 @@
+"""Edit ▸ Preferences, Help ▸ Keyboard Shortcuts and Help ▸ About."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+from collections.abc import Iterable
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QFont, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFontComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from diffedit.engine.types import GenerationSettings
+from diffedit.settings import Settings
+from diffedit.ui.icons import ICON_LICENCE
+
+THEME_CHOICES = (("light", "Light"), ("dark", "Dark"), ("system", "Follow the system"))
+DEVICE_CHOICES = (("", "Automatic"), ("cpu", "CPU"), ("cuda", "CUDA GPU"), ("mps", "Apple GPU (MPS)"))
+
+
+class PreferencesDialog(QDialog):
+    """Edits a copy of the settings; ``result_settings`` holds them once accepted (and checked)."""
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self.setObjectName("preferences")
+        self.result_settings: Settings | None = None
+        self._base = settings
+        form = QFormLayout()
+        self.system_font = QCheckBox("The system's font (proportional)", self)
+        self.font_family = QFontComboBox(self)
+        self.font_family.setEnabled(False)
+        self.system_font.toggled.connect(lambda on: self.font_family.setEnabled(not on))
+        self.system_font.setChecked(not settings.font_family)
+        if settings.font_family:
+            self.font_family.setCurrentFont(QFont(settings.font_family))
+        self.font_size = QSpinBox(self, minimum=6, maximum=48, value=settings.font_size, suffix=" pt")
+        self.theme = QComboBox(self)
+        for key, label in THEME_CHOICES:
+            self.theme.addItem(label, key)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
+        self.line_width = QSpinBox(
+            self, minimum=0, maximum=400, value=settings.line_width, suffix=" characters"
+        )
+        self.line_width.setSpecialValueText("The window's width")
+        self.autosave = QSpinBox(self, minimum=1, maximum=600, value=settings.autosave_delay_s, suffix=" s")
+        self.autosave.setToolTip("How long after the last change the recovery copy is written")
+        self.model_path = QLineEdit(settings.model_path, self)
+        self.model_path.setPlaceholderText("The bundled demo model")
+        browse = QPushButton("Choose…", self)
+        browse.clicked.connect(self._browse)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_path, 1)
+        model_row.addWidget(browse)
+        self.device = QComboBox(self)
+        for key, label in DEVICE_CHOICES:
+            self.device.addItem(label, key)
+        self.device.setCurrentIndex(max(0, self.device.findData(settings.device)))
+        # Wide ranges on purpose: the engine's GenerationSettings is the one place values are checked.
+        self.steps = QSpinBox(self, minimum=-1000, maximum=100_000, value=settings.steps)
+        self.strength = QDoubleSpinBox(self, minimum=-10.0, maximum=10.0, singleStep=0.05, decimals=2)
+        self.strength.setValue(settings.strength)
+        form.addRow("Editor font", self.system_font)
+        form.addRow("", self.font_family)
+        form.addRow("Font size", self.font_size)
+        form.addRow("Theme", self.theme)
+        form.addRow("Line width", self.line_width)
+        form.addRow("Autosave after", self.autosave)
+        form.addRow("Model folder", model_row)
+        form.addRow("Device", self.device)
+        form.addRow("Default steps", self.steps)
+        form.addRow("Default strength", self.strength)
+        self.error = QLabel(self)
+        self.error.setObjectName("preferencesError")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #c0392b;")
+        self.error.hide()
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.error)
+        lay.addWidget(buttons)
+
+    def _browse(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Choose a DiffusionGemma model folder")
+        if chosen:
+            self.model_path.setText(chosen)
+
+    def collected(self) -> Settings:
+        return dataclasses.replace(
+            self._base,
+            font_family="" if self.system_font.isChecked() else self.font_family.currentFont().family(),
+            font_size=self.font_size.value(),
+            theme=self.theme.currentData(),
+            line_width=self.line_width.value(),
+            autosave_delay_s=self.autosave.value(),
+            model_path=self.model_path.text().strip(),
+            device=self.device.currentData(),
+            steps=self.steps.value(),
+            strength=round(self.strength.value(), 2),
+            recent_files=list(self._base.recent_files),
+            trusted_code_models=list(self._base.trusted_code_models),
+        )
+
+    def accept(self) -> None:
+        chosen = self.collected()
+        try:  # the engine's own check, and its own words
+            GenerationSettings(steps=chosen.steps, strength=chosen.strength)
+        except ValueError as exc:
+            self.error.setText(f"Not saved: {exc}")
+            self.error.show()
+            return
+        self.result_settings = chosen
+        super().accept()
+
+
+def shortcut_rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:
+    """(what, keys) for every action with a shortcut, in the order given, without duplicates."""
+    rows: list[tuple[str, str]] = []
+    for action in actions:
+        keys = ", ".join(
+            k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts() if not k.isEmpty()
+        )
+        what = action.text().replace("&", "").rstrip("…")
+        if keys and (what, keys) not in rows:
+            rows.append((what, keys))
+    return rows
+
+
+def shortcuts_dialog(
+    actions: Iterable[QAction], extra: Iterable[tuple[str, str]], parent: QWidget
+) -> QDialog:
+    rows = [*shortcut_rows(actions), *extra]
+    dialog = QDialog(parent)
+    dialog.setWindowTitle("Keyboard Shortcuts")
+    table = QTableWidget(len(rows), 2, dialog)
+    table.setObjectName("shortcutTable")
+    table.setHorizontalHeaderLabels(["Action", "Keys"])
+    table.verticalHeader().hide()
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    for i, (what, keys) in enumerate(rows):
+        table.setItem(i, 0, QTableWidgetItem(what))
+        table.setItem(i, 1, QTableWidgetItem(keys))
+    table.resizeColumnsToContents()
+    table.horizontalHeader().setStretchLastSection(True)
+    lay = QVBoxLayout(dialog)
+    lay.addWidget(table)
+    close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, dialog)
+    close.rejected.connect(dialog.reject)
+    lay.addWidget(close)
+    dialog.resize(460, 520)
+    return dialog
+
+
+def app_version() -> str:
+    try:
+        return importlib.metadata.version("diffedit")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def about_text(model: str) -> str:
+    return (
+        f"<h3>diffedit {app_version()}</h3>"
+        "<p>A Markdown editor that rewrites paragraphs in place with a diffusion language model.</p>"
+        f"<p>Model in use: {model or 'none loaded'}</p>"
+        "<p><b>Licences</b><br>diffedit: Apache-2.0.<br>"
+        "The bundled demo model: see its model card (resources/models/diffedit-demo/README.md).<br>"
+        "DiffusionGemma weights: Apache-2.0 (Google).<br>"
+        f"{ICON_LICENCE}</p>"
+    )
+
+
+def about_box(model: str, parent: QWidget) -> QMessageBox:
+    box = QMessageBox(QMessageBox.Icon.NoIcon, "About diffedit", about_text(model), parent=parent)
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setObjectName("aboutBox")
+    return box
