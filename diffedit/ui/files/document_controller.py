@@ -39,7 +39,7 @@ from diffedit.document.storage import (
 from diffedit.settings import Settings
 from diffedit.ui.files.autosave import AutoSaver, EditorSnapshots
 from diffedit.ui.files.encoding_dialog import ask_encoding, open_with_encoding_choice
-from diffedit.ui.files.exact_text import document_text, insert_text, set_document_text
+from diffedit.ui.files.exact_text import document_text, insert_text, set_editor_text
 from diffedit.ui.files.file_guard import (
     ConflictChoice,
     FileGuard,
@@ -212,8 +212,8 @@ class DocumentController(QObject):
         restoring: RecoveryEntry | None = None,
     ) -> None:
         self.aboutToReplace.emit()
+        set_editor_text(self.editor, text)  # a new document: its undo history starts empty
         document = self.editor.document()
-        set_document_text(document, text)  # a new document: its undo history starts empty
         document.setModified(False)
         self.path, self.loaded = path, loaded
         self._caveats_shown_for = None

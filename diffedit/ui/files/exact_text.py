@@ -9,6 +9,7 @@ the editor) reads and writes through the same mapping. Undo restores the stand-i
 from __future__ import annotations
 
 from PySide6.QtGui import QTextCursor, QTextDocument
+from PySide6.QtWidgets import QPlainTextEdit
 
 from diffedit.document.qt_text import LOST_ON_INSERT, QtText
 
@@ -23,11 +24,12 @@ def qt_text_of(document: QTextDocument) -> QtText:
     return QtText(tuple(zip(LOST_ON_INSERT, stand_ins, strict=True)))
 
 
-def set_document_text(document: QTextDocument, text: str) -> None:
-    """Put ``text`` into ``document`` as a new text (its undo history starts empty), with a fresh mapping."""
+def set_editor_text(editor: QPlainTextEdit, text: str) -> None:
+    """Put ``text`` into ``editor`` as a new document (undo history empty, caret at the start), with a fresh
+    mapping."""
     mapping = QtText.for_text(text)
-    document.setProperty(_PROPERTY, "".join(stand_in for _, stand_in in mapping.stand_ins))
-    document.setPlainText(mapping.to_qt(text))
+    editor.document().setProperty(_PROPERTY, "".join(stand_in for _, stand_in in mapping.stand_ins))
+    editor.setPlainText(mapping.to_qt(text))
 
 
 def document_text(document: QTextDocument) -> str:
