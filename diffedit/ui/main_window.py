@@ -80,10 +80,10 @@ class MainWindow(QMainWindow):
         self.editor.set_line_width(self.settings.line_width)
         self.find_bar = FindBar(self.editor, self)
         self.preview = PreviewPane(
-            self.editor.toPlainText, self.theme, self, anchor=lambda: self.editor.textCursor().position()
+            self.editor.exact_text, self.theme, self, anchor=lambda: self.editor.textCursor().position()
         )
         self.outline_dock = OutlineDock(self)
-        self.summary = SummaryRefresher(self.editor.toPlainText, self.outline_dock.isVisible, self)
+        self.summary = SummaryRefresher(self.editor.exact_text, self.outline_dock.isVisible, self)
         # rewrite
         self.rewrite_bar = RewriteBar(self)
         self.rewrite_bar.set_values(self.settings.steps, self.settings.strength)
@@ -304,7 +304,9 @@ class MainWindow(QMainWindow):
         d.replaced.connect(self._on_document_replaced)
         d.pathChanged.connect(self._update_title)
         d.restoreElsewhere.connect(self._restore_in_new_window)
+        c.aboutToCommit.connect(d.rewrite_about_to_commit)
         c.committed.connect(lambda _entry: d.save_recovery_now())  # a commit is autosaved at once
+        c.kept.connect(d.rewrite_kept)
 
     # -- rewrite -----------------------------------------------------------------------------------
     def run_options(self) -> RunOptions:
@@ -385,7 +387,7 @@ class MainWindow(QMainWindow):
             self.outline_dock.set_headings(summary.headings)
 
     def _jump_to_offset(self, offset: int) -> None:
-        self.editor.center_on(to_utf16(self.editor.toPlainText(), offset))
+        self.editor.center_on(to_utf16(self.editor.exact_text(), offset))
 
     def _set_preview(self, on: bool) -> None:
         self.settings.show_preview = on

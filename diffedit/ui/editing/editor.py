@@ -23,6 +23,7 @@ from diffedit.document.targets import snap_target
 from diffedit.document.textpos import from_utf16, to_utf16
 from diffedit.ui.editing.highlighter import MarkdownHighlighter
 from diffedit.ui.editing.theme import LIGHT, Theme
+from diffedit.ui.files.exact_text import document_text, selected_text
 
 SELECTION_MARK_DELAY_MS = 120
 
@@ -112,16 +113,20 @@ class MarkdownEditor(QPlainTextEdit):
         self.setLineWrapMode(mode.WidgetWidth if on else mode.NoWrap)
 
     # -- text access in Qt positions ---------------------------------------------------------------
+    def exact_text(self) -> str:
+        """The exact text, "\\n" line breaks (``toPlainText()`` rewrites U+00A0, U+2028 and more)."""
+        return document_text(self.document())
+
     def text_range(self, start: int, end: int) -> str:
         """Document text between two Qt positions, with "\\n" line breaks."""
         c = QTextCursor(self.document())
         c.setPosition(start)
         c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-        return c.selectedText().replace("\u2029", "\n")
+        return selected_text(c)
 
     def snapped_target(self) -> tuple[int, int] | None:
         """The whole blocks the selection (or the caret) touches, in Qt positions."""
-        text = self.toPlainText()
+        text = self.exact_text()
         c = self.textCursor()
         a, b = from_utf16(text, c.selectionStart()), from_utf16(text, c.selectionEnd())
         snapped = snap_target(text, a, b)

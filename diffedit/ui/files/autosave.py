@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QPlainTextEdit, QTextEdit
 
 from diffedit.document.recovery import RecoveryEntry, RecoveryStore, new_doc_id
 from diffedit.document.storage import LoadedDocument
+from diffedit.ui.files.exact_text import document_text
 
 DEFAULT_DELAY_MS = 3000
 """Save this long after the last change: long enough not to write on every keystroke."""
@@ -36,6 +37,8 @@ class DocumentSnapshot:
     modified: bool
     like: LoadedDocument | None = None
     """How the file was stored (encoding, BOM, newlines), and its fingerprint when it was read."""
+    before_rewrite: str | None = None
+    """The text before the last committed rewrite, until the user saves or keeps it."""
 
     def to_entry(self) -> RecoveryEntry:
         like = self.like
@@ -50,6 +53,7 @@ class DocumentSnapshot:
             newline=like.newline if like else "\n",
             base_sha256=like.sha256 if like else None,
             base_size=like.size if like else None,
+            before_rewrite=self.before_rewrite,
         )
 
 
@@ -57,7 +61,8 @@ DocumentProvider = Callable[[], DocumentSnapshot]
 
 
 class EditorSnapshots:
-    """A ``DocumentProvider`` over a text widget; on Save As, update ``path``, ``display_name``, ``like``."""
+    """A ``DocumentProvider`` over a text widget; on Save As, update ``path``, ``display_name``, ``like``;
+    ``before_rewrite`` is set after a committed rewrite and cleared on Save or Keep."""
 
     def __init__(
         self,
@@ -73,6 +78,7 @@ class EditorSnapshots:
         self.path = path
         self.display_name = display_name
         self.like = like
+        self.before_rewrite: str | None = None
 
     def __call__(self) -> DocumentSnapshot:
         document = self.editor.document()
@@ -80,9 +86,10 @@ class EditorSnapshots:
             doc_id=self.doc_id,
             path=self.path,
             display_name=self.display_name,
-            text=document.toPlainText(),
+            text=document_text(document),
             modified=document.isModified(),
             like=self.like,
+            before_rewrite=self.before_rewrite,
         )
 
 
@@ -159,7 +166,7 @@ class AutoSaver(QObject):
 
     def _write(self, snapshot: DocumentSnapshot) -> None:
         # Formatting-only changes (highlighting) also report "contents changed": skip identical rewrites.
-        key = hash((snapshot.text, snapshot.path, snapshot.display_name))
+        key = hash((snapshot.text, snapshot.path, snapshot.display_name, snapshot.before_rewrite))
         if self._written.get(snapshot.doc_id) == key and self._store.has_live(snapshot.doc_id):
             return
         self._store.save(snapshot.to_entry())
@@ -182,12 +189,17 @@ class AutoSaver(QObject):
         self.document_saved()
 
     def watch(self, document: QTextDocument) -> None:
-        """Follow ``document``: every change schedules a save; going back to unmodified removes the entry."""
+        """Follow ``document``: every change, or becoming modified, schedules a save; going back to
+        unmodified removes the entry."""
         document.contentsChanged.connect(self.schedule)
         document.modificationChanged.connect(self._modification_changed)
 
     # -- internals --------------------------------------------------------------------------------------
 
     def _modification_changed(self, modified: bool) -> None:
-        if not modified:
+        # Marked modified without a text change (the file was deleted or changed on disk): the document
+        # now differs from its file, so it needs a recovery copy all the same.
+        if modified:
+            self.schedule()
+        else:
             self.document_saved()

@@ -11,8 +11,8 @@ The window owns one ``DocumentController`` and talks to it through its methods a
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,22 +20,31 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QPlainTextEdit, QWidget
 
-from diffedit.document.recovery import RecoveryEntry, RecoveryStore, default_state_dir, new_doc_id
+from diffedit.document.recovery import (
+    RecoveryEntry,
+    RecoveryStore,
+    default_state_dir,
+    new_doc_id,
+    open_recovery_store,
+)
 from diffedit.document.storage import (
     DiskState,
     LoadedDocument,
     StorageError,
     check_unchanged,
     read_document,
+    save_caveats,
     write_document,
 )
 from diffedit.settings import Settings
 from diffedit.ui.files.autosave import AutoSaver, EditorSnapshots
 from diffedit.ui.files.encoding_dialog import ask_encoding, open_with_encoding_choice
+from diffedit.ui.files.exact_text import document_text, insert_text, set_editor_text
 from diffedit.ui.files.file_guard import (
     ConflictChoice,
     FileGuard,
     ask_reload,
+    ask_save_caveats,
     ask_save_conflict,
     deleted_notice,
     read_only_notice,
@@ -54,8 +63,8 @@ def shared_store() -> RecoveryStore:
     """The recovery store of this process, opened (its lock taken) on first use.
 
     Follows ``DIFFEDIT_STATE_DIR``: tests that point it elsewhere get a store there. When the state folder
-    cannot be used, recovery files go to a private folder in the temporary directory instead (better than
-    none); ``store_warning()`` then says so.
+    cannot be used, or is not private to this user (another could plant or remove entries there),
+    ``open_recovery_store`` picks a private fallback; ``store_warning()`` then says so.
     """
     global _store, _store_wanted, _store_warning
     wanted = default_state_dir()
@@ -63,16 +72,8 @@ def shared_store() -> RecoveryStore:
         _store.close()
         _store = None
     if _store is None:
-        _store_wanted, _store_warning = wanted, ""
-        try:
-            _store = RecoveryStore(wanted).open()
-        except OSError as exc:
-            fallback = Path(tempfile.gettempdir()) / f"diffedit-state-{_user_tag()}"
-            _store = RecoveryStore(fallback).open()
-            _store_warning = (
-                f"Recovery copies cannot be kept in {wanted / 'recovery'} ({exc.strerror or exc}); "
-                f"they go to {_store.folder} until the next start."
-            )
+        _store_wanted = wanted
+        _store, _store_warning = open_recovery_store(wanted)
         app = QApplication.instance()
         if app is not None:
             # A clean quit releases the lock; the entries of documents still open stay recoverable.
@@ -84,10 +85,6 @@ def store_warning() -> str:
     return _store_warning
 
 
-def _user_tag() -> str:
-    return str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-
-
 def _close_store() -> None:
     if _store is not None:
         _store.close()
@@ -95,6 +92,12 @@ def _close_store() -> None:
 
 class SaveCancelled(StorageError):
     """The save was not done because the file changed on disk and the user did not choose to overwrite."""
+
+
+class _DiskCheck(enum.Enum):
+    WRITE = "write, checking right before the replace that the file is still as read"
+    OVERWRITE = "write over the file whatever it holds: the user chose Overwrite"
+    DONE = "already saved under another name"
 
 
 class DocumentController(QObject):
@@ -132,7 +135,13 @@ class DocumentController(QObject):
         self.ask_conflict: Callable[[Path, DiskState, QWidget | None], ConflictChoice] = ask_save_conflict
         self.ask_reload: Callable[[Path, bool, QWidget | None], bool] = ask_reload
         self.ask_encoding = ask_encoding
+        self.ask_save_caveats: Callable[[Path, list[str], QWidget | None], bool] = ask_save_caveats
+        self._caveats_shown_for: Path | None = None  # what a save cannot keep is said once per document
         self._asking = False
+
+    def text(self) -> str:
+        """The editor's text, exactly (what a save writes)."""
+        return document_text(self.editor.document())
 
     @property
     def display_name(self) -> str:
@@ -203,12 +212,14 @@ class DocumentController(QObject):
         restoring: RecoveryEntry | None = None,
     ) -> None:
         self.aboutToReplace.emit()
-        self.editor.setPlainText(text)  # a new document: its undo history starts empty
+        set_editor_text(self.editor, text)  # a new document: its undo history starts empty
         document = self.editor.document()
         document.setModified(False)
         self.path, self.loaded = path, loaded
+        self._caveats_shown_for = None
         self.autosaver.discard()  # the old document was saved or dropped on purpose
         self.snapshots.doc_id = restoring.doc_id if restoring is not None else new_doc_id()
+        self.snapshots.before_rewrite = restoring.before_rewrite if restoring is not None else None
         self._describe()
         self.editor.setReadOnly(read_only)
         if read_only:
@@ -246,11 +257,18 @@ class DocumentController(QObject):
 
     def _save_to(self, path: Path) -> None:
         """Write the document to ``path`` atomically (raises StorageError); the canvas is never saved."""
-        if not self._disk_allows_saving(path):
-            return  # saved under another name instead
+        check = self._disk_check(path)
+        if check is _DiskCheck.DONE:
+            return
+        if not self._caveats_accepted(path):
+            raise SaveCancelled(path, "not saved: cancelled", "Your text is still in the editor")
         like = self.loaded if self.loaded is not None and self.path == path else None
-        self.loaded = write_document(path, self.editor.toPlainText(), like)
+        # The conflict check above and the replace are apart (a dialog may sit between them): expect= makes
+        # write_document look again right before the replace, unless the user chose to overwrite.
+        expect = like if check is _DiskCheck.WRITE else None
+        self.loaded = write_document(path, self.text(), like, expect=expect)
         self.path = path
+        self.snapshots.before_rewrite = None  # the file holds the rewrite now: nothing to go back to
         self.editor.document().setModified(False)
         self._describe()
         self.editor.setReadOnly(False)
@@ -263,18 +281,28 @@ class DocumentController(QObject):
         self.settings.save()
         self.pathChanged.emit()
 
-    def _disk_allows_saving(self, path: Path) -> bool:
-        """True: write now. False: already done (saved under another name). Raises SaveCancelled."""
+    def _caveats_accepted(self, path: Path) -> bool:
+        """Before the first save of this document to ``path``: say what the save cannot keep, if anything."""
+        if self._caveats_shown_for is not None and _same_path(path, self._caveats_shown_for):
+            return True
+        caveats = save_caveats(path)
+        if caveats and not self.ask_save_caveats(path, caveats, self.window):
+            return False
+        self._caveats_shown_for = path
+        return True
+
+    def _disk_check(self, path: Path) -> _DiskCheck:
+        """How to write ``path``, after asking when the file changed on disk. Raises SaveCancelled."""
         if self.loaded is None or self.path is None or not _same_path(path, self.path):
-            return True  # a new file, or Save As (the file dialog asked about overwriting)
+            return _DiskCheck.WRITE  # a new file, or Save As (the file dialog asked about overwriting)
         state = check_unchanged(path, self.loaded)
         if state is DiskState.UNCHANGED:
-            return True
+            return _DiskCheck.WRITE
         choice = self.ask_conflict(path, state, self.window)
         if choice is ConflictChoice.OVERWRITE:
-            return True
+            return _DiskCheck.OVERWRITE
         if choice is ConflictChoice.SAVE_AS and self.save_as():
-            return False
+            return _DiskCheck.DONE
         if choice is ConflictChoice.RELOAD:
             self.reload_from_disk()
             raise SaveCancelled(path, "not saved: reloaded the version on disk", "Undo brings your text back")
@@ -300,6 +328,20 @@ class DocumentController(QObject):
             return self.save()
         return answer == QMessageBox.StandardButton.Discard
 
+    def rewrite_about_to_commit(self) -> None:
+        """Keep the text as it is before a rewrite in the recovery entry, until Save or Keep: the entry may
+        be the only copy of what the user typed, and a rewrite may shrink or replace it."""
+        self.snapshots.before_rewrite = self.text()
+
+    def rewrite_kept(self) -> None:
+        """The user kept the rewrite: the recovery entry no longer needs the text from before it."""
+        if self.snapshots.before_rewrite is None:
+            return
+        self.snapshots.before_rewrite = None
+        if self.editor.document().isModified():
+            self.autosaver.schedule()
+            self.autosaver.save_now()
+
     def save_recovery_now(self) -> None:
         """Write the recovery copy now (a committed rewrite is too much work to lose to the debounce)."""
         self.autosaver.save_now()
@@ -324,7 +366,7 @@ class DocumentController(QObject):
         cursor = QTextCursor(document)
         cursor.beginEditBlock()
         cursor.select(QTextCursor.SelectionType.Document)
-        cursor.insertText(fresh.text)
+        insert_text(cursor, fresh.text)
         cursor.endEditBlock()
         self.loaded = fresh
         document.setModified(False)
@@ -341,6 +383,8 @@ class DocumentController(QObject):
                 self.reload_from_disk()
             else:
                 self.guard.acknowledge_external()
+                # The editor's text now differs from the file: closing asks, and autosave keeps a copy.
+                self.editor.document().setModified(True)
         finally:
             self._asking = False
 

@@ -217,6 +217,29 @@ def ask_reload(path: str | Path, has_unsaved_changes: bool, parent: QWidget | No
     return clicked is not None and clicked.property("choice") == "reload"
 
 
+def save_caveats_box(path: str | Path, caveats: list[str], parent: QWidget | None = None) -> QMessageBox:
+    box = QMessageBox(parent)
+    box.setObjectName("saveCaveatsBox")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Saving cannot keep everything")
+    box.setText(f"Saving “{Path(path).name}” cannot keep all of the file's properties:")
+    box.setInformativeText("\n".join(f"• {caveat}." for caveat in caveats))
+    save = box.addButton("&Save Anyway", QMessageBox.ButtonRole.AcceptRole)
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(cancel)
+    box.setEscapeButton(cancel)
+    save.setProperty("choice", "save")
+    return box
+
+
+def ask_save_caveats(path: str | Path, caveats: list[str], parent: QWidget | None = None) -> bool:
+    """True when the user saves anyway, knowing what the save cannot keep."""
+    box = save_caveats_box(path, caveats, parent)
+    box.exec()
+    clicked = box.clickedButton()
+    return clicked is not None and clicked.property("choice") == "save"
+
+
 def deleted_notice(path: str | Path) -> str:
     return f"“{Path(path).name}” was deleted or moved on disk. Your text is still here; save to keep it."
 

@@ -3,16 +3,19 @@
 Each recoverable document is listed with its name, when it was last autosaved and a preview. Restore opens
 the text as an unsaved document (the user's own file is not touched until they save); Discard moves the
 recovery file aside (kept a while in ``recovery/discarded``); "Decide later" keeps the rest for next time.
+An entry that also holds the text from before a rewrite offers both versions (``entry.versions()``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
@@ -89,6 +92,9 @@ class RecoveryDialog(QDialog):
         self.details = QLabel()
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.version = QComboBox()  # which text to restore, when a rewrite left a version from before it
+        self.version.setObjectName("recoveryVersion")
+        self.version.currentIndexChanged.connect(self._show_version)
 
         self.restore_button = QPushButton("&Restore")
         self.discard_button = QPushButton("&Discard")
@@ -114,6 +120,7 @@ class RecoveryDialog(QDialog):
         body.addLayout(side, 2)
         right = QVBoxLayout()
         right.addWidget(self.details)
+        right.addWidget(self.version)
         right.addWidget(self.preview, 1)
         body.addLayout(right, 3)
         layout = QVBoxLayout(self)
@@ -143,7 +150,7 @@ class RecoveryDialog(QDialog):
     def restore_current(self) -> None:
         entry = self.current_entry()
         if entry is not None:
-            self._restore(entry)
+            self._restore(entry, self.version.currentData())
 
     def restore_all(self) -> None:
         for entry in self.entries():
@@ -159,12 +166,15 @@ class RecoveryDialog(QDialog):
 
     # -- internals --------------------------------------------------------------------------------------
 
-    def _restore(self, entry: RecoveryEntry) -> None:
+    def _restore(self, entry: RecoveryEntry, text: str | None = None) -> None:
+        """Restore ``entry``, with ``text`` (one of its versions) in place of its current text if given."""
         adopted = self._store.adopt(entry)
         if adopted is None:
             # Another editor restored it a moment ago; it is safe there.
             self._drop(entry)
             return
+        if text is not None and text != adopted.text:
+            adopted = dataclasses.replace(adopted, text=text)
         if self._open_document is not None:
             self._open_document(adopted)
         self.restored.append(adopted)
@@ -183,15 +193,32 @@ class RecoveryDialog(QDialog):
         has = entry is not None
         for button in (self.restore_button, self.discard_button):
             button.setEnabled(has)
+        self.version.blockSignals(True)
+        self.version.clear()
+        for label, text in entry.versions() if entry is not None else []:
+            self.version.addItem(label, text)
+        self.version.blockSignals(False)
+        self.version.setVisible(self.version.count() > 1)
+        self._show_version()
+
+    def _show_version(self) -> None:
+        entry = self.current_entry()
         if entry is None:
             self.preview.clear()
             self.details.clear()
             return
-        p = RecoveryStore.preview(entry, max_lines=60, max_chars=6000)
+        text = self.version.currentData()
+        shown = dataclasses.replace(entry, text=text) if isinstance(text, str) else entry
+        p = RecoveryStore.preview(shown, max_lines=60, max_chars=6000)
         self.preview.setPlainText(p.head)
         self.details.setText(
             f"<b>{_escape(entry.display_name)}</b><br>{_escape(describe_disk_state(entry))}<br>"
             f"Autosaved {when(entry)}; {_count(p.words, 'word')}, {_count(p.lines, 'line')}."
+            + (
+                "<br>A rewrite was not yet saved or kept: choose which text to restore."
+                if len(entry.versions()) > 1
+                else ""
+            )
         )
 
     @staticmethod

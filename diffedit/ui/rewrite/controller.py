@@ -27,6 +27,7 @@ from diffedit.document.targets import block_numbers
 from diffedit.document.textpos import from_utf16, utf16_len
 from diffedit.engine.types import EditRequest, GenerationSettings, RewriteResult
 from diffedit.ui.editing.editor import MarkdownEditor
+from diffedit.ui.files.exact_text import insert_text
 from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, noise_paint, paint_frame
 from diffedit.worker import EngineBridge
 
@@ -69,9 +70,11 @@ class RewriteController(QObject):
     progress = Signal(object)  # Progress
     runningChanged = Signal(bool)
     loading = Signal(str)  # a line for the status while the run waits for the model
+    aboutToCommit = Signal()  # the document still holds the text from before the rewrite
     committed = Signal(object)  # RewriteEntry
     reviewOffered = Signal(str)
     reviewClosed = Signal()
+    kept = Signal()  # the user pressed Keep on a committed rewrite
     entryUndone = Signal(int, bool)  # history row, undone (True) or standing again after a redo (False)
 
     def __init__(self, editor: MarkdownEditor, bridge: EngineBridge, parent: QObject | None = None) -> None:
@@ -129,7 +132,7 @@ class RewriteController(QObject):
             self.notice.emit("info", "Nothing to rewrite here: select a paragraph (or put the caret in one).")
             return False
         start, end = target
-        text = self.editor.toPlainText()
+        text = self.editor.exact_text()
         a, b = from_utf16(text, start), from_utf16(text, end)
         instruction = options.instruction.strip()
         request = EditRequest.from_document(text, a, b, instruction)
@@ -260,6 +263,7 @@ class RewriteController(QObject):
             return
         parked = self.editor.textCursor().position() == self._parked_caret
         self._end(SessionState.COMMITTED)
+        self.aboutToCommit.emit()
         self._apply(start, end, replacement)
         if parked:  # the user waited: the caret goes to the end of the new text, the view with it
             self.editor.place_caret(start + utf16_len(replacement))
@@ -298,7 +302,7 @@ class RewriteController(QObject):
             cursor.beginEditBlock()
             cursor.setPosition(start)
             cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-            cursor.insertText(replacement)
+            insert_text(cursor, replacement)
             cursor.endEditBlock()
         finally:
             self._committing = False
@@ -323,6 +327,7 @@ class RewriteController(QObject):
 
     def keep(self) -> None:
         self.close_review()
+        self.kept.emit()
 
     def undo(self) -> bool:
         """Undo the commit under review (only while it is still the latest undo step)."""

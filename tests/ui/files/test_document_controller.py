@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,8 +15,10 @@ from PySide6.QtGui import QTextCursor
 from pytestqt.qtbot import QtBot
 
 from diffedit.document.recovery import RecoveryEntry, new_doc_id
-from diffedit.document.storage import DiskState, read_document
+from diffedit.document.storage import DiskState, LoadedDocument, read_document
 from diffedit.settings import Settings
+from diffedit.ui.files import document_controller
+from diffedit.ui.files.autosave import DEFAULT_DELAY_MS
 from diffedit.ui.files.encoding_dialog import EncodingChoice
 from diffedit.ui.files.file_guard import ConflictChoice
 from diffedit.ui.main_window import MainWindow
@@ -230,3 +237,151 @@ def test_unusable_state_folder_falls_back_and_says_so(
     type_at_end(window, "still safe")
     assert window.documents.autosaver.save_now()
     assert live_texts(window) == [window.editor.toPlainText()]
+
+
+def entry_texts_after_the_autosave_interval(w: MainWindow, qtbot: QtBot) -> list[str]:
+    """Wait past the window's autosave delay (and the guard's debounce) for a recovery copy to appear."""
+    qtbot.waitUntil(lambda: live_texts(w) != [], timeout=DEFAULT_DELAY_MS + 3000)
+    return live_texts(w)
+
+
+def test_a_file_deleted_while_open_gets_a_recovery_copy(
+    window: MainWindow, notes: Path, qtbot: QtBot
+) -> None:
+    window.documents.open_path(notes)
+    assert live_texts(window) == []  # saved and unedited: nothing to recover
+    notes.unlink()
+    assert entry_texts_after_the_autosave_interval(window, qtbot) == ["# Notes\n\nFirst paragraph.\n"]
+
+
+def test_a_file_changed_on_disk_and_not_reloaded_gets_a_recovery_copy(
+    window: MainWindow, notes: Path, qtbot: QtBot
+) -> None:
+    window.documents.open_path(notes)
+    window.documents.ask_reload = lambda path, unsaved, parent: False  # keep the editor's version
+    notes.write_bytes(b"Another program's version.\n")
+    assert entry_texts_after_the_autosave_interval(window, qtbot) == ["# Notes\n\nFirst paragraph.\n"]
+    assert window.editor.document().isModified()  # closing asks: the editor holds the only copy
+
+
+def test_a_change_landing_after_the_conflict_check_is_not_overwritten(
+    window: MainWindow, notes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window.documents.open_path(notes)
+    type_at_end(window, "Mine.\n")
+    real_check = document_controller.check_unchanged
+
+    def check_then_another_program_writes(path: Path, loaded: LoadedDocument) -> DiskState:
+        state = real_check(path, loaded)
+        notes.write_bytes(b"Theirs, written just after the check.\n")
+        return state
+
+    monkeypatch.setattr(document_controller, "check_unchanged", check_then_another_program_writes)
+    assert not window.documents.save()
+    assert notes.read_bytes() == b"Theirs, written just after the check.\n"
+    assert "changed on disk" in window.notice_bar.label.text()
+    assert window.editor.document().isModified()  # the user's text is still unsaved, and still here
+
+
+def test_overwrite_chosen_in_the_conflict_dialog_writes_without_the_check(
+    window: MainWindow, notes: Path
+) -> None:
+    window.documents.open_path(notes)
+    type_at_end(window, "Mine.\n")
+    notes.write_bytes(b"Theirs.\n")
+    window.documents.ask_conflict = lambda path, state, parent: ConflictChoice.OVERWRITE
+    assert window.documents.save()
+    assert notes.read_bytes() == CRLF + b"Mine.\r\n"
+
+
+def test_a_hard_link_is_named_before_the_first_save_and_cancel_writes_nothing(
+    window: MainWindow, notes: Path
+) -> None:
+    other_name = notes.with_name("same-file.md")
+    os.link(notes, other_name)
+    window.documents.open_path(notes)
+    type_at_end(window, "Mine.\n")
+    asked: list[list[str]] = []
+    answers = iter([False, True])
+
+    def ask(path: Path, caveats: list[str], parent: object) -> bool:
+        asked.append(caveats)
+        return next(answers)
+
+    window.documents.ask_save_caveats = ask
+    assert not window.documents.save()  # Cancel
+    assert notes.read_bytes() == CRLF and asked and "hard link" in asked[0][0]
+    assert window.documents.save()  # Save anyway
+    assert notes.read_bytes() == CRLF + b"Mine.\r\n"
+    assert other_name.read_bytes() == CRLF  # as the warning said
+    type_at_end(window, "More.\n")
+    assert window.documents.save()
+    assert len(asked) == 2  # asked before the first save of this document only
+
+
+def plant(folder: Path) -> Path:
+    """What another local user can do: a recovery folder open to all, holding a fake entry."""
+    (folder / "recovery").mkdir(parents=True)
+    os.chmod(folder / "recovery", 0o777)
+    fake = RecoveryEntry(doc_id=new_doc_id(), path="/home/victim/notes.md", display_name="notes.md", text="x")
+    owner = new_doc_id()
+    (folder / "recovery" / f"{fake.doc_id}.{owner}.json").write_text(
+        json.dumps({**fake.to_json(), "owner": owner}), encoding="utf-8"
+    )
+    return folder / "recovery"
+
+
+def test_a_planted_recovery_folder_is_never_used_and_the_app_starts(
+    make_window: Callable[[], MainWindow], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, qtbot: QtBot
+) -> None:
+    planted_state = plant(tmp_path / "state")
+    monkeypatch.setenv("DIFFEDIT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
+    planted_fallback = plant(temp / f"diffedit-state-{os.getuid()}")  # the fixed fallback name, pre-created
+    window = make_window()
+    store = window.documents.store
+    assert store.folder not in (planted_state, planted_fallback)
+    assert store.folder.parent.parent == temp
+    assert stat.S_IMODE(os.stat(store.folder.parent).st_mode) == 0o700
+    assert store.pending() == []  # the planted entries are never offered
+    qtbot.waitUntil(lambda: "Recovery copies cannot be kept" in window.notice_bar.label.text(), timeout=3000)
+    assert "not private" in window.notice_bar.label.text()
+
+
+@contextlib.contextmanager
+def fails_instead_of_hanging(seconds: int = 5) -> Iterator[None]:
+    """Turn a blocked open() into a test failure (SIGALRM interrupts the system call)."""
+
+    def hung(_signum: int, _frame: object) -> None:
+        raise TimeoutError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and SIGALRM")
+@pytest.mark.parametrize(
+    ("kind", "said"), [("fifo", "named pipe (FIFO)"), ("device", "device")], ids=["fifo", "dev-zero"]
+)
+def test_a_fifo_or_device_from_the_open_path_is_refused_with_what_it_is(
+    window: MainWindow, tmp_path: Path, kind: str, said: str
+) -> None:
+    if kind == "fifo":
+        special = tmp_path / "pipe.md"
+        os.mkfifo(special)
+    else:
+        special = Path("/dev/zero")
+    before = window.editor.exact_text()
+    with fails_instead_of_hanging():
+        assert not window.documents.open_path(special)
+    message = window.notice_bar.label.text()
+    assert "Could not open" in message and said in message and "MB" not in message
+    assert window.editor.exact_text() == before and window.documents.path != special

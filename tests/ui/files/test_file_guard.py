@@ -15,8 +15,10 @@ from diffedit.ui.files.file_guard import (
     ConflictChoice,
     FileGuard,
     ask_reload,
+    ask_save_caveats,
     ask_save_conflict,
     conflict_box,
+    save_caveats_box,
 )
 
 
@@ -133,3 +135,15 @@ def test_reload_question(qtbot: QtBot) -> None:
     assert ask_reload("/tmp/notes.md", has_unsaved_changes=True) is False
     click_in_message_box("Reload")
     assert ask_reload("/tmp/notes.md", has_unsaved_changes=False) is True
+
+
+def test_save_caveats_question(qtbot: QtBot) -> None:
+    caveats = ["notes.md has 1 other hard link: saving replaces the file, so the other names keep the old"]
+    box = save_caveats_box("/tmp/notes.md", caveats)
+    qtbot.addWidget(box)
+    assert "hard link" in box.informativeText()
+    assert box.defaultButton().text().replace("&", "") == "Cancel"
+    click_in_message_box("Cancel")
+    assert ask_save_caveats("/tmp/notes.md", caveats) is False
+    click_in_message_box("Save Anyway")
+    assert ask_save_caveats("/tmp/notes.md", caveats) is True

@@ -157,3 +157,32 @@ def test_killed_app_offers_both_documents_and_restores_them_exactly(tmp_path: Pa
     finally:
         for app in apps:
             app.kill()
+
+
+def test_a_file_deleted_while_open_is_offered_after_a_kill(tmp_path: Path) -> None:
+    saved = tmp_path / "notes.md"
+    saved.write_bytes(SAVED_TEXT.encode())
+    a = App(
+        tmp_path,
+        "a",
+        [{"do": "report", "tag": "opened"}, {"do": "wait_autosave"}, {"do": "report", "tag": "ready"}],
+        str(saved),
+    )
+    apps = [a]
+    try:
+        opened = a.wait_for("opened")["windows"][0]
+        assert not opened["modified"]
+        saved.unlink()  # `rm notes.md` while it is open, unedited
+        ready = a.wait_for("ready")["windows"][0]
+        a.kill()
+        assert ready["modified"] and ready["text"] == SAVED_TEXT.replace("\r\n", "\n")
+
+        b = App(tmp_path, "b", [{"do": "wait_recovery_dialog"}, {"do": "report", "tag": "offered"}])
+        apps.append(b)
+        offered = b.wait_for("offered")["offered"]
+        assert [(e["doc_id"], e["path"], e["text"]) for e in offered] == [
+            (ready["doc_id"], str(saved), ready["text"])
+        ]
+    finally:
+        for app in apps:
+            app.kill()
