@@ -438,6 +438,7 @@ class MainWindow(QMainWindow):
         self.editor.set_editor_font(old.font_family, old.font_size)
         self.editor.set_line_width(old.line_width)
         self.rewrite_bar.set_values(old.steps, old.strength)
+        self.documents.autosaver.set_delay(old.autosave_delay_s)
         self._apply_theme()
         self.act_dark.blockSignals(True)
         self.act_dark.setChecked(self.theme.name == "dark")

@@ -37,6 +37,7 @@ def test_preferences_apply_and_are_saved(make_window: WindowFactory, qtbot: QtBo
             60,
         )
         assert (saved.autosave_delay_s, saved.steps, saved.strength) == (10, 12, 0.6)
+        assert w.documents.autosaver._delay_ms == 10_000  # the autosave interval applies at once
     finally:
         apply_theme(QApplication.instance(), LIGHT)  # type: ignore[arg-type]
 

@@ -126,6 +126,11 @@ class AutoSaver(QObject):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.save_now)
 
+    def set_delay(self, seconds: float) -> None:
+        """The wait after the last change (Preferences); the longest wait grows with it, never below 30 s."""
+        self._delay_ms = int(seconds * 1000)
+        self._max_delay_ms = max(DEFAULT_MAX_DELAY_MS, self._delay_ms)
+
     # -- hooks for the window ---------------------------------------------------------------------------
 
     @property

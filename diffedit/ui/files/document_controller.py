@@ -125,6 +125,7 @@ class DocumentController(QObject):
             QTimer.singleShot(0, lambda: self.notice.emit("error", store_warning()))
         self.snapshots = EditorSnapshots(editor)
         self.autosaver = AutoSaver(self.store, self.snapshots, self)
+        self.autosaver.set_delay(settings.autosave_delay_s)
         self.autosaver.watch(editor.document())
         self.autosaver.failed.connect(lambda message: self.notice.emit("error", message))
         self.guard = FileGuard(self)
@@ -245,7 +246,11 @@ class DocumentController(QObject):
     def save_as(self) -> bool:
         start = str(self.path) if self.path else "untitled.md"
         name, _ = QFileDialog.getSaveFileName(self.window, "Save As", start, MD_FILTER)
-        return self._save_checked(Path(name)) if name else False
+        if not name:
+            return False
+        path = Path(name)
+        # A name typed without an extension becomes Markdown, so the Open dialog's filter shows it again.
+        return self._save_checked(path if path.suffix else path.with_name(path.name + ".md"))
 
     def _save_checked(self, path: Path) -> bool:
         try:

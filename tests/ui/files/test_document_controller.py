@@ -385,3 +385,17 @@ def test_a_fifo_or_device_from_the_open_path_is_refused_with_what_it_is(
     message = window.notice_bar.label.text()
     assert "Could not open" in message and said in message and "MB" not in message
     assert window.editor.exact_text() == before and window.documents.path != special
+
+
+@pytest.mark.parametrize(("typed", "saved"), [("edited", "edited.md"), ("notes.txt", "notes.txt")])
+def test_save_as_without_an_extension_saves_markdown(
+    window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, typed: str, saved: str
+) -> None:
+    window.editor.setPlainText("Some text.\n")
+    monkeypatch.setattr(
+        document_controller.QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / typed), "")
+    )
+    assert window.documents.save_as()
+    assert (tmp_path / saved).read_bytes() == b"Some text.\n"
+    assert window.documents.path == tmp_path / saved
+    assert sorted(p.name for p in tmp_path.iterdir()) == [saved]
