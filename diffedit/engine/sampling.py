@@ -3,9 +3,9 @@
 A step reads the decoder's logits with :func:`read_step` (temperature, forbidden tokens and held positions
 (:class:`CanvasConstraints`) applied in place by :func:`prepare_logits_`, the one place logits are changed;
 then argmax, entropy, entropy-bound acceptance), draws, forms the next canvas with :func:`next_canvas` (the
-one place the canvas is written) and tests for the stop with :func:`settled`. The eager loop (:mod:`diffedit.engine.denoise`) calls them step by step; the
-graphed loop (:mod:`diffedit.engine.cuda_graph`) runs :func:`sample_in_place`, the same functions writing
-fixed buffers without a host sync.
+one place the canvas is written) and tests for the stop with :func:`settled`. The eager loop
+(:mod:`diffedit.engine.denoise`) calls them step by step; the graphed loop (:mod:`diffedit.engine.cuda_graph`)
+runs :func:`sample_in_place`, the same functions writing fixed buffers without a host sync.
 
 Two sampling modes:
 
