@@ -99,12 +99,17 @@ class BlockReport:
     """One block of an assembled rewrite, for reports: its band and ratio are in tokens over its slots."""
 
     kind: str
+    tokens: int  # written
+    original_tokens: int
     min_tokens: int
     max_tokens: int
-    ratio: float
     same_shape: bool
     kept_original: bool = False  # the rewrite failed the shape check, so the original block stayed
     reason: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.tokens / self.original_tokens if self.original_tokens else 1.0
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -148,14 +153,13 @@ def assemble_blocks(job: RewriteJob, result: RewriteResult) -> Assembly:
         verdict = same_shape(original, new)
         out.append(document[done : block.start] + (new if verdict else original))
         done = block.end
-        written_tokens = sum(s.tokens for s in slots)
-        original_tokens = sum(s.original_tokens for s in slots)
         reports.append(
             BlockReport(
                 shape.kind,
+                sum(s.tokens for s in slots),
+                sum(s.original_tokens for s in slots),
                 sum(s.min_tokens for s in slots),
                 sum(s.max_tokens for s in slots),
-                written_tokens / original_tokens if original_tokens else 1.0,
                 bool(verdict),
                 kept_original=not verdict,
                 reason=verdict.reason,
