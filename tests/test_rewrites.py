@@ -107,7 +107,8 @@ def test_a_hard_wrapped_paragraph_is_rewrapped_to_its_width(engine: Engine) -> N
 
 
 def test_twelve_paragraphs_stay_twelve_paragraphs_within_their_band(engine: Engine) -> None:
-    words = ["The", "editor", "rewrites", "each", "paragraph", "by", "diffusion", "while", "the", "rest", "stays", "as", "context"]
+    words = ["The", "editor", "rewrites", "each", "paragraph", "by", "diffusion"]
+    words += ["while", "the", "rest", "stays", "as", "context"]
     paragraphs = [" ".join(words[i % 5 : i % 5 + 6 + i % 4]) + "." for i in range(12)]
     text = "# Notes\n\n" + "\n\n".join(paragraphs) + "\n"
     blocks = parse_blocks(text)[1:]

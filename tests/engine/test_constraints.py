@@ -152,7 +152,8 @@ def test_free_positions_of_a_constrained_canvas_draw_the_unconstrained_distribut
         (banned_pos, torch.zeros_like(banned_pos)), (held_pos, torch.full_like(held_pos, 3))
     )
     cfg = SamplerConfig(4, 1e9, 1.0, 1.0, 1, 0.005)  # temperature 1, every position accepted
-    scored, accepted = read_step(logits, cfg, torch.tensor(4, dtype=torch.int32), constraints, mode == "reference")
+    remaining = torch.tensor(4, dtype=torch.int32)
+    scored, accepted = read_step(logits, cfg, remaining, constraints, mode == "reference")
     assert bool(accepted.all())
     g = torch.Generator().manual_seed(17)
     drawn = (draw_reference if mode == "reference" else draw_fast)(scored, accepted, g)[0]
