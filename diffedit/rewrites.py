@@ -175,8 +175,9 @@ def assemble(job: RewriteJob, result: RewriteResult) -> str:
 
 
 def report_json(job: RewriteJob, assembly: Assembly) -> dict[str, object]:
-    """What ``--json`` adds to the engine's report."""
+    """What ``--json`` adds to (or, for the replacement, corrects in) the engine's report."""
     return {
+        "replacement": assembly.text,
         "original": job.request.target,
         "free_form": job.templates is None,
         "blocks": [b.as_json() for b in assembly.blocks],
