@@ -126,6 +126,16 @@ def test_twelve_paragraphs_stay_twelve_paragraphs_within_their_band(engine: Engi
     assert skeleton(new) == skeleton(text)
 
 
+@pytest.mark.parametrize("kind", ["paragraph", "table"])
+def test_a_refine_keeps_the_shape(engine: Engine, kind: str) -> None:
+    block = next(b for b in BLOCKS if b.kind == kind)
+    job = build_job(EVERY_KIND, block.start, block.end, GenerationSettings(seed=4, strength=0.5, **FAST))
+    assembly = assemble_blocks(job, engine.rewrite(job))
+    new = EVERY_KIND[: block.start] + assembly.text + EVERY_KIND[block.end :]
+    assert all(r.same_shape and not r.kept_original for r in assembly.blocks)
+    assert skeleton(new) == skeleton(EVERY_KIND)
+
+
 def test_free_form_is_todays_rewrite(engine: Engine) -> None:
     block = BLOCKS[2]
     job = build_job(EVERY_KIND, block.start, block.end, GenerationSettings(seed=1, **FAST), free_form=True)

@@ -193,6 +193,8 @@ class Engine:
             kept = outcome.tokens
             slots = self._slots(plan, outcome.runs_kept)
             text = self.decode_raw(kept) + plan.trailing  # held text and slots as written, unrendered
+        # tokens the model wrote, each run's end included (held text was laid in, not written)
+        written, ends = (len(kept), 1) if plan is None else (sum(s.tokens for s in slots), len(plan.runs))
         if observe is not None:
             observe.emit_final(text)
         return RewriteResult(
@@ -201,7 +203,7 @@ class Engine:
             token_ids=tuple(outcome.tokens),
             steps=outcome.forwards,
             canvases=outcome.canvases,
-            tokens_per_forward=(len(kept) + 1) / max(1, outcome.forwards),
+            tokens_per_forward=(written + ends) / max(1, outcome.forwards),
             encode_ms=outcome.encode_s * 1000,
             step_ms_median=outcome.step_s_median * 1000,
             total_s=time.perf_counter() - started,

@@ -156,8 +156,9 @@ class Frame:
     """The canvas after one denoising step.
 
     ``text`` is the whole replacement as it stands: finished canvases plus this canvas' argmax,
-    trimmed at the end token. ``spans[i]`` is where token ``i`` of this canvas sits in ``text``
-    (an empty span for tokens after the end). ``accepted[i]`` says the sampler kept position i,
+    trimmed at the end token (in a shape-true job, then the original text not written yet: the held text
+    after the last canvas and the blocks still to come). ``spans[i]`` is where token ``i`` of this canvas sits
+    in ``text`` (an empty span for tokens after the end). ``accepted[i]`` says the sampler kept position i,
     ``changed[i]`` that its argmax differs from the previous frame's.
     """
 
