@@ -22,7 +22,7 @@ import time
 import torch
 
 from diffedit.document.blocks import parse_blocks
-from diffedit.engine.constraints import compile_templates, token_classes
+from diffedit.engine.constraints import TokenClasses, compile_templates
 from diffedit.engine.denoise import DenoiseOptions, denoise
 from diffedit.engine.engine import Engine
 from diffedit.engine.sampling import SamplerConfig
@@ -68,7 +68,7 @@ def step_times(engine: Engine, steps: int, reps: int) -> dict[str, float]:
     length = int(model.config.canvas_length)
     vocab = int(model.config.text_config.vocab_size)
     t = time.perf_counter()
-    classes = token_classes(tok, vocab, engine.end_ids)
+    classes = TokenClasses(tok, vocab, engine.end_ids)
     classes_s = time.perf_counter() - t
     # an original of about 0.6 canvas, so the band's end (1.5x) lies inside the one canvas
     original = tok.decode(tok.encode(PARAGRAPH * 4, add_special_tokens=False)[: int(length * 0.6)])

@@ -16,8 +16,9 @@ Simplifications that keep the guarantee (``diffedit.rewrites`` sets the characte
 - a token whose text is empty (a special token other than the end, or control characters only) is
   forbidden in every slot, so the first visible character really is at the first position.
 
-Token texts are decoded once per tokenizer and every class of tokens is a cached boolean mask over the
-vocabulary, so compiling a job costs set lookups, not a pass over 262,144 strings per slot.
+Token texts are decoded once per tokenizer (:class:`TokenClasses`, kept by the engine) and every class of
+tokens is a cached boolean mask over the vocabulary, so compiling a job costs a few tensor operations, not a
+pass over 262,144 strings per slot.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class TokenClasses:
         empty = torch.tensor([not t for t in self.texts], dtype=torch.bool)
         empty[sorted(self.end_ids)] = False
         self.empty = empty  # shows nothing: no slot may hold one (the end ids are placed by the band)
+        self.ends = torch.zeros(vocab_size, dtype=torch.bool)
+        self.ends[sorted(self.end_ids)] = True
         self._containing: dict[frozenset[str], torch.Tensor] = {}
         self._starting: dict[tuple[str, ...], torch.Tensor] = {}
 
@@ -75,19 +78,6 @@ class TokenClasses:
             )
             self._starting[patterns] = mask
         return mask
-
-
-_CLASSES: dict[tuple[int, int], tuple[Any, TokenClasses]] = {}
-
-
-def token_classes(tokenizer: Any, vocab_size: int, end_ids: Iterable[int]) -> TokenClasses:
-    """The tokenizer's classes, built on first use and kept (the tokenizer too, so its id stays its own)."""
-    key = (id(tokenizer), vocab_size)
-    cached = _CLASSES.get(key)
-    if cached is None or cached[1].end_ids != frozenset(end_ids):
-        cached = (tokenizer, TokenClasses(tokenizer, vocab_size, end_ids))
-        _CLASSES[key] = cached
-    return cached[1]
 
 
 @dataclass(frozen=True)
@@ -231,10 +221,8 @@ class _RunBuilder:
             self.forbidden.append((start, start + high, mask))
             if line_start:
                 self.forbidden.append((start, start + 1, classes.starting(line_start)))
-        ends = torch.zeros(classes.vocab_size, dtype=torch.bool)
-        ends[sorted(classes.end_ids)] = True
         if low:
-            self.forbidden.append((start, start + low, ends))  # the end may not fall before the band
+            self.forbidden.append((start, start + low, classes.ends))  # the end may not fall before the band
         self.original += ids
         if fixed:
             self.pos += len(ids)

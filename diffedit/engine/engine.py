@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from diffedit.engine.canvas import layout_canvases, trim_at_end
-from diffedit.engine.constraints import JobPlan, compile_templates, printable, token_classes
+from diffedit.engine.constraints import JobPlan, TokenClasses, compile_templates, printable
 from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS
 from diffedit.engine.denoise import DenoiseOptions, StepView, denoise
 from diffedit.engine.loader import LoadedModel, load_model
@@ -51,6 +51,7 @@ class Engine:
         self.pad_id = int(pad if pad is not None else next(iter(self.eos_ids)))
         self.end_ids: frozenset[int] = frozenset(self.eos_ids | {self.pad_id})  # read per token in frames
         self._pieces: dict[int, str] = {}
+        self._token_classes: TokenClasses | None = None
         # Decoder layers as compiled fused kernels (diffedit.engine.fused_step): off unless asked for.
         self.compile_step = False
         self.compile_error: str | None = None  # why the compiled step fell back, once it has
@@ -103,10 +104,13 @@ class Engine:
         """A shape-true job's runs of canvases and their constraints; None for a free-form job."""
         if job.templates is None:
             return None
-        vocab = int(self.model.config.text_config.vocab_size)
-        classes = token_classes(self.tokenizer, vocab, self.end_ids)
+        if self._token_classes is None:  # every token decoded once, on the first shape-true job
+            vocab = int(self.model.config.text_config.vocab_size)
+            self._token_classes = TokenClasses(self.tokenizer, vocab, self.end_ids)
         eos = next(iter(sorted(self.eos_ids)))
-        return compile_templates(job.templates, self.tokenizer, classes, self.canvas_length, eos, self.pad_id)
+        return compile_templates(
+            job.templates, self.tokenizer, self._token_classes, self.canvas_length, eos, self.pad_id
+        )
 
     def options_for(
         self, job: RewriteJob, target_ids: list[int], frame_interval_s: float, plan: JobPlan | None = None
