@@ -18,8 +18,9 @@ from diffedit.document.storage import (
     save_caveats,
     write_document,
 )
-from diffedit.engine.types import Cancelled, EditRequest, EngineError, Frame, GenerationSettings, RewriteJob
+from diffedit.engine.types import Cancelled, EngineError, Frame, GenerationSettings
 from diffedit.models_cli import add_parsers as add_models_parsers
+from diffedit.rewrites import assemble_blocks, build_job, report_json
 
 
 class UsageError(Exception):
@@ -149,19 +150,23 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         fp8=args.fp8,
         compile_step=args.compile,
     )
-    request = EditRequest.from_document(text, first.start, last.end, args.instruction or "")
     settings = GenerationSettings(
         steps=args.steps, strength=args.strength, seed=args.seed, sampling=args.sampling
     )
+    job = build_job(text, first.start, last.end, settings, args.instruction or "", free_form=args.free_form)
     canvas = (
         TerminalCanvas(sys.stderr if args.json or not args.in_place else sys.stdout) if args.visual else None
     )
-    result = engine.rewrite(RewriteJob(request, settings), on_frame=canvas.paint if canvas else None)
+    result = engine.rewrite(job, on_frame=canvas.paint if canvas else None)
+    assembly = assemble_blocks(job, result)
     if canvas:
-        canvas.finish(result.text)
+        canvas.finish(assembly.text)
     if engine.compile_error is not None:
         print(f"diffedit: warning: --compile: {engine.compile_error}; ran uncompiled", file=sys.stderr)
-    new_text = text[: first.start] + result.text + text[last.end :]
+    for block in assembly.blocks:
+        if block.kept_original:  # the constraints should prevent it; never write a block of another shape
+            print(f"diffedit: warning: a {block.kind} kept as it was: {block.reason}", file=sys.stderr)
+    new_text = text[: first.start] + assembly.text + text[last.end :]
     if args.in_place:
         for caveat in save_caveats(path):
             print(f"diffedit: warning: {caveat}", file=sys.stderr)
@@ -176,7 +181,8 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         except StorageError as exc:
             raise UsageError(f"{path}: {exc.problem}; nothing was written, the file is as it was") from exc
     if args.json:
-        print(json.dumps({**result.as_json(new_text), "demo_model": demo_model}, ensure_ascii=False))
+        report = result.as_json(new_text) | report_json(job, assembly) | {"demo_model": demo_model}
+        print(json.dumps(report, ensure_ascii=False))
     elif not args.in_place:
         sys.stdout.write(new_text.replace("\n", loaded.newline))
     return 0
@@ -194,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block", type=int, required=True, help="first block to rewrite (from 1; see `blocks`)")
     p.add_argument("--to", type=int, help="last block to rewrite (default: the same block)")
     p.add_argument("--instruction", help="what to do, e.g. 'shorter' (instruct models)")
+    p.add_argument(
+        "--free-form",
+        action="store_true",
+        help="let the model restructure the blocks (default: each block keeps its kind and length band)",
+    )
     p.add_argument(
         "--strength",
         type=float,

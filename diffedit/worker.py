@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 import diffedit.qt_compat  # noqa: F401  (PySide6 6.12 on Python 3.11: see the module)
 from diffedit.engine.types import (
+    BlockTemplate,
     Cancelled,
     CancelToken,
     EditRequest,
@@ -262,13 +263,18 @@ class EngineBridge(QObject):
         self.modelFailed.emit(message)
 
     # -- jobs --------------------------------------------------------------------------------------
-    def submit(self, request: EditRequest, settings: GenerationSettings) -> int:
-        """Queue a job (cancelling the one in flight) and return its id."""
+    def submit(
+        self,
+        request: EditRequest,
+        settings: GenerationSettings,
+        templates: tuple[BlockTemplate, ...] | None = None,
+    ) -> int:
+        """Queue a job (cancelling the one in flight) and return its id; ``templates``: shape-true blocks."""
         self.cancel()
         if self.state in ("unloaded", "failed"):
             self.load()
         job_id = next(self._ids)
-        self._current = _Ticket(RewriteJob(request, settings, job_id), CancelToken())
+        self._current = _Ticket(RewriteJob(request, settings, job_id, templates), CancelToken())
         self._requestRun.emit(self._current)
         return job_id
 

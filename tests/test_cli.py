@@ -88,13 +88,42 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
         "model",
         "compiled",
         "demo_model",
+        "original",
+        "free_form",
+        "blocks",
     }
     assert report["compiled"] is None  # not asked for
     assert report["demo_model"] is False
+    assert report["free_form"] is False  # block-true by default
+    assert [b["kind"] for b in report["blocks"]] == ["list item", "list item"]
+    for b in report["blocks"]:
+        low, high = b["band"]
+        assert b["same_shape"] is True and low <= high and b["ratio"] > 0
     assert report["seed"] == 2 and report["model"] == tiny_checkpoint.name
     assert report["steps"] % 3 == 0 and report["steps"] >= 3
     blocks = parse_blocks(DOC)
+    assert report["original"] == DOC[blocks[2].start : blocks[3].end]
     assert report["text"] == DOC[: blocks[2].start] + report["replacement"] + DOC[blocks[3].end :]
+    assert [b.kind for b in parse_blocks(report["text"])] == [b.kind for b in blocks]
+
+
+def test_free_form_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
+    args = (
+        "rewrite",
+        str(md),
+        "--block",
+        "2",
+        "--model",
+        str(tiny_checkpoint),
+        "--seed",
+        "2",
+        "--steps",
+        "3",
+    )
+    code, out, _ = _run(capsys, *args, "--json", "--free-form")
+    assert code == 0
+    report = json.loads(out)
+    assert report["free_form"] is True and report["blocks"] == []
 
 
 def test_in_place_writes_the_file(md: Path, tiny_checkpoint: Path, capsys) -> None:

@@ -27,7 +27,7 @@ import torch
 
 from diffedit.engine.decoder import CanvasDecoder
 from diffedit.engine.sampling import (
-    Forbidden,
+    CanvasConstraints,
     SamplerConfig,
     StepState,
     empty_history,
@@ -97,12 +97,12 @@ class GraphedCanvas:
         first_step: int,
         cfg: SamplerConfig,
         generator: torch.Generator,
-        forbidden: Forbidden | None,
+        constraints: CanvasConstraints | None,
     ) -> None:
         self.ops = CudaOps()
         self.decoder = decoder
         self.cfg = cfg
-        self.forbidden = forbidden
+        self.constraints = constraints
         self.generator: torch.Generator | None = generator
         self.first_step = first_step
         device, shape = start.device, tuple(start.shape)
@@ -130,7 +130,7 @@ class GraphedCanvas:
         fresh = uniform_canvas(
             tuple(state.canvas.shape), self.decoder.vocab_size, self.generator, logits.device
         )
-        self.decoder.sample(logits, noise, fresh, self.forbidden, self.cfg, state)
+        self.decoder.sample(logits, noise, fresh, self.constraints, self.cfg, state)
 
     # ------------------------------------------------------------ the loop
 

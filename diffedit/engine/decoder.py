@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers.cache_utils import DynamicCache
 
-from diffedit.engine.sampling import Forbidden, SamplerConfig, StepState, sample_in_place
+from diffedit.engine.sampling import CanvasConstraints, SamplerConfig, StepState, sample_in_place
 
 
 class EncodedContext:
@@ -122,9 +122,9 @@ class CanvasDecoder:
         logits: torch.Tensor,
         noise: torch.Tensor,
         fresh: torch.Tensor,
-        forbidden: Forbidden | None,
+        constraints: CanvasConstraints | None,
         cfg: SamplerConfig,
         state: StepState,
     ) -> None:
         """:func:`~diffedit.engine.sampling.sample_in_place` (compiled where the layers are: fused_step)."""
-        sample_in_place(logits, noise, fresh, forbidden, cfg, state)
+        sample_in_place(logits, noise, fresh, constraints, cfg, state)

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from diffedit.engine.constraints import RunPlan
 from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS, GraphedCanvas, graphs_supported
 from diffedit.engine.decoder import CanvasDecoder, EncodedContext
 from diffedit.engine.fused_step import FusedCanvasDecoder, StepKernels, compiled_kernels, fusable
 from diffedit.engine.sampling import (
-    Forbidden,
+    CanvasConstraints,
     SamplerConfig,
     draw_fast,
     draw_reference,
     empty_history,
+    hold,
     next_canvas,
     read_step,
     remember,
@@ -54,6 +56,9 @@ class DenoiseOptions:
     forbid_empty: bool = False  # no end token at the first position: a rewrite may not delete the passage
     compile_step: bool = False  # the decoder layers as compiled fused kernels (diffedit.engine.fused_step)
     frame_interval_s: float = 0.0  # how often the graphed loop copies a frame off the device, at most
+    # Shape-true: the runs of canvases to write in order, each under its constraints (compiled from block
+    # templates by diffedit.engine.constraints); empty: free form, up to ``max_canvases`` canvases.
+    runs: tuple[RunPlan, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class StepView:
     accepted: torch.Tensor  # (canvas_length,) bool
     entropy: torch.Tensor  # (canvas_length,)
     finished_tokens: list[int]  # tokens of the canvases already finished
+    tail: str = ""  # the original text after this canvas's run, not written yet (shape-true jobs)
 
 
 @dataclass
@@ -79,6 +85,7 @@ class DenoiseOutcome:
     graphed: bool | None = None  # None: no canvas ran as a graph; else whether every one was captured
     compiled: bool | None = None  # None: not asked for; else whether the compiled step kernels ran
     compile_error: str | None = None  # why they did not, where they were asked for and failed
+    runs_kept: list[list[int]] = field(default_factory=list)  # shape-true: each run's tokens before its end
 
     @property
     def step_s_median(self) -> float:
@@ -102,9 +109,10 @@ class _Canvas:
 
     index: int
     decoder: CanvasDecoder
-    start: torch.Tensor  # (1, canvas_length): the first step's input
+    start: torch.Tensor  # (1, canvas_length): the first step's input, held tokens laid in
     first_step: int
-    forbidden: Forbidden | None
+    constraints: CanvasConstraints | None
+    tail: str = ""
 
 
 def denoise(
@@ -115,7 +123,8 @@ def denoise(
     observe: Callable[[StepView], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> DenoiseOutcome:
-    """Up to ``options.max_canvases`` canvases after ``prompt_ids``; stops after one holding an end token.
+    """Canvases after ``prompt_ids``: free form, up to ``options.max_canvases``, stopping after one holding an
+    end token; shape-true, each of ``options.runs`` in turn, each run's canvases under its constraints.
 
     On a CUDA device the fast mode captures each canvas's step as a CUDA graph. Where compiling the step
     (``options.compile_step``) fails, the step runs uncompiled and the outcome says why.
@@ -128,56 +137,79 @@ def denoise(
     job = _Job(options, generator, observe, cancel, outcome)
     kernels = _step_kernels(model, mode, options.compile_step, outcome)
     end_tensor = torch.tensor(sorted(options.eos_ids), device=device)
-    forbidden: Forbidden | None = None
+    free_form: CanvasConstraints | None = None
     if options.forbid_empty:
         end_ids = torch.tensor(sorted(options.eos_ids | {options.pad_id}), device=device)
-        forbidden = (torch.zeros_like(end_ids), end_ids)
+        free_form = CanvasConstraints(forbidden=(torch.zeros_like(end_ids), end_ids))
 
     context = EncodedContext(model)
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
+    runs: tuple[RunPlan | None, ...] = options.runs or (None,)
+    index = 0  # canvases so far, over all runs
     # Inference mode throughout (as no_grad, without autograd's per-op bookkeeping: about 4% of a CPU step),
     # so that the eager and the graphed loop hand the compiled step tensors of one kind (a compiled function
     # is compiled again for tensors made outside inference mode).
     with torch.inference_mode():
-        for index in range(options.max_canvases):
-            _check(cancel)
-            t0 = time.perf_counter()
-            context.append(ids)  # the prompt, then each finished canvas
-            if index == 0:
-                outcome.encode_s = time.perf_counter() - t0
+        for run in runs:
+            kept: list[int] = []
+            for k in range(options.max_canvases if run is None else run.canvases):
+                _check(cancel)
+                t0 = time.perf_counter()
+                if ids.shape[1]:
+                    context.append(ids)  # the prompt, then each finished canvas
+                if index == 0:
+                    outcome.encode_s = time.perf_counter() - t0
 
-            # Canvas start: the original text partly re-noised (refine), or pure noise (fresh).
-            if index < len(options.warm_canvases) and options.strength < 1.0:
-                original = torch.tensor([options.warm_canvases[index]], dtype=torch.long, device=device)
-                start = warm_start_canvas(original, options.strength, vocab_size, generator)
-                first_step = start_step(options.strength, cfg.max_steps)
-            else:
-                start = uniform_canvas((1, canvas_length), vocab_size, generator, device)
-                first_step = cfg.max_steps
-            masks, positions = context.canvas_inputs(device)
-            decoder = (
-                CanvasDecoder(model, masks, context.cache, positions)
-                if kernels is None
-                else FusedCanvasDecoder(model, masks, context.cache, positions, kernels, outcome)
-            )
-            canvas = _Canvas(index, decoder, start, first_step, forbidden if index == 0 else None)
-            with StaticCanvasCache(context.cache, canvas_length).installed(model):
-                if mode == "fast" and graphs_supported(device) and first_step >= MIN_GRAPH_STEPS:
-                    argmax = _graphed_canvas(job, canvas)
+                # Canvas start: the original text partly re-noised (refine), or pure noise (fresh).
+                if run is None:
+                    constraints = free_form if index == 0 else None
+                    warm: Sequence[int] | None = (
+                        options.warm_canvases[k] if k < len(options.warm_canvases) else None
+                    )
                 else:
-                    argmax = _eager_canvas(job, canvas)
+                    constraints, warm = run.constraints(k, device), run.warm_start(k)
+                if warm is not None and options.strength < 1.0:
+                    original = torch.tensor([warm], dtype=torch.long, device=device)
+                    start = warm_start_canvas(original, options.strength, vocab_size, generator)
+                    first_step = start_step(options.strength, cfg.max_steps)
+                else:
+                    start = uniform_canvas((1, canvas_length), vocab_size, generator, device)
+                    first_step = cfg.max_steps
+                masks, positions = context.canvas_inputs(device)
+                decoder = (
+                    CanvasDecoder(model, masks, context.cache, positions)
+                    if kernels is None
+                    else FusedCanvasDecoder(model, masks, context.cache, positions, kernels, outcome)
+                )
+                tail = "" if run is None else run.tail
+                canvas = _Canvas(index, decoder, hold(start, constraints), first_step, constraints, tail)
+                with StaticCanvasCache(context.cache, canvas_length).installed(model):
+                    if mode == "fast" and graphs_supported(device) and first_step >= MIN_GRAPH_STEPS:
+                        argmax = _graphed_canvas(job, canvas)
+                    else:
+                        argmax = _eager_canvas(job, canvas)
 
-            outcome.canvases += 1
-            block = argmax[0]
-            is_end = torch.isin(block, end_tensor)
-            if bool(is_end.any()):
-                first_end = int(is_end.nonzero()[0, 0])
-                block = block.clone()
-                block[first_end + 1 :] = options.pad_id
+                outcome.canvases += 1
+                index += 1
+                block = argmax[0]
+                is_end = torch.isin(block, end_tensor)
+                if bool(is_end.any()):
+                    first_end = int(is_end.nonzero()[0, 0])
+                    if run is None:  # free form: the tokens as transformers returns them, then stop
+                        block = block.clone()
+                        block[first_end + 1 :] = options.pad_id
+                        outcome.tokens.extend(block.tolist())
+                        return outcome
+                    written = block[:first_end].tolist()
+                    kept += written
+                    outcome.tokens.extend(written)
+                    ids = argmax[:, :first_end]  # the next run reads this run's text, without its end
+                    break
                 outcome.tokens.extend(block.tolist())
-                break
-            outcome.tokens.extend(block.tolist())
-            ids = argmax  # the finished canvas is the next thing the encoder appends to the cache
+                kept += block.tolist()
+                ids = argmax  # the finished canvas is the next thing the encoder appends to the cache
+            if run is not None:
+                outcome.runs_kept.append(kept)
     return outcome
 
 
@@ -196,10 +228,10 @@ def _eager_canvas(job: _Job, canvas: _Canvas) -> torch.Tensor:
         t_step = time.perf_counter()
         logits = decoder(tokens, self_cond)
         left = torch.tensor(remaining, device=device, dtype=torch.int32)
-        scored, accepted = read_step(logits, cfg, left, canvas.forbidden, reference, out)
+        scored, accepted = read_step(logits, cfg, left, canvas.constraints, reference, out)
         drawn = (draw_reference if reference else draw_fast)(scored, accepted, generator)
         fresh = uniform_canvas(tuple(tokens.shape), decoder.vocab_size, generator, device)
-        tokens = next_canvas(accepted, drawn, fresh)
+        tokens = next_canvas(accepted, drawn, fresh, canvas.constraints)
         finished = settled(history, scored.argmax, scored.entropy, cfg.confidence_threshold)
         history = remember(history, scored.argmax)
         argmax = scored.argmax
@@ -208,7 +240,14 @@ def _eager_canvas(job: _Job, canvas: _Canvas) -> torch.Tensor:
         if job.observe is not None:
             step, total = canvas.first_step - remaining + 1, canvas.first_step
             view = StepView(
-                canvas.index, step, total, argmax[0], accepted[0], scored.entropy[0], outcome.tokens
+                canvas.index,
+                step,
+                total,
+                argmax[0],
+                accepted[0],
+                scored.entropy[0],
+                outcome.tokens,
+                canvas.tail,
             )
             job.observe(view)
         done = bool(finished.all())  # one host sync per step: the stop flag
@@ -225,10 +264,26 @@ def _graphed_canvas(job: _Job, canvas: _Canvas) -> torch.Tensor:
         sink, outcome = job.observe, job.outcome
 
         def on_step(step: int, argmax: torch.Tensor, accepted: torch.Tensor, entropy: torch.Tensor) -> None:
-            sink(StepView(canvas.index, step, canvas.first_step, argmax, accepted, entropy, outcome.tokens))
+            sink(
+                StepView(
+                    canvas.index,
+                    step,
+                    canvas.first_step,
+                    argmax,
+                    accepted,
+                    entropy,
+                    outcome.tokens,
+                    canvas.tail,
+                )
+            )
 
     graphed = GraphedCanvas(
-        canvas.decoder, canvas.start, canvas.first_step, job.options.sampler, job.generator, canvas.forbidden
+        canvas.decoder,
+        canvas.start,
+        canvas.first_step,
+        job.options.sampler,
+        job.generator,
+        canvas.constraints,
     )
     run = graphed.run(on_step, lambda: _check(job.cancel), job.options.frame_interval_s)
     outcome = job.outcome

@@ -6,7 +6,6 @@ import dataclasses
 import math
 import secrets
 import time
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,12 @@ from typing import Any
 import torch
 
 from diffedit.engine.canvas import layout_canvases, trim_at_end
+from diffedit.engine.constraints import JobPlan, TokenClasses, compile_templates, printable
 from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS
 from diffedit.engine.denoise import DenoiseOptions, StepView, denoise
 from diffedit.engine.loader import LoadedModel, load_model
 from diffedit.engine.sampling import SamplerConfig
-from diffedit.engine.types import EngineError, Frame, RewriteJob, RewriteResult
+from diffedit.engine.types import EngineError, Frame, RewriteJob, RewriteResult, SlotOutcome
 
 # A rewrite may grow: allow twice the original plus some room, in whole canvases, within this cap.
 MAX_CANVASES = 8
@@ -51,6 +51,7 @@ class Engine:
         self.pad_id = int(pad if pad is not None else next(iter(self.eos_ids)))
         self.end_ids: frozenset[int] = frozenset(self.eos_ids | {self.pad_id})  # read per token in frames
         self._pieces: dict[int, str] = {}
+        self._token_classes: TokenClasses | None = None
         # Decoder layers as compiled fused kernels (diffedit.engine.fused_step): off unless asked for.
         self.compile_step = False
         self.compile_error: str | None = None  # why the compiled step fell back, once it has
@@ -99,7 +100,21 @@ class Engine:
         if outcome.compile_error is not None:
             self.compile_error = outcome.compile_error
 
-    def options_for(self, job: RewriteJob, target_ids: list[int], frame_interval_s: float) -> DenoiseOptions:
+    def plan(self, job: RewriteJob) -> JobPlan | None:
+        """A shape-true job's runs of canvases and their constraints; None for a free-form job."""
+        if job.templates is None:
+            return None
+        if self._token_classes is None:  # every token decoded once, on the first shape-true job
+            vocab = int(self.model.config.text_config.vocab_size)
+            self._token_classes = TokenClasses(self.tokenizer, vocab, self.end_ids)
+        eos = next(iter(sorted(self.eos_ids)))
+        return compile_templates(
+            job.templates, self.tokenizer, self._token_classes, self.canvas_length, eos, self.pad_id
+        )
+
+    def options_for(
+        self, job: RewriteJob, target_ids: list[int], frame_interval_s: float, plan: JobPlan | None = None
+    ) -> DenoiseOptions:
         """The job's settings over the checkpoint's defaults (the settings checked their own values)."""
         s, d = job.settings, self.defaults
         sampler = SamplerConfig(
@@ -124,6 +139,7 @@ class Engine:
             forbid_empty=s.sampling == "fast" and bool(job.request.target.strip()),
             compile_step=self.compile_step and self.compile_error is None,
             frame_interval_s=frame_interval_s,
+            runs=tuple(plan.runs) if plan is not None else (),
         )
 
     def max_canvases_for(self, target_tokens: int, max_new_tokens: int | None) -> int:
@@ -148,6 +164,7 @@ class Engine:
         context = fmt.build(self.tokenizer, job.request, budget)
         target_ids = list(self.tokenizer.encode(job.request.target, add_special_tokens=False))
         generator = torch.Generator(device=self.device).manual_seed(seed)
+        plan = self.plan(job)
 
         observe = None
         if on_frame is not None:
@@ -156,7 +173,7 @@ class Engine:
             outcome = denoise(
                 self.model,
                 context.input_ids,
-                self.options_for(job, target_ids, frame_interval_s),
+                self.options_for(job, target_ids, frame_interval_s, plan),
                 generator,
                 observe=observe,
                 cancel=cancel,
@@ -170,10 +187,18 @@ class Engine:
             raise EngineError(f"the model failed: {str(exc).splitlines()[0][:300]}") from exc
         if outcome.compile_error is not None and settings.sampling == "fast":
             self.compile_error = outcome.compile_error  # not tried again: each try costs a compilation
-        kept = trim_at_end(outcome.tokens, self.end_ids)
-        text = self.decode(kept)
-        if not job.request.target[:1].isspace():
-            text = text.lstrip()  # the block keeps its place: no stray indentation (that would make code)
+        slots: tuple[SlotOutcome, ...] = ()
+        if plan is None:
+            kept = trim_at_end(outcome.tokens, self.end_ids)
+            text = self.decode(kept)
+            if not job.request.target[:1].isspace():
+                text = text.lstrip()  # the block keeps its place: no stray indentation (that would make code)
+        else:
+            kept = outcome.tokens
+            slots = self._slots(plan, outcome.runs_kept)
+            text = self.decode_raw(kept) + plan.trailing  # held text and slots as written, unrendered
+        # tokens the model wrote, each run's end included (held text was laid in, not written)
+        written, ends = (len(kept), 1) if plan is None else (sum(s.tokens for s in slots), len(plan.runs))
         if observe is not None:
             observe.emit_final(text)
         return RewriteResult(
@@ -182,7 +207,7 @@ class Engine:
             token_ids=tuple(outcome.tokens),
             steps=outcome.forwards,
             canvases=outcome.canvases,
-            tokens_per_forward=(len(kept) + 1) / max(1, outcome.forwards),
+            tokens_per_forward=(written + ends) / max(1, outcome.forwards),
             encode_ms=outcome.encode_s * 1000,
             step_ms_median=outcome.step_s_median * 1000,
             total_s=time.perf_counter() - started,
@@ -190,7 +215,18 @@ class Engine:
             model=self.name,
             truncated_context=context.truncated,
             compiled=self._compiled(outcome),
+            slots=slots,
         )
+
+    def _slots(self, plan: JobPlan, runs_kept: list[list[int]]) -> tuple[SlotOutcome, ...]:
+        out: list[SlotOutcome] = []
+        for run, kept in zip(plan.runs, runs_kept, strict=True):
+            for slot, ids in zip(run.slots, run.slot_ids(kept), strict=True):
+                text = self.decode_raw(ids)
+                out.append(
+                    SlotOutcome(text, len(ids), slot.original_tokens, slot.min_tokens, slot.max_tokens)
+                )
+        return tuple(out)
 
     def _compiled(self, outcome: Any) -> bool | None:
         """Whether the compiled step ran; False also where it fell back at an earlier run (not retried)."""
@@ -200,10 +236,11 @@ class Engine:
 
     def decode(self, ids: list[int]) -> str:
         """The replacement text: no special tokens, no trailing blank lines (the block keeps its gap)."""
-        text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
-        # Control characters (a weak model can emit them) would make the saved file look binary.
-        text = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc")
-        return text.strip("\n").rstrip()
+        return self.decode_raw(ids).strip("\n").rstrip()
+
+    def decode_raw(self, ids: list[int]) -> str:
+        """The tokens' text without special tokens and control characters, nothing else stripped."""
+        return printable(str(self.tokenizer.decode(ids, skip_special_tokens=True)))
 
     def piece(self, token_id: int) -> str:
         """One token's text, cached: frames decode a canvas per step without a tokenizer round trip."""
@@ -275,6 +312,6 @@ class _FrameEmitter:
             accepted=tuple(accepted),
             changed=tuple(changed),
             entropy=tuple(entropy),
-            text=text if text is not None else head + "".join(pieces),
+            text=text if text is not None else head + "".join(pieces) + view.tail,
             final=final,
         )

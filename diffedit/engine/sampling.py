@@ -1,11 +1,11 @@
 """The sampler, once: each part of a denoising step as a pure tensor function, composed by both loops.
 
-A step reads the decoder's logits with :func:`read_step` (temperature and forbidden tokens applied in place by
-:func:`prepare_logits_`, the one place logits are changed; then argmax, entropy, entropy-bound acceptance),
-draws, forms the next canvas with :func:`next_canvas` (the one place the canvas is written) and tests for the
-stop with :func:`settled`. The eager loop (:mod:`diffedit.engine.denoise`) calls them step by step; the
-graphed loop (:mod:`diffedit.engine.cuda_graph`) runs :func:`sample_in_place`, the same functions writing
-fixed buffers without a host sync.
+A step reads the decoder's logits with :func:`read_step` (temperature, forbidden tokens and held positions
+(:class:`CanvasConstraints`) applied in place by :func:`prepare_logits_`, the one place logits are changed;
+then argmax, entropy, entropy-bound acceptance), draws, forms the next canvas with :func:`next_canvas` (the
+one place the canvas is written) and tests for the stop with :func:`settled`. The eager loop
+(:mod:`diffedit.engine.denoise`) calls them step by step; the graphed loop (:mod:`diffedit.engine.cuda_graph`)
+runs :func:`sample_in_place`, the same functions writing fixed buffers without a host sync.
 
 Two sampling modes:
 
@@ -40,6 +40,19 @@ class SamplerConfig:
 # (positions, token ids), two 1-D long tensors: token ``tokens[i]`` may not appear at ``positions[i]``.
 Forbidden = tuple[torch.Tensor, torch.Tensor]
 FORBIDDEN_LOGIT = -1e30  # finite: the entropy stays a number
+
+
+class CanvasConstraints(NamedTuple):
+    """What one canvas may hold: ``forbidden`` (position, token) pairs, and ``held`` (position, token) pairs,
+    each such position keeping that token from the first step to the last.
+
+    A held position's logits are every token forbidden but its own: its argmax and every draw is that token,
+    its entropy is zero (so it is accepted and adds nothing to the entropy bound or the stop test), and
+    :func:`next_canvas` writes it back. Free positions are untouched: they draw what they would without.
+    """
+
+    forbidden: Forbidden | None = None
+    held: Forbidden | None = None
 
 
 # ---------------------------------------------------------------- canvas starts
@@ -86,13 +99,20 @@ def temperature(cfg: SamplerConfig, remaining: torch.Tensor) -> torch.Tensor:
 
 
 def prepare_logits_(
-    logits: torch.Tensor, cfg: SamplerConfig, remaining: torch.Tensor, forbidden: Forbidden | None
+    logits: torch.Tensor, cfg: SamplerConfig, remaining: torch.Tensor, constraints: CanvasConstraints | None
 ) -> torch.Tensor:
-    """Divide by the temperature and forbid tokens, in place: every change to the logits before sampling."""
+    """Divide by the temperature, forbid tokens and hold positions, in place: every change to the logits
+    before sampling."""
     logits.div_(temperature(cfg, remaining))
-    if forbidden is not None:
-        positions, tokens = forbidden
+    if constraints is None:
+        return logits
+    if constraints.forbidden is not None:
+        positions, tokens = constraints.forbidden
         logits[:, positions, tokens] = FORBIDDEN_LOGIT
+    if constraints.held is not None:
+        positions, tokens = constraints.held
+        logits[:, positions, :] = FORBIDDEN_LOGIT
+        logits[:, positions, tokens] = 0.0
     return logits
 
 
@@ -174,12 +194,13 @@ def read_step(
     logits: torch.Tensor,
     cfg: SamplerConfig,
     remaining: torch.Tensor,
-    forbidden: Forbidden | None,
+    constraints: CanvasConstraints | None,
     reference: bool = False,
     out: VocabBuffers | None = None,
 ) -> tuple[Scored, torch.Tensor]:
-    """The decoder's logits read for one step: prepared in place, scored, and which positions are accepted."""
-    logits = prepare_logits_(logits, cfg, remaining, forbidden)
+    """The decoder's logits read for one step: prepared in place, scored, and which positions are accepted
+    (held positions always: their entropy is zero)."""
+    logits = prepare_logits_(logits, cfg, remaining, constraints)
     scored = score_reference(logits) if reference else score_fast(logits, out)
     return scored, entropy_bound_accept(scored.entropy, cfg.entropy_bound)
 
@@ -283,9 +304,29 @@ def _last_positive(x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- the next canvas and the stop
 
 
-def next_canvas(accepted: torch.Tensor, drawn: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
-    """The draw where accepted; a fresh uniform token elsewhere (re-noised: the sampler may revise it)."""
-    return torch.where(accepted, drawn, fresh)
+def next_canvas(
+    accepted: torch.Tensor,
+    drawn: torch.Tensor,
+    fresh: torch.Tensor,
+    constraints: CanvasConstraints | None = None,
+) -> torch.Tensor:
+    """The draw where accepted; a fresh uniform token elsewhere (re-noised: the sampler may revise it);
+    held positions keep their token, never re-noised."""
+    canvas = torch.where(accepted, drawn, fresh)
+    if constraints is not None and constraints.held is not None:
+        positions, tokens = constraints.held
+        canvas[:, positions] = tokens
+    return canvas
+
+
+def hold(canvas: torch.Tensor, constraints: CanvasConstraints | None) -> torch.Tensor:
+    """A starting canvas with its held tokens laid in (so the first forward already sees them)."""
+    if constraints is None or constraints.held is None:
+        return canvas
+    canvas = canvas.clone()
+    positions, tokens = constraints.held
+    canvas[:, positions] = tokens
+    return canvas
 
 
 def empty_history(cfg: SamplerConfig, argmax_shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -327,7 +368,7 @@ def sample_in_place(
     logits: torch.Tensor,
     noise: torch.Tensor,
     fresh: torch.Tensor,
-    forbidden: Forbidden | None,
+    constraints: CanvasConstraints | None,
     cfg: SamplerConfig,
     state: StepState,
 ) -> None:
@@ -335,9 +376,9 @@ def sample_in_place(
     (``noise`` from :func:`race_noise`, ``fresh`` re-noising tokens, both drawn outside from the job's
     generator), then every buffer of ``state`` updated in place, unless ``done`` was already set, in which
     case the step changes nothing."""
-    scored, accepted = read_step(logits, cfg, state.remaining, forbidden)
+    scored, accepted = read_step(logits, cfg, state.remaining, constraints)
     assert scored.logp is not None  # the fast mode's scoring keeps it
-    canvas = next_canvas(accepted, race(scored.logp, noise), fresh)
+    canvas = next_canvas(accepted, race(scored.logp, noise), fresh, constraints)
     finished = settled(state.history, scored.argmax, scored.entropy, cfg.confidence_threshold)
 
     frozen = state.done  # set by an earlier step: this one changes nothing

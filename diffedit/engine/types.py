@@ -90,10 +90,65 @@ class GenerationSettings:
 
 
 @dataclass(frozen=True)
+class HeldText:
+    """Text a rewrite keeps verbatim (a heading's ``## ``, a fence line, a table's ``|``): laid into the
+    canvas as held tokens, shown as accepted from the first frame, never drawn."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class FreeText:
+    """Text the model writes, under the rules that keep its block's shape.
+
+    ``original`` is the text it replaces (its token count sets the length band); no token of it may contain a
+    character of ``forbid_chars``; its first token may not begin a match of any of ``line_start_patterns``
+    (regular expressions, as source strings); its length in tokens lies within ``band`` times the
+    original's (``(1.0, 1.0)``: exactly the original's count, as a table cell between held ``|``).
+    """
+
+    role: str
+    original: str
+    forbid_chars: frozenset[str] = frozenset()
+    line_start_patterns: tuple[str, ...] = ()
+    band: tuple[float, float] = (0.6, 1.5)
+
+    @property
+    def fixed_length(self) -> bool:
+        return self.band == (1.0, 1.0)
+
+
+TemplateSegment = HeldText | FreeText
+
+
+@dataclass(frozen=True)
+class BlockTemplate:
+    """One block of a shape-true rewrite: its kind, its segments in order, and the document's text between
+    the job's previous block and this one (held as well)."""
+
+    kind: str
+    segments: tuple[TemplateSegment, ...]
+    gap_before: str = ""
+
+
+@dataclass(frozen=True)
 class RewriteJob:
     request: EditRequest
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     job_id: int = 0
+    # Shape-true: one template per block of the target, in order; None: free form (the model may restructure).
+    templates: tuple[BlockTemplate, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SlotOutcome:
+    """What the model wrote for one ``FreeText``, and the band it was held to (in tokens)."""
+
+    text: str
+    tokens: int
+    original_tokens: int
+    min_tokens: int
+    max_tokens: int
 
 
 @dataclass(frozen=True)
@@ -101,8 +156,9 @@ class Frame:
     """The canvas after one denoising step.
 
     ``text`` is the whole replacement as it stands: finished canvases plus this canvas' argmax,
-    trimmed at the end token. ``spans[i]`` is where token ``i`` of this canvas sits in ``text``
-    (an empty span for tokens after the end). ``accepted[i]`` says the sampler kept position i,
+    trimmed at the end token (in a shape-true job, then the original text not written yet: the held text
+    after the last canvas and the blocks still to come). ``spans[i]`` is where token ``i`` of this canvas sits
+    in ``text`` (an empty span for tokens after the end). ``accepted[i]`` says the sampler kept position i,
     ``changed[i]`` that its argmax differs from the previous frame's.
     """
 
@@ -135,6 +191,7 @@ class RewriteResult:
     model: str
     truncated_context: bool = False
     compiled: bool | None = None  # None: not asked for; else whether the compiled decoder step ran
+    slots: tuple[SlotOutcome, ...] = ()  # a shape-true job's written texts, one per FreeText in order
 
     def as_json(self, document: str) -> dict[str, object]:
         return {

@@ -311,7 +311,9 @@ class MainWindow(QMainWindow):
     # -- rewrite -----------------------------------------------------------------------------------
     def run_options(self) -> RunOptions:
         bar = self.rewrite_bar
-        return RunOptions(bar.instruction.text(), bar.strength_value(), bar.steps.value())
+        return RunOptions(
+            bar.instruction.text(), bar.strength_value(), bar.steps.value(), free_form=self.settings.free_form
+        )
 
     def rewrite(self) -> bool:
         self.model.load()  # a window started without a model loads it on first use

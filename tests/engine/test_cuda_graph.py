@@ -169,3 +169,39 @@ def test_a_sampler_that_fails_to_compile_falls_back_with_the_layers(
     assert out.compiled is False and out.compile_error == "RuntimeError: no Triton for this GPU"
     assert out.forwards == 8 and out.graphed is True
     assert out.tokens == plain.tokens  # the plain functions are the plain loop, bit for bit
+
+
+def test_eager_and_graphed_loops_write_the_same_constrained_tokens(
+    demo: Any, graphs_on_cpu: CpuOps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffedit.engine import sampling
+    from diffedit.engine.constraints import TokenClasses, compile_templates
+    from diffedit.engine.types import BlockTemplate, FreeText, HeldText
+
+    tok = demo.tokenizer
+    eos, pad = tok.eos_token_id, tok.pad_token_id
+    classes = TokenClasses(tok, int(demo.model.config.text_config.vocab_size), {eos, pad})
+    cell = FreeText("cell", " two ", frozenset("\n|"), (), (1.0, 1.0))
+    templates = [
+        BlockTemplate(
+            "heading", (HeldText("## "), FreeText("heading", "Working with paths", frozenset("\n")))
+        ),
+        BlockTemplate(
+            "table", (HeldText("| a | b |\n| - | - |\n|"), cell, HeldText("|"), cell, HeldText("|")), "\n\n"
+        ),
+    ]
+    plan = compile_templates(templates, tok, classes, int(demo.model.config.canvas_length), eos, pad)
+    cfg = SamplerConfig(12, 0.1, 0.4, 0.8, 1, 0.005)
+    options = DenoiseOptions(cfg, frozenset({eos}), pad, runs=tuple(plan.runs))
+    # The graphed step draws by the exponential race; the eager loop draws so too here, from the same stream.
+    monkeypatch.setattr(sampling, "draw_method", lambda device: "race")
+    graphed = denoise(demo.model, _prompt(demo), options, torch.Generator().manual_seed(4))
+    monkeypatch.setattr(denoise_mod, "graphs_supported", lambda device: False)
+    eager = denoise(demo.model, _prompt(demo), options, torch.Generator().manual_seed(4))
+    assert graphed.graphed is True and eager.graphed is None
+    assert graphed.runs_kept == eager.runs_kept
+    assert len(graphed.runs_kept) == 2  # the heading's run, then the table's cells
+    held_pipe = tok.encode("|", add_special_tokens=False)
+    table = plan.runs[1]
+    second = table.slots[1]
+    assert graphed.runs_kept[1][second.start - len(held_pipe) : second.start] == held_pipe

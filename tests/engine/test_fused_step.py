@@ -16,7 +16,7 @@ from diffedit.engine import fused_step
 from diffedit.engine.denoise import DenoiseOptions, DenoiseOutcome, denoise
 from diffedit.engine.fused_step import PLAIN, FusedCanvasDecoder, StepKernels, compiled_kernels
 from diffedit.engine.loader import load_model
-from diffedit.engine.sampling import SamplerConfig, StepState
+from diffedit.engine.sampling import CanvasConstraints, SamplerConfig, StepState
 from diffedit.engine.static_cache import StaticCanvasCache
 from tests.checkpoints import build_checkpoint
 from tests.engine.test_sampling import CHI2_CRIT_DF5, DEVICES, _chi_square
@@ -243,7 +243,8 @@ def _sampler_inputs(seed: int, done: bool = False) -> tuple[Any, ...]:
         done=torch.full((1,), done),
     )
     forbidden = (torch.zeros(2, dtype=torch.long), torch.tensor([0, 1]))
-    return logits, noise, fresh, forbidden, cfg, state
+    held = (torch.tensor([3]), torch.tensor([7]))  # position 3 keeps token 7
+    return logits, noise, fresh, CanvasConstraints(forbidden, held), cfg, state
 
 
 @needs_compiler
@@ -264,6 +265,7 @@ def test_the_compiled_sampler_updates_the_state_as_the_plain_one(done: bool) -> 
     if not done:
         assert int(compiled.remaining) == 8 and bool(compiled.accepted.any())  # a step was taken
         assert int(compiled.argmax[0, 0]) not in (0, 1)  # forbidden, though token 1 has the top logit there
+        assert int(compiled.canvas[0, 3]) == 7 and bool(compiled.accepted[0, 3])  # held, and shown accepted
 
 
 @needs_compiler

@@ -13,9 +13,11 @@ from diffedit.engine.types import (
     CancelToken,
     EngineError,
     Frame,
+    FreeText,
     ModelLoadError,
     RewriteJob,
     RewriteResult,
+    SlotOutcome,
 )
 
 
@@ -121,9 +123,18 @@ class FakeEngine:
             time.perf_counter() - started,
             seed,
             self.name,
+            slots=self._slots(job, seed),
         )
         self.results.append(result)
         return result
+
+    @staticmethod
+    def _slots(job: RewriteJob, seed: int) -> tuple[SlotOutcome, ...]:
+        """A shape-true job's slots, each written as ``fake_rewrite_text`` writes its original."""
+        free = [s for t in job.templates or () for s in t.segments if isinstance(s, FreeText)]
+        texts = [fake_rewrite_text(s.original, job.request.instruction, seed) for s in free]
+        counts = [(len(t.split()), len(s.original.split())) for t, s in zip(texts, free, strict=True)]
+        return tuple(SlotOutcome(t, n, m, 1, 99) for t, (n, m) in zip(texts, counts, strict=True))
 
 
 def fake_loader(engine: FakeEngine | None = None, fail: str = "") -> Callable[..., FakeEngine]:

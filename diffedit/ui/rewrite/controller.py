@@ -25,7 +25,8 @@ from diffedit.document.session import (
 )
 from diffedit.document.targets import block_numbers
 from diffedit.document.textpos import from_utf16, utf16_len
-from diffedit.engine.types import EditRequest, GenerationSettings, RewriteResult
+from diffedit.engine.types import GenerationSettings, RewriteJob, RewriteResult
+from diffedit.rewrites import assemble_blocks, build_job
 from diffedit.ui.editing.editor import MarkdownEditor
 from diffedit.ui.files.exact_text import insert_text
 from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, noise_paint, paint_frame
@@ -47,6 +48,7 @@ class RunOptions:
     strength: float = 1.0
     steps: int | None = None
     seed: int | None = None  # None: the engine draws one and reports it in the result
+    free_form: bool = False  # let the model restructure the blocks (off: each block keeps its shape)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class RewriteController(QObject):
         self._blocks_label = "?"
         self._replay: list[CanvasPaint] = []
         self._replay_span: tuple[int, int] | None = None
+        self._job: RewriteJob | None = None  # the running job, for assembling its blocks on commit
         self._timer = QTimer(self, interval=FRAME_PERIOD_MS)
         self._timer.timeout.connect(self._tick)
         self._replay_timer = QTimer(self, interval=FRAME_PERIOD_MS * 2)
@@ -135,9 +138,10 @@ class RewriteController(QObject):
         text = self.editor.exact_text()
         a, b = from_utf16(text, start), from_utf16(text, end)
         instruction = options.instruction.strip()
-        request = EditRequest.from_document(text, a, b, instruction)
+        job = build_job(text, a, b, settings, instruction, free_form=options.free_form)
         self._blocks_label = block_numbers(text, a, b)
-        job_id = self.bridge.submit(request, settings)
+        job_id = self.bridge.submit(job.request, settings, job.templates)
+        self._job = job
         self.session = RewriteSession(job_id, start, end, text[a:b], self.editor.text_range, instruction)
         self.latest_paint = None
         self._recorder = FrameRecorder()
@@ -252,7 +256,8 @@ class RewriteController(QObject):
         session = self.session
         if session is None or not self._is_current(job_id):
             return
-        replacement = normalize_replacement(result.text)
+        assembly = assemble_blocks(self._job, result) if self._job is not None else None
+        replacement = normalize_replacement(assembly.text if assembly is not None else result.text)
         seconds = time.perf_counter() - self._started_at  # from Ctrl+R: the wait for the model counts
         self._recorder.add(CanvasPaint.plain(replacement), final=True)
         try:
@@ -267,6 +272,11 @@ class RewriteController(QObject):
         self._apply(start, end, replacement)
         if parked:  # the user waited: the caret goes to the end of the new text, the view with it
             self.editor.place_caret(start + utf16_len(replacement))
+        kept = [b.reason for b in (assembly.blocks if assembly is not None else ()) if b.kept_original]
+        if kept:  # the constraints should prevent it; never write a block of another shape
+            self.notice.emit(
+                "info", f"{len(kept)} block(s) kept as they were: the rewrite changed their shape."
+            )
         entry = RewriteEntry(
             when=datetime.now(),
             blocks=self._blocks_label,

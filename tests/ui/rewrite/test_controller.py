@@ -8,6 +8,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from diffedit.document.blocks import parse_blocks
+from diffedit.document.shapes import render, shape_of
 from diffedit.engine.types import EngineError, RewriteResult
 from diffedit.ui.main_window import MainWindow
 from tests.ui.conftest import DOC, TARGET, WindowFactory, select_text
@@ -334,8 +336,17 @@ def test_a_target_of_several_paragraphs_is_shown_again_after_commit(
     assert any(not b.isVisible() for b in _blocks(w))
     engine.release()
     run_to_end(w, qtbot)
-    new = fake_rewrite_text(DOC[start:end], "", engine.results[-1].seed)
-    assert w.editor.toPlainText() == DOC[:start] + new + DOC[end:]
+    # block by block: each block's text rewritten on its own, its markers and the gaps between blocks kept
+    seed, new, done = engine.results[-1].seed, "", start
+    blocks = [b for b in parse_blocks(DOC) if start <= b.start and b.end <= end]
+    assert len(blocks) > 1 and {b.kind for b in blocks} == {"paragraph", "list item"}
+    for b in blocks:
+        shape = shape_of(b.text(DOC))
+        new += DOC[done : b.start] + render(
+            shape, [fake_rewrite_text(o, "", seed) for o in shape.originals()]
+        )
+        done = b.end
+    assert w.editor.toPlainText() == DOC[:start] + new + DOC[done:]
     assert _canvas_traces(w) == []
 
 

@@ -1,0 +1,248 @@
+"""Block templates compiled into canvas constraints: held positions, forbidden tokens, where the end may fall.
+
+A job's templates are read as one stream of held text and free slots. The stream is cut into *runs*: a run
+is laid out over consecutive canvases and ends with its one variable-length slot (or with the stream).
+In a run, held text is tokenized in place (held positions), a fixed-length slot (a table cell: exactly its
+original's token count) sits at fixed positions, and the variable slot's end token may fall only inside its
+band: forbidden before ``min_tokens``, held at ``max_tokens`` (with padding held after it). Held text after
+the job's last slot is never generated: it is appended after the canvases (:attr:`JobPlan.trailing`).
+
+Simplifications that keep the guarantee (``diffedit.rewrites`` sets the characters):
+
+- a paragraph, heading, list-item or quote slot forbids newline tokens: its only line start is its first
+  position, which forbids every token that could begin a forbidden line start (a partial regex match);
+  a hard-wrapped original is re-wrapped on the document side afterwards;
+- a code body forbids the fence character, so no line of it can close the fence;
+- a token whose text is empty (a special token other than the end, or control characters only) is
+  forbidden in every slot, so the first visible character really is at the first position.
+
+Token texts are decoded once per tokenizer (:class:`TokenClasses`, kept by the engine) and every class of
+tokens is a cached boolean mask over the vocabulary, so compiling a job costs a few tensor operations, not a
+pass over 262,144 strings per slot.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import regex
+import torch
+
+from diffedit.engine.sampling import CanvasConstraints
+from diffedit.engine.types import BlockTemplate, FreeText, HeldText, TemplateSegment
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters but newline and tab (a weak model can emit them, and they would
+    make the saved file look binary)."""
+    return "".join(c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc")
+
+
+class TokenClasses:
+    """Every token's text, decoded once, and boolean masks (over the vocabulary) of classes of tokens."""
+
+    def __init__(self, tokenizer: Any, vocab_size: int, end_ids: Iterable[int]) -> None:
+        known = min(vocab_size, len(tokenizer))
+        decoded = tokenizer.batch_decode([[i] for i in range(known)], skip_special_tokens=True)
+        self.texts: list[str] = [printable(str(t)) for t in decoded] + [""] * (vocab_size - known)
+        self.vocab_size = vocab_size
+        self.end_ids = frozenset(int(e) for e in end_ids)
+        empty = torch.tensor([not t for t in self.texts], dtype=torch.bool)
+        empty[sorted(self.end_ids)] = False
+        self.empty = empty  # shows nothing: no slot may hold one (the end ids are placed by the band)
+        self.ends = torch.zeros(vocab_size, dtype=torch.bool)
+        self.ends[sorted(self.end_ids)] = True
+        self._containing: dict[frozenset[str], torch.Tensor] = {}
+        self._starting: dict[tuple[str, ...], torch.Tensor] = {}
+
+    def containing(self, chars: frozenset[str]) -> torch.Tensor:
+        """Tokens whose text holds any of ``chars``."""
+        mask = self._containing.get(chars)
+        if mask is None:
+            mask = torch.tensor([not chars.isdisjoint(t) for t in self.texts], dtype=torch.bool)
+            self._containing[chars] = mask
+        return mask
+
+    def starting(self, patterns: tuple[str, ...]) -> torch.Tensor:
+        """Tokens whose text, at a line start, matches one of ``patterns`` or could begin a match (a partial
+        match: the tokens after it might complete it)."""
+        mask = self._starting.get(patterns)
+        if mask is None:
+            either = regex.compile("|".join(f"(?:{p})" for p in patterns))
+            mask = torch.tensor(
+                [either.match(t, partial=True) is not None for t in self.texts], dtype=torch.bool
+            )
+            self._starting[patterns] = mask
+        return mask
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    """Where a slot lies in its run (token positions) and its band."""
+
+    start: int
+    min_tokens: int
+    max_tokens: int
+    original_tokens: int
+    fixed: bool
+
+
+@dataclass
+class RunPlan:
+    """Consecutive canvases that write one stretch of the templates; the last slot's end closes the run."""
+
+    canvas_length: int
+    canvases: int
+    held: dict[int, int]  # position -> token
+    forbidden: list[tuple[int, int, torch.Tensor]]  # (first, stop, token-class mask) over positions
+    original: list[int]  # the run as the original text lays it out: the warm start of a refine
+    slots: list[SlotPlan]
+    tail: str  # the original text after this run, shown after its canvases in frames
+    _cache: dict[int, CanvasConstraints] = field(default_factory=dict)
+
+    def constraints(self, canvas: int, device: torch.device) -> CanvasConstraints:
+        """Canvas ``canvas`` of the run's constraints, on ``device`` (positions counted from its start)."""
+        got = self._cache.get(canvas)
+        if got is None:
+            lo, hi = canvas * self.canvas_length, (canvas + 1) * self.canvas_length
+            positions, tokens = [], []
+            for first, stop, mask in self.forbidden:
+                a, b = max(first, lo), min(stop, hi)
+                if a < b:
+                    ids = mask.nonzero().squeeze(1)
+                    positions.append(torch.arange(a - lo, b - lo).repeat_interleave(ids.numel()))
+                    tokens.append(ids.repeat(b - a))
+            held = sorted((p - lo, t) for p, t in self.held.items() if lo <= p < hi)
+            got = CanvasConstraints(
+                (torch.cat(positions), torch.cat(tokens)) if positions else None,
+                (torch.tensor([p for p, _ in held]), torch.tensor([t for _, t in held])) if held else None,
+            )
+            self._cache[canvas] = got
+        return CanvasConstraints(
+            *(None if pair is None else (pair[0].to(device), pair[1].to(device)) for pair in got)
+        )
+
+    def warm_start(self, canvas: int) -> list[int]:
+        return self.original[canvas * self.canvas_length : (canvas + 1) * self.canvas_length]
+
+    def slot_ids(self, kept: list[int]) -> list[list[int]]:
+        """Each slot's tokens in ``kept`` (the run's tokens before its end)."""
+        return [kept[s.start : s.start + s.max_tokens] if s.fixed else kept[s.start :] for s in self.slots]
+
+
+@dataclass
+class JobPlan:
+    runs: list[RunPlan]
+    trailing: str  # held text after the last slot: appended after the canvases, never generated
+
+
+def band(n: int, slot: FreeText) -> tuple[int, int]:
+    """The (min, max) token counts a slot whose original has ``n`` tokens may take."""
+    if slot.fixed_length:
+        return n, n
+    low = max(1, math.floor(n * slot.band[0]))
+    return low, max(low, math.ceil(n * slot.band[1]))
+
+
+def flatten(templates: Sequence[BlockTemplate]) -> list[TemplateSegment]:
+    out: list[TemplateSegment] = []
+    for template in templates:
+        if template.gap_before:
+            out.append(HeldText(template.gap_before))
+        out += template.segments
+    return out
+
+
+def compile_templates(
+    templates: Sequence[BlockTemplate],
+    tokenizer: Any,
+    classes: TokenClasses,
+    canvas_length: int,
+    eos_id: int,
+    pad_id: int,
+) -> JobPlan:
+    """The job's runs (see the module's docstring)."""
+    stream = flatten(templates)
+    last_slot = max((i for i, s in enumerate(stream) if isinstance(s, FreeText)), default=-1)
+    trailing = "".join(s.text if isinstance(s, HeldText) else s.original for s in stream[last_slot + 1 :])
+    runs: list[RunPlan] = []
+    builder = _RunBuilder(canvas_length)
+    for i, seg in enumerate(stream[: last_slot + 1]):
+        if isinstance(seg, HeldText):
+            builder.hold(_encode(tokenizer, seg.text))
+            continue
+        ids = _encode(tokenizer, seg.original)
+        low, high = band(len(ids), seg)
+        mask = classes.containing(seg.forbid_chars) | classes.empty if seg.forbid_chars else classes.empty
+        builder.slot(ids, low, high, seg.fixed_length, mask, classes, seg.line_start_patterns)
+        if not seg.fixed_length or i == last_slot:
+            tail = "".join(s.text if isinstance(s, HeldText) else s.original for s in stream[i + 1 :])
+            runs.append(builder.close(eos_id, pad_id, tail))
+            builder = _RunBuilder(canvas_length)
+    return JobPlan(runs, trailing)
+
+
+def _encode(tokenizer: Any, text: str) -> list[int]:
+    return [int(i) for i in tokenizer.encode(text, add_special_tokens=False)] if text else []
+
+
+class _RunBuilder:
+    def __init__(self, canvas_length: int) -> None:
+        self.canvas_length = canvas_length
+        self.held: dict[int, int] = {}
+        self.forbidden: list[tuple[int, int, torch.Tensor]] = []
+        self.original: list[int] = []
+        self.slots: list[SlotPlan] = []
+        self.pos = 0
+
+    def hold(self, ids: list[int]) -> None:
+        for i, t in enumerate(ids):
+            self.held[self.pos + i] = t
+        self.original += ids
+        self.pos += len(ids)
+
+    def slot(
+        self,
+        ids: list[int],
+        low: int,
+        high: int,
+        fixed: bool,
+        mask: torch.Tensor,
+        classes: TokenClasses,
+        line_start: tuple[str, ...],
+    ) -> None:
+        start = self.pos
+        self.slots.append(SlotPlan(start, low, high, len(ids), fixed))
+        if high:
+            self.forbidden.append((start, start + high, mask))
+            if line_start:
+                self.forbidden.append((start, start + 1, classes.starting(line_start)))
+        if low:
+            self.forbidden.append((start, start + low, classes.ends))  # the end may not fall before the band
+        self.original += ids
+        if fixed:
+            self.pos += len(ids)
+        else:
+            self.original += [-1] * (high - len(ids))  # padding of the original's layout, set on close
+            self.pos += high
+
+    def close(self, eos_id: int, pad_id: int, tail: str) -> RunPlan:
+        end = self.pos
+        canvases = max(1, math.ceil((end + 1) / self.canvas_length))
+        total = canvases * self.canvas_length
+        self.held[end] = eos_id  # the end at the latest where the band allows it
+        for p in range(end + 1, total):
+            self.held[p] = pad_id
+        # the original's layout: its tokens, its end, then padding (the warm start of a refine)
+        original = [t for t in self.original if t != -1]
+        length_before_pad = len(original)
+        layout = original + [eos_id] + [pad_id] * (total - length_before_pad - 1)
+        for p, t in self.held.items():
+            layout[p] = t
+        return RunPlan(
+            self.canvas_length, canvases, self.held, self.forbidden, layout[:total], self.slots, tail
+        )
