@@ -5,28 +5,50 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+if TYPE_CHECKING:  # Qt is imported only to open a window, not for --help
+    from PySide6.QtWidgets import QApplication
 
-from diffedit.settings import Settings
-from diffedit.ui.editing.theme import apply_theme, resolve_theme
-from diffedit.ui.main_window import MainWindow
+    from diffedit.ui.main_window import MainWindow
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def build_parser(cli: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The editor's arguments; given the CLI's parser, the help also lists the CLI's commands."""
+    epilog = None
+    if cli is not None:
+        sub = next(a for a in cli._actions if isinstance(a, argparse._SubParsersAction))
+        rows = [f"  {a.dest:<10} {a.help}" for a in sub._choices_actions]
+        epilog = "commands (diffedit COMMAND --help for their options):\n" + "\n".join(rows)
     parser = argparse.ArgumentParser(
-        prog="diffedit", description="Markdown editor with in-place diffusion rewrites"
+        prog="diffedit",
+        usage="diffedit [FILE] [--model MODEL] [--no-model] [--device DEVICE]\n"
+        "       diffedit COMMAND ...\n       diffedit --version",
+        description="Markdown editor with in-place diffusion rewrites",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("file", nargs="?", type=Path, help="Markdown file to open")
+    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="Markdown file to open")
     parser.add_argument("--model", help="model folder (default: the bundled demo model)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--no-model", action="store_true", help="do not load the model at start")
-    return parser.parse_args(argv)
+    parser.add_argument("-V", "--version", action="store_true", help="print the version and exit")
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def open_window(argv: list[str]) -> tuple[QApplication, MainWindow]:
     """The application and its first window, shown; recovery is offered once the event loop runs."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from diffedit.settings import Settings
+    from diffedit.ui.editing.theme import apply_theme, resolve_theme
+    from diffedit.ui.main_window import MainWindow
+
     args = parse_args(argv)
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
