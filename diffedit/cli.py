@@ -18,6 +18,7 @@ from diffedit.document.storage import (
     save_caveats,
     write_document,
 )
+from diffedit.engine.context import follows_instructions
 from diffedit.engine.types import Cancelled, EngineError, Frame, GenerationSettings
 from diffedit.models_cli import add_parsers as add_models_parsers
 from diffedit.rewrites import assemble_blocks, build_job, report_json
@@ -64,6 +65,7 @@ class TerminalCanvas:
 
     Unaccepted positions are dim and struck through (noise), accepted ones plain, this step's changes
     reverse-video. Uses synchronized output so a repaint never tears; leaves the final text on screen.
+    Into a pipe or a file it writes no escapes: one plain progress line per step, then the final text.
     """
 
     DIM, STRIKE, REVERSE, RESET = "\x1b[2m", "\x1b[9m", "\x1b[7m", "\x1b[0m"
@@ -71,8 +73,13 @@ class TerminalCanvas:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.lines = 0
+        self.terminal = out.isatty()
 
     def paint(self, frame: Frame) -> None:
+        if not self.terminal:
+            self.out.write(f"canvas {frame.canvas_index + 1} · step {frame.step}/{frame.total_steps}\n")
+            self.out.flush()
+            return
         parts: list[str] = []
         for piece, ok, changed in zip(frame.pieces, frame.accepted, frame.changed, strict=True):
             if not piece:
@@ -87,7 +94,10 @@ class TerminalCanvas:
         self._repaint(body)
 
     def finish(self, text: str) -> None:
-        self._repaint(text)
+        if self.terminal:
+            self._repaint(text)
+        else:
+            self.out.write(text)
         self.out.write("\n")
         self.out.flush()
 
@@ -101,6 +111,16 @@ class TerminalCanvas:
         self.out.write("".join(buf))
         self.out.flush()
         self.lines = body.count("\n")
+
+
+def what_changed(path: Path, blocks: list[Block], old: str, new: str) -> str:
+    """e.g. ``notes.md: rewrote block 3 (paragraph), 412 -> 398 characters``."""
+    first, last = blocks[0], blocks[-1]
+    if first is last:
+        which = f"block {first.number} ({first.kind})"
+    else:
+        which = f"blocks {first.number}-{last.number} ({', '.join(b.kind for b in blocks)})"
+    return f"{path}: rewrote {which}, {len(old)} -> {len(new)} characters"
 
 
 def cmd_blocks(args: argparse.Namespace) -> int:
@@ -119,7 +139,8 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     path = Path(args.file)
     loaded = read_markdown(path)
     text = loaded.text
-    first, last = select_blocks(parse_blocks(text), args.block, args.to, path)
+    blocks = parse_blocks(text)
+    first, last = select_blocks(blocks, args.block, args.to, path)
     if not 0.0 < args.strength <= 1.0:
         raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
     if args.steps is not None and args.steps < 1:
@@ -157,6 +178,13 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     canvas = (
         TerminalCanvas(sys.stderr if args.json or not args.in_place else sys.stdout) if args.visual else None
     )
+    instruction_followed = follows_instructions(engine) if args.instruction else None
+    if instruction_followed is False:
+        print(
+            f"diffedit: note: {engine.name} cannot follow an instruction (it fills the block from the text "
+            f"around it), so “{args.instruction}” is ignored; use an instruct model with --model",
+            file=sys.stderr,
+        )
     result = engine.rewrite(job, on_frame=canvas.paint if canvas else None)
     assembly = assemble_blocks(job, result)
     if canvas:
@@ -180,8 +208,21 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
             ) from exc
         except StorageError as exc:
             raise UsageError(f"{path}: {exc.problem}; nothing was written, the file is as it was") from exc
+        # One line saying what changed; on stderr under --json, whose stdout is the report alone.
+        print(
+            what_changed(path, blocks[first.number - 1 : last.number], job.request.target, assembly.text),
+            file=sys.stderr if args.json else sys.stdout,
+        )
     if args.json:
-        report = result.as_json(new_text) | report_json(job, assembly) | {"demo_model": demo_model}
+        report = (
+            result.as_json(new_text)
+            | report_json(job, assembly)
+            | {
+                "demo_model": demo_model,
+                "instruction": args.instruction or "",
+                "instruction_followed": instruction_followed,
+            }
+        )
         print(json.dumps(report, ensure_ascii=False))
     elif not args.in_place:
         sys.stdout.write(new_text.replace("\n", loaded.newline))

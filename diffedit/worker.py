@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 import diffedit.qt_compat  # noqa: F401  (PySide6 6.12 on Python 3.11: see the module)
+from diffedit.engine.context import follows_instructions
 from diffedit.engine.types import (
     BlockTemplate,
     Cancelled,
@@ -63,13 +64,6 @@ def check_model_folder(folder: str | Path) -> None:
     from diffedit.engine.loader import inspect_checkpoint
 
     inspect_checkpoint(folder)
-
-
-def follows_instructions(engine: EngineLike) -> bool:
-    """False for an infill checkpoint (the demo model): it fills the gap from the text around it and
-    has no place for an instruction in its prompt."""
-    fmt = getattr(getattr(engine, "loaded", None), "context_format", None)
-    return getattr(fmt, "name", "") != "infill"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -91,7 +92,10 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
         "original",
         "free_form",
         "blocks",
+        "instruction",
+        "instruction_followed",
     }
+    assert report["instruction"] == "" and report["instruction_followed"] is None  # none given
     assert report["compiled"] is None  # not asked for
     assert report["demo_model"] is False
     assert report["free_form"] is False  # block-true by default
@@ -177,15 +181,91 @@ def test_in_place_keeps_bom_and_crlf(tmp_path: Path, tiny_checkpoint: Path, caps
     assert data.decode("utf-8-sig").replace("\r\n", "\n") == json.loads(out)["text"]
 
 
-def test_visual_animates_then_leaves_the_final_text(md: Path, tiny_checkpoint: Path, capsys) -> None:
-    code, out, err = _rewrite_block_2(
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal, as stderr is when the user runs the CLI by hand."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_visual_animates_then_leaves_the_final_text(
+    md: Path, tiny_checkpoint: Path, capsys, monkeypatch
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    code, out, _ = _rewrite_block_2(
         capsys, md, tiny_checkpoint, "--seed", "3", "--steps", "4", "--visual", "--json"
     )
     assert code == 0
+    err = terminal.getvalue()
     assert err.count("\x1b[?2026h") >= 5  # one synchronized repaint per step, plus the final one
     assert "step 4/4" in err and "\x1b[9m" in err  # noisy positions are struck through
     final = json.loads(out)["replacement"]
     assert err.rstrip("\n").endswith(final + "\x1b[?2026l")
+
+
+def test_visual_into_a_pipe_writes_plain_progress_lines(md: Path, tiny_checkpoint: Path, capsys) -> None:
+    code, out, err = _rewrite_block_2(
+        capsys, md, tiny_checkpoint, "--seed", "3", "--steps", "4", "--visual", "--json"
+    )
+    assert code == 0
+    assert "\x1b" not in err  # capsys's stderr is not a terminal
+    assert "canvas 1 · step 4/4" in err.splitlines()
+    assert err.rstrip("\n").endswith(json.loads(out)["replacement"])
+
+
+def test_in_place_says_what_it_changed_in_one_line(md: Path, tiny_checkpoint: Path, capsys) -> None:
+    code, out, err = _rewrite_block_2(capsys, md, tiny_checkpoint, "--seed", "1", "--in-place")
+    assert code == 0 and err == ""
+    old = parse_blocks(DOC)[1]
+    new_text = md.read_text(encoding="utf-8")
+    new = parse_blocks(new_text)[1]
+    assert out == (
+        f"{md}: rewrote block 2 (paragraph), {old.end - old.start} -> {new.end - new.start} characters\n"
+    )
+
+
+def test_in_place_over_several_blocks_names_them(md: Path, tiny_checkpoint: Path, capsys) -> None:
+    code, out, err = _run(
+        capsys,
+        "rewrite",
+        str(md),
+        "--block",
+        "3",
+        "--to",
+        "4",
+        "--model",
+        str(tiny_checkpoint),
+        "--seed",
+        "1",
+        "--in-place",
+        "--json",
+    )
+    assert code == 0
+    assert json.loads(out)["text"] == md.read_text(encoding="utf-8")  # stdout stays pure JSON
+    assert err.startswith(f"{md}: rewrote blocks 3-4 (list item, list item), ") and err.count("\n") == 1
+
+
+def test_an_instruction_to_an_infill_model_is_said_to_be_ignored(
+    md: Path, tiny_checkpoint: Path, capsys
+) -> None:
+    code, out, err = _rewrite_block_2(
+        capsys,
+        md,
+        tiny_checkpoint,
+        "--seed",
+        "1",
+        "--steps",
+        "2",
+        "--instruction",
+        "make it shorter",
+        "--json",
+    )
+    assert code == 0
+    notes = [line for line in err.splitlines() if "make it shorter" in line]
+    assert len(notes) == 1 and "ignored" in notes[0] and "cannot follow" in notes[0]
+    report = json.loads(out)
+    assert report["instruction"] == "make it shorter" and report["instruction_followed"] is False
 
 
 @pytest.mark.parametrize(
@@ -467,10 +547,12 @@ def test_in_place_never_overwrites_a_change_made_while_it_ran(md: Path, tiny_che
         f.write(appended)
     proc.send_signal(signal.SIGCONT)
     out, err = proc.communicate(timeout=300)
-    message = err.decode().rsplit("\x1b[?2026l", 1)[-1].strip()
-    assert proc.returncode == 2, err.decode()[-2000:]
+    # --visual into a pipe: plain progress lines and the final canvas, then the one message
+    text = err.decode()
+    assert proc.returncode == 2, text[-2000:]
+    assert "Traceback" not in text and text.count("diffedit: ") == 1
+    message = text.splitlines()[-1]
     assert "changed on disk" in message and "nothing was written" in message and "Traceback" not in message
-    assert len(message.splitlines()) == 1
     assert out == b""
     assert md.read_text(encoding="utf-8") == DOC + appended  # the other change is kept, ours not written
 

@@ -50,6 +50,13 @@ class ContextFormat(Protocol):
     def build(self, tokenizer: Any, request: EditRequest, budget: int) -> ModelContext: ...
 
 
+def follows_instructions(engine: object) -> bool:
+    """False for an infill checkpoint (the demo model): it fills the gap from the text around it and
+    has no place for an instruction in its prompt."""
+    fmt = getattr(getattr(engine, "loaded", None), "context_format", None)
+    return getattr(fmt, "name", "") != "infill"
+
+
 def split_budget(prefix_len: int, suffix_len: int, budget: int, prefix_share: float = 0.6) -> tuple[int, int]:
     """Token counts to keep from the prefix (its end) and the suffix (its start) within ``budget``.
 
