@@ -89,7 +89,9 @@ def parse_blocks(text: str) -> list[Block]:
         while end > start and text[end - 1] in " \t\r\n":
             end -= 1
         # Leading indentation belongs to the block (indented code, nested quotes).
-        blocks.append(Block(len(blocks) + 1, kind, start, end, first + 1, last_excl))
+        # The last line is the one holding the block's last character, not a blank line after it.
+        last_line = max(first + 1, bisect.bisect_right(starts, end - 1))
+        blocks.append(Block(len(blocks) + 1, kind, start, end, first + 1, last_line))
     return blocks
 
 
