@@ -89,7 +89,8 @@ def main() -> None:
         stages = [json.loads(_run([sys.executable, "-c", STAGES, DOC])[1]) for _ in range(args.n)]
     median = {key: statistics.median(s[key] for s in stages) for key in stages[0]}
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}"
     )
     print(
         f"whole process `diffedit rewrite --json`: median {statistics.median(walls):.2f} s of {args.n} "
