@@ -45,7 +45,7 @@ class RewriteBar(QFrame):
         self.strength.setObjectName("strength")
         self.strength.setRange(10, 100)
         self.strength.setSingleStep(5)
-        self.strength.setFixedWidth(110)
+        self.strength.setFixedWidth(80)  # narrow enough that the bar, Free form included, fits 800 px
         self.strength.setToolTip("Strength: low refines the original, high writes afresh")
         self.strength_label = QLabel(self)
         self.strength_label.setMinimumWidth(30)
