@@ -40,7 +40,7 @@ from diffedit.ui.editing.theme import apply_theme, resolve_theme
 from diffedit.ui.files.document_controller import DocumentController
 from diffedit.ui.icons import apply_icons
 from diffedit.ui.notice_bar import NoticeBar
-from diffedit.ui.rewrite.bars import ReviewBar, RewriteBar, no_instruction_note
+from diffedit.ui.rewrite.bars import FREE_FORM_TIP, ReviewBar, RewriteBar, no_instruction_note
 from diffedit.ui.rewrite.controller import RewriteController, RunOptions
 from diffedit.ui.rewrite.history_dock import HistoryDock
 from diffedit.ui.rewrite.model_picker import ModelPicker
@@ -176,6 +176,11 @@ class MainWindow(QMainWindow):
         )
         self.act_stop = self._action("&Stop", self.controller.stop, None, "actStop")
         self.act_stop.setEnabled(False)
+        self.act_free_form = self._action("&Free Form", self._set_free_form, None, "actFreeForm", True)
+        self.act_free_form.setToolTip(FREE_FORM_TIP)
+        self.act_free_form.setChecked(self.settings.free_form)
+        self.rewrite_bar.free_form.setChecked(self.settings.free_form)
+        self.rewrite_bar.free_form.toggled.connect(self.act_free_form.setChecked)  # the action sets it
         self.act_choose_model = self._action("Choose &Model Folder…", m.choose_folder, None, "actChooseModel")
         self.act_demo_model = self._action(
             "Use the &Bundled Demo Model", m.use_demo_model, None, "actDemoModel"
@@ -237,6 +242,7 @@ class MainWindow(QMainWindow):
         menu = bar.addMenu("&Rewrite")
         menu.setToolTipsVisible(True)  # the model options say why they are off
         menu.addActions([self.act_rewrite, self.act_instruct, self.act_stop])
+        menu.addAction(self.act_free_form)
         menu.addSeparator()
         menu.addActions([self.act_choose_model, self.act_demo_model])
         menu.addSeparator()
@@ -410,6 +416,11 @@ class MainWindow(QMainWindow):
         self.preview.set_theme(self.theme)
         apply_icons(self.actions(), self.theme)
 
+    def _set_free_form(self, on: bool) -> None:
+        self.settings.free_form = on
+        self.rewrite_bar.free_form.setChecked(on)
+        self.settings.save()  # a switch of how rewrites behave is kept at once, as the model options are
+
     def _set_wrap(self, on: bool) -> None:
         self.settings.word_wrap = on
         self.editor.set_word_wrap(on)
@@ -445,6 +456,7 @@ class MainWindow(QMainWindow):
         self.act_dark.blockSignals(True)
         self.act_dark.setChecked(self.theme.name == "dark")
         self.act_dark.blockSignals(False)
+        self.act_free_form.setChecked(old.free_form)
         old.save()
         if model_changed:
             self.model.reload()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+FREE_FORM_TIP = "Let the model restructure the blocks: off keeps each block's kind, markers and length"
 INSTRUCTION_HINT = "Instruction (optional), e.g. “make it shorter” — Ctrl+I"
 
 
@@ -22,7 +24,7 @@ def no_instruction_note(model: str) -> str:
 
 
 class RewriteBar(QFrame):
-    """Instruction, strength and step budget for the next run, plus Rewrite / Stop."""
+    """Instruction, strength, step budget and Free form for the next run, plus Rewrite / Stop."""
 
     rewriteRequested = Signal()
     stopRequested = Signal()
@@ -43,7 +45,7 @@ class RewriteBar(QFrame):
         self.strength.setObjectName("strength")
         self.strength.setRange(10, 100)
         self.strength.setSingleStep(5)
-        self.strength.setFixedWidth(110)
+        self.strength.setFixedWidth(80)  # narrow enough that the bar, Free form included, fits 800 px
         self.strength.setToolTip("Strength: low refines the original, high writes afresh")
         self.strength_label = QLabel(self)
         self.strength_label.setMinimumWidth(30)
@@ -53,6 +55,9 @@ class RewriteBar(QFrame):
         self.steps.setRange(1, 256)
         self.steps.setSuffix(" steps")
         self.steps.setToolTip("Most denoising steps per canvas (the model may settle sooner)")
+        self.free_form = QCheckBox("Free form", self)
+        self.free_form.setObjectName("freeForm")
+        self.free_form.setToolTip(FREE_FORM_TIP)
         self.run_button = QPushButton("Rewrite", self)
         self.run_button.setObjectName("rewriteButton")
         self.run_button.setToolTip("Rewrite the selected blocks (Ctrl+R)")
@@ -68,6 +73,7 @@ class RewriteBar(QFrame):
         lay.addWidget(QLabel("Afresh", self))
         lay.addWidget(self.strength_label)
         lay.addWidget(self.steps)
+        lay.addWidget(self.free_form)
         lay.addWidget(self.run_button)
         lay.addWidget(self.stop_button)
         self.set_values(24, 1.0)

@@ -11,6 +11,7 @@ from pytestqt.qtbot import QtBot
 from diffedit.document.blocks import parse_blocks
 from diffedit.document.shapes import render, shape_of
 from diffedit.engine.types import EngineError, RewriteResult
+from diffedit.settings import Settings
 from diffedit.ui.main_window import MainWindow
 from tests.ui.conftest import DOC, TARGET, WindowFactory, select_text
 from tests.ui.fake_engine import FakeEngine, fake_loader, fake_rewrite_text
@@ -227,6 +228,32 @@ def test_instruction_strength_and_steps_go_to_the_job(fake_window, qtbot: QtBot)
     job = engine.jobs[-1]
     assert job.request.instruction == "shorter" and job.settings.strength == 0.4 and job.settings.steps == 3
     assert "[shorter]" in w.editor.toPlainText()
+
+
+def test_free_form_switch_changes_the_job_and_is_kept(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
+    w, engine = fake_window
+    box = w.rewrite_bar.free_form
+    assert not box.isChecked() and not w.act_free_form.isChecked()  # block-true by default
+    assert "kind, markers and length" in box.toolTip()
+    select_text(w, TARGET)
+    w.act_rewrite.trigger()
+    run_to_end(w, qtbot)
+    assert engine.jobs[-1].templates is not None  # each block keeps its shape
+    w.controller.undo()
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton)
+    assert box.isChecked() and w.act_free_form.isChecked()  # the menu mirrors the bar
+    assert Settings.load().free_form  # kept at once, not only when the window closes
+    select_text(w, TARGET)
+    w.act_rewrite.trigger()
+    run_to_end(w, qtbot)
+    assert engine.jobs[-1].templates is None  # the model may restructure
+    w.controller.undo()
+    w.act_free_form.trigger()  # the menu switches it back, and the bar follows
+    assert not box.isChecked() and not Settings.load().free_form
+    select_text(w, TARGET)
+    w.act_rewrite.trigger()
+    run_to_end(w, qtbot)
+    assert engine.jobs[-1].templates is not None
 
 
 def test_toolbar_and_context_menu_offer_rewrite(fake_window, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]
