@@ -68,6 +68,26 @@ def main() -> int:
     pump(app, 0.3)
     w.grab().save(str(HERE / "rewrite-committed.png"))
     w.review_bar.keep_button.click()
+    # Several blocks at once (the list under "While the model works"): each item keeps its marker and kind.
+    text = w.editor.toPlainText()
+    first = text.index("- positions that are still noise")
+    last = text.index("- the status bar shows the step")
+    c = w.editor.textCursor()
+    c.setPosition(first + 3)
+    c.setPosition(last + 10, c.MoveMode.KeepAnchor)
+    w.editor.setTextCursor(c)
+    w.rewrite_bar.set_values(32, 1.0)
+    w.rewrite()
+    while w.controller.running:
+        pump(app, 0.02)
+        paint = w.controller.latest_paint
+        if paint is not None and paint.step >= 4 and paint.text:
+            w.grab().save(str(HERE / "rewrite-multiblock.png"))
+            break
+    while w.controller.running:
+        pump(app, 0.05)
+    pump(app, 0.3)
+    w.review_bar.keep_button.click()
     w.act_dark.setChecked(True)
     w.act_preview.setChecked(True)
     pump(app, 0.5)
