@@ -72,6 +72,19 @@ def follows_instructions(engine: EngineLike) -> bool:
     return getattr(fmt, "name", "") != "infill"
 
 
+def is_demo_model(path: str | Path | None) -> bool:
+    """Whether ``path`` (empty or None: the default) is the bundled demo model."""
+    from diffedit.engine.catalog import is_demo_model as catalog_is_demo
+
+    return catalog_is_demo(path)
+
+
+def runs_demo_model(engine: EngineLike) -> bool:
+    """Whether the loaded engine reads the bundled demo checkpoint (an engine that names no path: no)."""
+    path = getattr(getattr(getattr(engine, "loaded", None), "info", None), "path", None)
+    return path is not None and is_demo_model(path)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     path: str | None = None
@@ -102,7 +115,7 @@ class _Worker(QObject):
     """Lives on the worker thread; every slot runs there."""
 
     loadProgress = Signal(str)
-    loaded = Signal(str, str, bool)  # name, device, whether the model follows an instruction
+    loaded = Signal(str, str, bool, bool)  # name, device, follows an instruction, is the bundled demo
     loadFailed = Signal(str)
     finished = Signal(int, object)
     failed = Signal(int, str)
@@ -135,7 +148,8 @@ class _Worker(QObject):
         why_uncompiled = getattr(self.engine, "compile_error", None)
         if why_uncompiled:  # asked for, and the compiler failed: say so where the model is named
             where += f" (compiled step off: {why_uncompiled})"
-        self.loaded.emit(str(getattr(self.engine, "name", "model")), where, follows_instructions(self.engine))
+        name = str(getattr(self.engine, "name", "model"))
+        self.loaded.emit(name, where, follows_instructions(self.engine), runs_demo_model(self.engine))
 
     @Slot()
     def unload(self) -> None:
@@ -232,6 +246,7 @@ class EngineBridge(QObject):
         self.device = ""
         self.error = ""
         self.follows_instructions = True  # known once a model is loaded
+        self.demo_model = False  # the loaded model is the bundled demo (writes nonsense)
         self._current: _Ticket | None = None
 
     # -- model -------------------------------------------------------------------------------------
@@ -251,15 +266,15 @@ class EngineBridge(QObject):
         self._requestUnload.emit()
         self._requestLoad.emit(spec)
 
-    @Slot(str, str, bool)
-    def _on_loaded(self, name: str, device: str, instructions: bool) -> None:
+    @Slot(str, str, bool, bool)
+    def _on_loaded(self, name: str, device: str, instructions: bool, demo: bool) -> None:
         self.state, self.model_name, self.device, self.error = "ready", name, device, ""
-        self.follows_instructions = instructions
+        self.follows_instructions, self.demo_model = instructions, demo
         self.modelLoaded.emit(name, device)
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
-        self.state, self.error = "failed", message
+        self.state, self.error, self.demo_model = "failed", message, False
         self.modelFailed.emit(message)
 
     # -- jobs --------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from diffedit.ui.rewrite.bars import ReviewBar, RewriteBar, no_instruction_note
 from diffedit.ui.rewrite.controller import RewriteController, RunOptions
 from diffedit.ui.rewrite.history_dock import HistoryDock
 from diffedit.ui.rewrite.model_picker import ModelPicker
-from diffedit.ui.rewrite.status import StatusPanel
+from diffedit.ui.rewrite.status import DEMO_EXPLAINED, StatusPanel
 from diffedit.worker import EngineBridge
 
 RESOURCES = resources_dir()
@@ -291,6 +291,7 @@ class MainWindow(QMainWindow):
         c.entryUndone.connect(self.history_dock.set_undone)
         self.editor.undoRedone.connect(lambda redo: None if redo else self.status.clear_run())
         self.model.aboutToReload.connect(lambda: c.stop(quiet=True))
+        self.model.aboutToReload.connect(lambda: self.status.set_demo(False))
         self.model.status.connect(self.status.set_model)
         b = self.bridge
         b.modelLoading.connect(self.status.set_model)
@@ -320,16 +321,28 @@ class MainWindow(QMainWindow):
         options = self.run_options()
         started = self.controller.start(options)
         instruction = options.instruction.strip()
+        notes = [self._demo_notice_once()] if started else []
         if started and instruction and self.bridge.state == "ready" and not self.bridge.follows_instructions:
-            self.notice_bar.notify(
-                "info", f"“{instruction}” is not used: {no_instruction_note(self.bridge.model_name)}."
-            )
+            notes.append(f"“{instruction}” is not used: {no_instruction_note(self.bridge.model_name)}.")
+        if any(notes):
+            self.notice_bar.notify("info", " ".join(n for n in notes if n))
         return started
+
+    def _demo_notice_once(self) -> str:
+        """The first rewrite on the demo model says what it is, once (remembered in the settings)."""
+        if self.bridge.state != "ready" or not self.bridge.demo_model or self.settings.demo_notice_shown:
+            return ""
+        self.settings.demo_notice_shown = True
+        self.settings.save()
+        return DEMO_EXPLAINED
 
     def _on_model_loaded(self, name: str, device: str) -> None:
         follows = self.bridge.follows_instructions
         self.status.set_model(f"Model: {name} on {device}" + ("" if follows else " (no instructions)"))
         self.rewrite_bar.set_follows_instructions(follows, name)
+        self.status.set_demo(self.bridge.demo_model)
+        if self.controller.running and (note := self._demo_notice_once()):  # asked for while it loaded
+            self.notice_bar.notify("info", note)
 
     def _fit_options_to_device(self, device: str) -> None:
         """FP8 experts and the compiled step need a CUDA GPU: elsewhere they are off, saying why.
@@ -346,6 +359,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_failed(self, message: str) -> None:
         self.status.set_model("Model: unavailable")
+        self.status.set_demo(False)
         self.notice_bar.notify("error", f"The model could not be loaded: {message}")
 
     def _on_running_changed(self, running: bool) -> None:
