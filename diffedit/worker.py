@@ -14,9 +14,9 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
 import diffedit.qt_compat  # noqa: F401  (PySide6 6.12 on Python 3.11: see the module)
 from diffedit.engine.types import (
@@ -30,6 +30,9 @@ from diffedit.engine.types import (
     RewriteJob,
     RewriteResult,
 )
+
+if TYPE_CHECKING:
+    from diffedit.engine.catalog import CatalogEntry as CatalogEntry  # the Models dialog's rows
 
 FRAME_INTERVAL_S = 1 / 30
 
@@ -339,3 +342,75 @@ class EngineBridge(QObject):
         self.cancel()
         self._thread.quit()
         self._thread.wait(wait_ms)
+
+
+# -- finding and fetching checkpoints, off the UI thread ---------------------------------------------------
+
+
+class _PoolCall(QRunnable):
+    """Runs ``work`` on Qt's thread pool; ``owner``'s signals carry the outcome back (queued to the UI)."""
+
+    def __init__(self, work: Callable[[], object], owner: BackgroundCall) -> None:
+        super().__init__()
+        self._work, self._owner = work, owner  # the reference keeps the owner alive until the work ends
+
+    def run(self) -> None:
+        try:
+            result = self._work()
+        except Cancelled:
+            self._owner.cancelled.emit()
+        except Exception as exc:
+            self._owner.failed.emit(describe_failure(exc))
+        else:
+            self._owner.done.emit(result)
+
+
+class BackgroundCall(QObject):
+    """One call on a pool thread: ``done`` with its result, ``failed`` with a message, or ``cancelled``."""
+
+    done = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def _start(self, work: Callable[[], object]) -> None:
+        QThreadPool.globalInstance().start(_PoolCall(work, self))
+
+
+class CheckpointScan(BackgroundCall):
+    """Every checkpoint on this machine (hub cache, the user's folders, the demo) as ``done(list)``."""
+
+    def start(self, folders: list[str]) -> None:
+        def scan() -> list[CatalogEntry]:
+            from diffedit.engine.catalog import find_checkpoints
+
+            return find_checkpoints(folders)
+
+        self._start(scan)
+
+
+class ModelDownload(BackgroundCall):
+    """Pull ``repo`` into the hub cache: ``progress(done, total, bytes_per_s)``, then ``done(snapshot)``."""
+
+    progress = Signal(object, object, float)  # Python ints: a checkpoint's bytes overflow a C int
+
+    def __init__(self, repo: str, revision: str = "main", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.repo, self.revision = repo, revision
+        self._cancel = CancelToken()
+
+    def start(self) -> None:
+        def pull() -> str:
+            from diffedit.engine.download import pull_model
+
+            folder = pull_model(self.repo, self.revision, progress=self.progress.emit, cancel=self._cancel)
+            return str(folder)
+
+        self._start(pull)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.cancelled
+
+    def cancel(self) -> None:
+        """Stop at the next bytes received; the files finished so far stay in the cache for the next pull."""
+        self._cancel.cancel()

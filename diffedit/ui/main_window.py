@@ -44,6 +44,7 @@ from diffedit.ui.rewrite.bars import ReviewBar, RewriteBar, no_instruction_note
 from diffedit.ui.rewrite.controller import RewriteController, RunOptions
 from diffedit.ui.rewrite.history_dock import HistoryDock
 from diffedit.ui.rewrite.model_picker import ModelPicker
+from diffedit.ui.rewrite.models_dialog import ModelsDialog
 from diffedit.ui.rewrite.status import DEMO_EXPLAINED, StatusPanel
 from diffedit.worker import EngineBridge
 
@@ -176,6 +177,8 @@ class MainWindow(QMainWindow):
         )
         self.act_stop = self._action("&Stop", self.controller.stop, None, "actStop")
         self.act_stop.setEnabled(False)
+        self.act_models = self._action("&Models…", self.open_models, None, "actModels")
+        self.act_models.setToolTip("The models on this computer, what each needs, and downloads")
         self.act_choose_model = self._action("Choose &Model Folder…", m.choose_folder, None, "actChooseModel")
         self.act_demo_model = self._action(
             "Use the &Bundled Demo Model", m.use_demo_model, None, "actDemoModel"
@@ -238,7 +241,7 @@ class MainWindow(QMainWindow):
         menu.setToolTipsVisible(True)  # the model options say why they are off
         menu.addActions([self.act_rewrite, self.act_instruct, self.act_stop])
         menu.addSeparator()
-        menu.addActions([self.act_choose_model, self.act_demo_model])
+        menu.addActions([self.act_models, self.act_choose_model, self.act_demo_model])
         menu.addSeparator()
         menu.addActions([self.act_fp8, self.act_compile])
         menu = bar.addMenu("&View")
@@ -462,6 +465,11 @@ class MainWindow(QMainWindow):
         old.save()
         if model_changed:
             self.model.reload()
+
+    def open_models(self) -> ModelsDialog:
+        dialog = ModelsDialog(self.settings, self.model, self)
+        dialog.open()
+        return dialog
 
     def show_shortcuts(self) -> QDialog:
         extra = [("Stop a rewrite, close a bar", "Esc")]
