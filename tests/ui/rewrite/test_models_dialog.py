@@ -8,7 +8,7 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QPushButton
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
 from diffedit.settings import Settings
@@ -165,3 +165,20 @@ def test_cancel_stops_the_download_and_nothing_half_fetched_is_listed(
     assert "cancelled" in dialog.note.text()
     assert dialog.download_button.isEnabled()
     assert w.settings.model_path == ""  # the model in use did not change
+
+
+def test_a_failed_download_names_the_problem_and_lists_nothing(
+    make_window: WindowFactory, qtbot: QtBot, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(
+        QMessageBox, "warning", staticmethod(lambda _p, _t, text, *a, **k: warnings.append(text))
+    )
+    w = make_window()
+    dialog = _open(w, qtbot)
+    _ask_for(monkeypatch, "acme/missing")
+    with qtbot.waitSignal(dialog.downloadEnded, timeout=60_000) as ended:
+        dialog.download_button.click()
+    assert ended.args == ["failed"]
+    assert len(warnings) == 1 and "acme/missing was not found on http://127.0.0.1" in warnings[0]
+    assert "acme/missing" not in _names(dialog) and dialog.download_button.isEnabled()
