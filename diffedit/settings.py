@@ -52,6 +52,7 @@ class Settings:
     free_form: bool = False  # rewrites may restructure blocks (off: each block keeps its kind and length)
     trusted_code_models: list[str] = field(default_factory=list)  # folders allowed to run their own code
     model_folders: list[str] = field(default_factory=list)  # searched for checkpoints by `diffedit models`
+    demo_notice_shown: bool = False  # the "this is the demo model" notice comes on one first rewrite only
 
     def add_recent(self, path: str | Path) -> None:
         p = str(Path(path).resolve())

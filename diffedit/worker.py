@@ -14,9 +14,9 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
 import diffedit.qt_compat  # noqa: F401  (PySide6 6.12 on Python 3.11: see the module)
 from diffedit.engine.context import follows_instructions
@@ -31,6 +31,9 @@ from diffedit.engine.types import (
     RewriteJob,
     RewriteResult,
 )
+
+if TYPE_CHECKING:
+    from diffedit.engine.catalog import CatalogEntry as CatalogEntry  # the Models dialog's rows
 
 FRAME_INTERVAL_S = 1 / 30
 
@@ -66,6 +69,19 @@ def check_model_folder(folder: str | Path) -> None:
     inspect_checkpoint(folder)
 
 
+def is_demo_model(path: str | Path | None) -> bool:
+    """Whether ``path`` (empty or None: the default) is the bundled demo model."""
+    from diffedit.engine.catalog import is_demo_model as catalog_is_demo
+
+    return catalog_is_demo(path)
+
+
+def runs_demo_model(engine: EngineLike) -> bool:
+    """Whether the loaded engine reads the bundled demo checkpoint (an engine that names no path: no)."""
+    path = getattr(getattr(getattr(engine, "loaded", None), "info", None), "path", None)
+    return path is not None and is_demo_model(path)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     path: str | None = None
@@ -96,7 +112,7 @@ class _Worker(QObject):
     """Lives on the worker thread; every slot runs there."""
 
     loadProgress = Signal(str)
-    loaded = Signal(str, str, bool)  # name, device, whether the model follows an instruction
+    loaded = Signal(str, str, bool, bool)  # name, device, follows an instruction, is the bundled demo
     loadFailed = Signal(str)
     finished = Signal(int, object)
     failed = Signal(int, str)
@@ -129,7 +145,8 @@ class _Worker(QObject):
         why_uncompiled = getattr(self.engine, "compile_error", None)
         if why_uncompiled:  # asked for, and the compiler failed: say so where the model is named
             where += f" (compiled step off: {why_uncompiled})"
-        self.loaded.emit(str(getattr(self.engine, "name", "model")), where, follows_instructions(self.engine))
+        name = str(getattr(self.engine, "name", "model"))
+        self.loaded.emit(name, where, follows_instructions(self.engine), runs_demo_model(self.engine))
 
     @Slot()
     def unload(self) -> None:
@@ -226,6 +243,7 @@ class EngineBridge(QObject):
         self.device = ""
         self.error = ""
         self.follows_instructions = True  # known once a model is loaded
+        self.demo_model = False  # the loaded model is the bundled demo (writes nonsense)
         self._current: _Ticket | None = None
 
     # -- model -------------------------------------------------------------------------------------
@@ -245,15 +263,15 @@ class EngineBridge(QObject):
         self._requestUnload.emit()
         self._requestLoad.emit(spec)
 
-    @Slot(str, str, bool)
-    def _on_loaded(self, name: str, device: str, instructions: bool) -> None:
+    @Slot(str, str, bool, bool)
+    def _on_loaded(self, name: str, device: str, instructions: bool, demo: bool) -> None:
         self.state, self.model_name, self.device, self.error = "ready", name, device, ""
-        self.follows_instructions = instructions
+        self.follows_instructions, self.demo_model = instructions, demo
         self.modelLoaded.emit(name, device)
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
-        self.state, self.error = "failed", message
+        self.state, self.error, self.demo_model = "failed", message, False
         self.modelFailed.emit(message)
 
     # -- jobs --------------------------------------------------------------------------------------
@@ -318,3 +336,75 @@ class EngineBridge(QObject):
         self.cancel()
         self._thread.quit()
         self._thread.wait(wait_ms)
+
+
+# -- finding and fetching checkpoints, off the UI thread ---------------------------------------------------
+
+
+class _PoolCall(QRunnable):
+    """Runs ``work`` on Qt's thread pool; ``owner``'s signals carry the outcome back (queued to the UI)."""
+
+    def __init__(self, work: Callable[[], object], owner: BackgroundCall) -> None:
+        super().__init__()
+        self._work, self._owner = work, owner  # the reference keeps the owner alive until the work ends
+
+    def run(self) -> None:
+        try:
+            result = self._work()
+        except Cancelled:
+            self._owner.cancelled.emit()
+        except Exception as exc:
+            self._owner.failed.emit(describe_failure(exc))
+        else:
+            self._owner.done.emit(result)
+
+
+class BackgroundCall(QObject):
+    """One call on a pool thread: ``done`` with its result, ``failed`` with a message, or ``cancelled``."""
+
+    done = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def _start(self, work: Callable[[], object]) -> None:
+        QThreadPool.globalInstance().start(_PoolCall(work, self))
+
+
+class CheckpointScan(BackgroundCall):
+    """Every checkpoint on this machine (hub cache, the user's folders, the demo) as ``done(list)``."""
+
+    def start(self, folders: list[str]) -> None:
+        def scan() -> list[CatalogEntry]:
+            from diffedit.engine.catalog import find_checkpoints
+
+            return find_checkpoints(folders)
+
+        self._start(scan)
+
+
+class ModelDownload(BackgroundCall):
+    """Pull ``repo`` into the hub cache: ``progress(done, total, bytes_per_s)``, then ``done(snapshot)``."""
+
+    progress = Signal(object, object, float)  # Python ints: a checkpoint's bytes overflow a C int
+
+    def __init__(self, repo: str, revision: str = "main", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.repo, self.revision = repo, revision
+        self._cancel = CancelToken()
+
+    def start(self) -> None:
+        def pull() -> str:
+            from diffedit.engine.download import pull_model
+
+            folder = pull_model(self.repo, self.revision, progress=self.progress.emit, cancel=self._cancel)
+            return str(folder)
+
+        self._start(pull)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.cancelled
+
+    def cancel(self) -> None:
+        """Stop at the next bytes received; the files finished so far stay in the cache for the next pull."""
+        self._cancel.cancel()

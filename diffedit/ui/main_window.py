@@ -44,7 +44,8 @@ from diffedit.ui.rewrite.bars import FREE_FORM_TIP, ReviewBar, RewriteBar, no_in
 from diffedit.ui.rewrite.controller import RewriteController, RunOptions
 from diffedit.ui.rewrite.history_dock import HistoryDock
 from diffedit.ui.rewrite.model_picker import ModelPicker
-from diffedit.ui.rewrite.status import StatusPanel
+from diffedit.ui.rewrite.models_dialog import ModelsDialog
+from diffedit.ui.rewrite.status import DEMO_EXPLAINED, StatusPanel
 from diffedit.worker import EngineBridge
 
 RESOURCES = resources_dir()
@@ -181,6 +182,8 @@ class MainWindow(QMainWindow):
         self.act_free_form.setChecked(self.settings.free_form)
         self.rewrite_bar.free_form.setChecked(self.settings.free_form)
         self.rewrite_bar.free_form.toggled.connect(self.act_free_form.setChecked)  # the action sets it
+        self.act_models = self._action("&Models…", self.open_models, None, "actModels")
+        self.act_models.setToolTip("The models on this computer, what each needs, and downloads")
         self.act_choose_model = self._action("Choose &Model Folder…", m.choose_folder, None, "actChooseModel")
         self.act_demo_model = self._action(
             "Use the &Bundled Demo Model", m.use_demo_model, None, "actDemoModel"
@@ -244,7 +247,7 @@ class MainWindow(QMainWindow):
         menu.addActions([self.act_rewrite, self.act_instruct, self.act_stop])
         menu.addAction(self.act_free_form)
         menu.addSeparator()
-        menu.addActions([self.act_choose_model, self.act_demo_model])
+        menu.addActions([self.act_models, self.act_choose_model, self.act_demo_model])
         menu.addSeparator()
         menu.addActions([self.act_fp8, self.act_compile])
         menu = bar.addMenu("&View")
@@ -297,6 +300,7 @@ class MainWindow(QMainWindow):
         c.entryUndone.connect(self.history_dock.set_undone)
         self.editor.undoRedone.connect(lambda redo: None if redo else self.status.clear_run())
         self.model.aboutToReload.connect(lambda: c.stop(quiet=True))
+        self.model.aboutToReload.connect(lambda: self.status.set_demo(False))
         self.model.status.connect(self.status.set_model)
         b = self.bridge
         b.modelLoading.connect(self.status.set_model)
@@ -326,16 +330,28 @@ class MainWindow(QMainWindow):
         options = self.run_options()
         started = self.controller.start(options)
         instruction = options.instruction.strip()
+        notes = [self._demo_notice_once()] if started else []
         if started and instruction and self.bridge.state == "ready" and not self.bridge.follows_instructions:
-            self.notice_bar.notify(
-                "info", f"“{instruction}” is not used: {no_instruction_note(self.bridge.model_name)}."
-            )
+            notes.append(f"“{instruction}” is not used: {no_instruction_note(self.bridge.model_name)}.")
+        if any(notes):
+            self.notice_bar.notify("info", " ".join(n for n in notes if n))
         return started
+
+    def _demo_notice_once(self) -> str:
+        """The first rewrite on the demo model says what it is, once (remembered in the settings)."""
+        if self.bridge.state != "ready" or not self.bridge.demo_model or self.settings.demo_notice_shown:
+            return ""
+        self.settings.demo_notice_shown = True
+        self.settings.save()
+        return DEMO_EXPLAINED
 
     def _on_model_loaded(self, name: str, device: str) -> None:
         follows = self.bridge.follows_instructions
         self.status.set_model(f"Model: {name} on {device}" + ("" if follows else " (no instructions)"))
         self.rewrite_bar.set_follows_instructions(follows, name)
+        self.status.set_demo(self.bridge.demo_model)
+        if self.controller.running and (note := self._demo_notice_once()):  # asked for while it loaded
+            self.notice_bar.notify("info", note)
 
     def _fit_options_to_device(self, device: str) -> None:
         """FP8 experts and the compiled step need a CUDA GPU: elsewhere they are off, saying why.
@@ -352,6 +368,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_failed(self, message: str) -> None:
         self.status.set_model("Model: unavailable")
+        self.status.set_demo(False)
         self.notice_bar.notify("error", f"The model could not be loaded: {message}")
 
     def _on_running_changed(self, running: bool) -> None:
@@ -460,6 +477,11 @@ class MainWindow(QMainWindow):
         old.save()
         if model_changed:
             self.model.reload()
+
+    def open_models(self) -> ModelsDialog:
+        dialog = ModelsDialog(self.settings, self.model, self)
+        dialog.open()
+        return dialog
 
     def show_shortcuts(self) -> QDialog:
         extra = [("Stop a rewrite, close a bar", "Esc")]

@@ -65,6 +65,7 @@ class FakeHub:
     )  # file -> close the connection after N bytes, once
     fail: dict[str, int] = field(default_factory=dict)  # file -> HTTP status every GET of it answers
     sent: dict[str, int] = field(default_factory=dict)  # file -> body bytes written, over all GETs
+    hold: dict[str, threading.Event] = field(default_factory=dict)  # file -> its body waits for the event
 
     def gets(self, name: str) -> list[str]:
         """The Range header (or "") of each GET of file ``name``."""
@@ -143,6 +144,9 @@ def serve(hub: FakeHub) -> Iterator[FakeHub]:
             if head:
                 return
             body = data[start:]
+            gate = hub.hold.get(name)
+            if gate is not None:  # a transfer caught half-way, for as long as a test needs
+                gate.wait(30)
             cut = hub.drop_once.pop(name, None)
             if cut is not None:  # announce the whole body, send part of it, hang up
                 body = body[:cut]

@@ -31,9 +31,12 @@ def choose_model_folder(parent: QWidget, settings: Settings) -> bool:
     """Ask for a folder, check it, record it in ``settings``; True when the model should be (re)loaded."""
     start = settings.model_path or str(Path.home())
     chosen = QFileDialog.getExistingDirectory(parent, "Choose a DiffusionGemma model folder", start)
-    if not chosen:
-        return False
-    folder = Path(chosen)
+    return bool(chosen) and adopt_model_folder(parent, Path(chosen), settings)
+
+
+def adopt_model_folder(parent: QWidget, folder: Path, settings: Settings) -> bool:
+    """Check ``folder``, ask about its own code if it ships any, record it in ``settings``; True when the
+    model should be (re)loaded."""
     try:
         check_model_folder(folder)
     except ModelLoadError as exc:
@@ -93,6 +96,13 @@ class ModelPicker(QObject):
     def choose_folder(self) -> None:
         if choose_model_folder(self._parent, self.settings):
             self.reload()
+
+    def use_folder(self, folder: Path) -> bool:
+        """Use a checkpoint found on disk (the Models dialog); False when it was refused."""
+        if not adopt_model_folder(self._parent, folder, self.settings):
+            return False
+        self.reload()
+        return True
 
     def use_demo_model(self) -> None:
         self.settings.model_path = ""

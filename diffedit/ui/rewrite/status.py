@@ -1,4 +1,5 @@
-"""Status bar: model and device, step k/N, tokens per forward, speed, word count."""
+"""Status bar: a badge while the demo model is in use, model and device, step k/N, tokens per forward,
+speed, word count."""
 
 from __future__ import annotations
 
@@ -6,10 +7,19 @@ from PySide6.QtWidgets import QLabel, QStatusBar
 
 from diffedit.ui.rewrite.controller import Progress
 
+DEMO_EXPLAINED = (
+    "diffedit's bundled demo model is in use: it shows how rewriting works and writes nonsense. "
+    "For a real model, open Rewrite > Models… to download one or choose a folder you have."
+)
+
 
 class StatusPanel:
     def __init__(self, bar: QStatusBar) -> None:
         self.bar = bar
+        self.demo = self._label("demoBadge", "Demo model")
+        self.demo.setToolTip(DEMO_EXPLAINED)
+        self.demo.setStyleSheet("QLabel { background: #fff3cd; color: #1e1e1e; padding: 0 6px; }")
+        self.demo.hide()
         self.model = self._label("modelStatus", "Model: not loaded")
         self.step = self._label("stepStatus", "")
         self.tpf = self._label("tpfStatus", "")
@@ -21,6 +31,9 @@ class StatusPanel:
         label.setObjectName(name)
         self.bar.addPermanentWidget(label)
         return label
+
+    def set_demo(self, on: bool) -> None:
+        self.demo.setVisible(on)
 
     def set_model(self, text: str) -> None:
         self.model.setText(text)
