@@ -66,6 +66,7 @@ PARAGRAPH_LINE_START = (
     _rule(r":?-+:?[ \t]*\||:-", "a table delimiter row"),
     _rule(r"\[[^\]\n]*\]:", "a link reference definition"),
 )
+_HEADING_SPACE = _rule(r"[ \t]", "a second space after the heading markers (they hold one)")
 _BLANK_TEXT = _rule(r"\A[ \t]*\Z", "an empty cell")
 _ESCAPES_NEXT = _rule(r"\\\Z", "a backslash would escape the '|' after the cell")
 _BLANK_FIRST_LINE = _rule(r"\A[ \t]*(?:\n|\Z)", "a blank first line is not part of indented code")
@@ -248,7 +249,8 @@ def _heading(text: str) -> list[Segment]:
     m = _ATX.match(text)
     if m is None or (not m.group(2) and not m.group(1)[-1:].isspace()):
         return [Held(text)]  # "##" alone: an empty heading, nothing to write
-    return [Held(m.group(1)), Slot("heading", m.group(2), anywhere=frozenset("\n")), Held(m.group(3))]
+    title = Slot("heading", m.group(2), (_HEADING_SPACE,), frozenset("\n"))
+    return [Held(m.group(1)), title, Held(m.group(3))]
 
 
 def _fenced(text: str) -> list[Segment]:

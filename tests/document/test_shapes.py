@@ -212,3 +212,9 @@ def test_any_texts_that_obey_the_rules_keep_the_shape(
     verdict = same_shape(original, new)
     assert verdict, (verdict.reason, new)
     assert [b.kind for b in parse_blocks(new)] == [kind]
+
+
+def test_a_heading_title_may_not_start_with_a_second_space() -> None:
+    # "# " is held; a title starting with a space would write "#  Title" (seen on the demo model).
+    (title,) = shape_of("## Title").slots
+    assert violations(title, " Title") and not violations(title, "Title")
