@@ -57,6 +57,8 @@ class _ByteMeter:
         self.progress, self.cancel = progress, cancel
         self._lock = threading.Lock()
         self._samples: deque[tuple[float, int]] = deque([(time.monotonic(), 0)])
+        self._reported = 0
+        self._report_lock = threading.Lock()
 
     def add(self, n: int) -> None:
         if self.cancel is not None and self.cancel.cancelled:
@@ -70,8 +72,12 @@ class _ByteMeter:
             t0, d0 = self._samples[0]
             rate = (self.done - d0) / (now - t0) if now > t0 else 0.0
             done, total = self.done, max(self.total, self.done)
-        if self.progress is not None:
-            self.progress(done, total, rate)
+        if self.progress is None:
+            return
+        with self._report_lock:  # threads finish out of order: never report a count older than one reported
+            if done >= self._reported:
+                self._reported = done
+                self.progress(done, total, rate)
 
 
 def _progress_bar_class(meter: _ByteMeter) -> type:
