@@ -21,6 +21,7 @@ from diffedit.engine.catalog import (
     machine_memory,
 )
 from diffedit.engine.types import Cancelled, CancelToken
+from diffedit.units import human_bytes, human_count
 
 
 def add_parsers(sub: Any) -> None:
@@ -73,23 +74,25 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def format_table(entries: list[CatalogEntry], machine: MachineMemory) -> str:
-    gpu = f"{machine.gpu}, {_size(machine.gpu_free)} free" if machine.gpu else "no CUDA GPU"
-    lines = [f"this machine: {_size(machine.ram_available)} RAM free of {_size(machine.ram_total)}; {gpu}"]
+    gpu = f"{machine.gpu}, {human_bytes(machine.gpu_free)} free" if machine.gpu else "no CUDA GPU"
+    lines = [
+        f"this machine: {human_bytes(machine.ram_available)} RAM free of {human_bytes(machine.ram_total)}; {gpu}"
+    ]
     lines.append("memory needed to run (estimate; ok = fits now, -- = does not):")
     header = ("NAME", "FAMILY", "PARAMS", "SIZE", "DTYPE", "BF16", "INT8", "INT4", "OFFLOADED")
     rows: list[tuple[str, ...]] = [header]
     for e in entries:
         name = f"{e.name} (demo)" if e.demo else e.name
         if not e.usable:
-            rows.append((name, e.family or "?", "", _size(e.size_bytes), "", "unusable", "", "", ""))
+            rows.append((name, e.family or "?", "", human_bytes(e.size_bytes), "", "unusable", "", "", ""))
             continue
-        loads = {ld.mode: f"{_size(ld.bytes)} {'ok' if ld.fits else '--'}" for ld in e.loads}
+        loads = {ld.mode: f"{human_bytes(ld.bytes)} {'ok' if ld.fits else '--'}" for ld in e.loads}
         rows.append(
             (
                 name,
                 e.family,
-                _count(e.parameters),
-                _size(e.size_bytes),
+                human_count(e.parameters),
+                human_bytes(e.size_bytes),
                 e.dtype,
                 *(loads[m] for m in LOAD_MODES),
             )
@@ -143,17 +146,3 @@ def _ctrl_c_cancels(cancel: CancelToken) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
-def _count(n: int) -> str:
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f}{unit}"
-    return str(n)

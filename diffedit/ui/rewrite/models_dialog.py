@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from diffedit.settings import Settings
 from diffedit.ui.rewrite.model_picker import ModelPicker
+from diffedit.units import human_bytes, human_count, human_duration
 from diffedit.worker import CheckpointScan, ModelDownload
 
 if TYPE_CHECKING:
@@ -39,29 +40,6 @@ if TYPE_CHECKING:
 COLUMNS = ("Model", "Family", "Parameters", "Size", "Dtype", "Fits here", "Where")
 PROGRESS_STEPS = 1000  # the progress bar counts thousandths: a checkpoint's bytes overflow a C int
 _SOURCES = {"hf-cache": "Hugging Face cache", "folder": "your folder", "demo": "bundled"}
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def human_count(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
-
-
-def human_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
 
 
 def describe_progress(done: int, total: int, rate: float) -> str:

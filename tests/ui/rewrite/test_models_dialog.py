@@ -13,7 +13,8 @@ from pytestqt.qtbot import QtBot
 
 from diffedit.settings import Settings
 from diffedit.ui.main_window import MainWindow
-from diffedit.ui.rewrite.models_dialog import PROGRESS_STEPS, ModelsDialog, describe_progress, human_bytes
+from diffedit.ui.rewrite.models_dialog import PROGRESS_STEPS, ModelsDialog, describe_progress
+from diffedit.units import human_bytes
 from diffedit.worker import default_loader
 from tests.engine.fake_hub import FakeHub, FakeRepo, serve
 from tests.ui.conftest import WindowFactory
