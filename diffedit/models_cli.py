@@ -75,9 +75,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def format_table(entries: list[CatalogEntry], machine: MachineMemory) -> str:
     gpu = f"{machine.gpu}, {human_bytes(machine.gpu_free)} free" if machine.gpu else "no CUDA GPU"
-    lines = [
-        f"this machine: {human_bytes(machine.ram_available)} RAM free of {human_bytes(machine.ram_total)}; {gpu}"
-    ]
+    ram = f"{human_bytes(machine.ram_available)} RAM free of {human_bytes(machine.ram_total)}"
+    lines = [f"this machine: {ram}; {gpu}"]
     lines.append("memory needed to run (estimate; ok = fits now, -- = does not):")
     header = ("NAME", "FAMILY", "PARAMS", "SIZE", "DTYPE", "BF16", "INT8", "INT4", "OFFLOADED")
     rows: list[tuple[str, ...]] = [header]
