@@ -31,6 +31,28 @@ def pump(app: QApplication, seconds: float) -> None:
         time.sleep(0.005)
 
 
+def select(w: MainWindow, start: int, end: int) -> None:
+    c = w.editor.textCursor()
+    c.setPosition(start)
+    c.setPosition(end, c.MoveMode.KeepAnchor)
+    w.editor.setTextCursor(c)
+
+
+def rewrite_and_grab(app: QApplication, w: MainWindow, strength: float, step: int, shot: str) -> None:
+    """Rewrite the selection, save ``shot`` when the canvas reaches ``step``, then wait for the commit."""
+    w.rewrite_bar.set_values(32, strength)
+    w.rewrite()
+    while w.controller.running:
+        pump(app, 0.02)
+        paint = w.controller.latest_paint
+        if paint is not None and paint.step >= step and paint.text:
+            w.grab().save(str(HERE / shot))
+            break
+    while w.controller.running:
+        pump(app, 0.05)
+    pump(app, 0.3)
+
+
 def main() -> int:
     app = QApplication([])
     apply_theme(app, THEMES["light"])
@@ -49,44 +71,17 @@ def main() -> int:
         return 1
     text = w.editor.toPlainText()
     start = text.index("This paragraph is a good first target")
-    c = w.editor.textCursor()
-    c.setPosition(start + 5)
-    c.setPosition(start + 60, c.MoveMode.KeepAnchor)
-    w.editor.setTextCursor(c)
+    select(w, start + 5, start + 60)
     pump(app, 0.5)
     w.grab().save(str(HERE / "target-selected.png"))
-    w.rewrite_bar.set_values(32, 0.6)
-    w.rewrite()
-    while w.controller.running:
-        pump(app, 0.02)
-        paint = w.controller.latest_paint
-        if paint is not None and paint.step >= 5 and paint.text:
-            w.grab().save(str(HERE / "rewrite-animation.png"))
-            break
-    while w.controller.running:
-        pump(app, 0.05)
-    pump(app, 0.3)
+    rewrite_and_grab(app, w, 0.6, 5, "rewrite-animation.png")
     w.grab().save(str(HERE / "rewrite-committed.png"))
     w.review_bar.keep_button.click()
     # Several blocks at once (the list under "While the model works"): each item keeps its marker and kind.
     text = w.editor.toPlainText()
     first = text.index("- positions that are still noise")
-    last = text.index("- the status bar shows the step")
-    c = w.editor.textCursor()
-    c.setPosition(first + 3)
-    c.setPosition(last + 10, c.MoveMode.KeepAnchor)
-    w.editor.setTextCursor(c)
-    w.rewrite_bar.set_values(32, 1.0)
-    w.rewrite()
-    while w.controller.running:
-        pump(app, 0.02)
-        paint = w.controller.latest_paint
-        if paint is not None and paint.step >= 4 and paint.text:
-            w.grab().save(str(HERE / "rewrite-multiblock.png"))
-            break
-    while w.controller.running:
-        pump(app, 0.05)
-    pump(app, 0.3)
+    select(w, first + 3, text.index("- the status bar shows the step") + 10)
+    rewrite_and_grab(app, w, 1.0, 4, "rewrite-multiblock.png")
     w.review_bar.keep_button.click()
     w.act_dark.setChecked(True)
     w.act_preview.setChecked(True)
