@@ -223,13 +223,13 @@ class DraftController(QObject):
         self._awaiting = False
         self.stateChanged.emit(None)
         n = self._committed
-        blocks = f"{n} drafted block{'s' if n != 1 else ''}"
+        blocks = f"{n} block{'s' if n != 1 else ''}"
         if quiet:
             return
         if stopped:
             self.notice.emit(
                 "info",
-                f"Draft stopped: {blocks} kept; the block being drafted was discarded. "
+                f"Draft stopped: {n} drafted {blocks.split()[1]} kept; the block being drafted was discarded. "
                 "Ctrl+Z takes them back one at a time.",
             )
         else:
