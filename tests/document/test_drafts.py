@@ -58,7 +58,9 @@ def test_sections_tell_empty_from_written_and_containers() -> None:
 
 def test_a_long_paragraph_or_code_is_body_text_and_a_comment_is_a_note() -> None:
     text = (
-        "## A\n\n" + " ".join(["word"] * 40) + "\n\n## B\n\n```\ncode\n```\n\n## C\n\n<!-- say why -->\n\n## D\n"
+        "## A\n\n"
+        + " ".join(["word"] * 40)
+        + "\n\n## B\n\n```\ncode\n```\n\n## C\n\n<!-- say why -->\n\n## D\n"
     )
     a, b, c, d = sections(text)
     assert not a.empty and not b.empty
@@ -102,7 +104,8 @@ def test_each_block_reads_the_ones_drafted_before_it_and_headings_stay_byte_iden
             undone = undone.replace(f"\n\nDrafted {number}.{i} paragraph.", "")
     assert undone == OUTLINE
     # The second block of a section follows the first; the section's own lines are untouched.
-    assert "Explain the command line.\n\nDrafted 3.0 paragraph.\n\nDrafted 3.1 paragraph.\n\n## Design" in text
+    usage = "Explain the command line.\n\nDrafted 3.0 paragraph.\n\nDrafted 3.1 paragraph.\n\n## Design"
+    assert usage in text
     assert text.endswith("## License\n\nDrafted 5.0 paragraph.\n\nDrafted 5.1 paragraph.\n")
 
 
@@ -130,6 +133,7 @@ def test_instruction_names_the_section_and_its_notes() -> None:
 
 def test_parse_section_list() -> None:
     assert parse_section_list("3, 1-2,2", 5) == [1, 2, 3]
-    for bad, why in (("7", "out of range"), ("x", "not a section"), ("4-2", "backwards"), (",", "no section")):
+    bad_specs = (("7", "out of range"), ("x", "not a section"), ("4-2", "backwards"), (",", "no section"))
+    for bad, why in bad_specs:
         with pytest.raises(ValueError, match=why):
             parse_section_list(bad, 5)

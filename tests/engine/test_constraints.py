@@ -198,7 +198,7 @@ def test_the_loop_keeps_held_tokens_in_every_frame_and_ends_inside_the_band(tiny
 def test_a_slot_without_an_original_takes_its_band_from_target_tokens(
     tokenizer: Any, classes: TokenClasses
 ) -> None:
-    """A drafted block has no original text: its band is around the length it aims at, over several canvases."""
+    """A drafted block has no original: its band is around the length it aims at, over several canvases."""
     slot = FreeText("paragraph", "", frozenset("\n"), PARAGRAPH_STARTS, target_tokens=40)
     plan = compile_templates([BlockTemplate("paragraph", (slot,))], tokenizer, classes, 16, EOS, PAD)
     (run,) = plan.runs

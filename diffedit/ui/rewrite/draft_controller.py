@@ -223,20 +223,20 @@ class DraftController(QObject):
         self._awaiting = False
         self.stateChanged.emit(None)
         n = self._committed
-        blocks = f"{n} block{'s' if n != 1 else ''}"
+        blocks = f"block{'s' if n != 1 else ''}"
         if quiet:
             return
         if stopped:
             self.notice.emit(
                 "info",
-                f"Draft stopped: {n} drafted {blocks.split()[1]} kept; the block being drafted was discarded. "
+                f"Draft stopped: {n} drafted {blocks} kept; the block being drafted was discarded. "
                 "Ctrl+Z takes them back one at a time.",
             )
         else:
             seconds = time.perf_counter() - self._started_at
             self.notice.emit(
                 "info",
-                f"Drafted {blocks} in {seconds:.1f} s. Ctrl+Z takes them back one block at a time.",
+                f"Drafted {n} {blocks} in {seconds:.1f} s. Ctrl+Z takes them back one block at a time.",
             )
 
 
