@@ -75,6 +75,11 @@ class DraftController(QObject):
     def running(self) -> bool:
         return self.options is not None
 
+    @property
+    def committed(self) -> int:
+        """Blocks this draft has committed (and not taken back by Redraft)."""
+        return self._committed
+
     def start(self, options: DraftOptions) -> bool:
         """Draft ``options.sections`` in order; False when there is nothing to draft."""
         if not options.sections or options.blocks_per_section < 1 or options.length not in DRAFT_LENGTHS:

@@ -35,3 +35,14 @@ def test_each_template_opens_as_a_new_untitled_document(make_window: WindowFacto
         assert w.editor.exact_text() == path.read_text(encoding="utf-8")
         assert w.documents.path is None and w.documents.display_name == "Untitled"
         assert not w.editor.document().isModified()
+
+
+def test_the_wheel_carries_the_templates_where_resources_dir_finds_them() -> None:
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    files = data["tool"]["setuptools"]["data-files"]["share/diffedit/resources/templates"]
+    carried = {p.name for pattern in files for p in root.glob(pattern)}
+    assert carried == {path.name for _, path in templates()}

@@ -67,7 +67,7 @@ def test_drafting_fills_each_section_one_undo_step_per_block(real_window: MainWi
 def test_stopping_mid_draft_keeps_only_committed_blocks(real_window: MainWindow, qtbot: QtBot) -> None:
     w = real_window
     _draft(w, steps=400)  # long runs: the second block is surely still denoising when Esc arrives
-    qtbot.waitUntil(lambda: w.drafts._committed == 1 and w.controller.running, timeout=300_000)
+    qtbot.waitUntil(lambda: w.drafts.committed == 1 and w.controller.running, timeout=300_000)
     qtbot.waitUntil(lambda: w.controller.latest_paint is not None, timeout=60_000)
     first = w.editor.exact_text()
     qtbot.keyClick(w.editor, Qt.Key.Key_Escape)
@@ -85,10 +85,10 @@ def test_skip_and_redraft(make_window: WindowFactory, qtbot: QtBot) -> None:
     qtbot.waitUntil(lambda: w.bridge.state == "ready")
     _draft(w, steps=2, blocks=2)
     engine.allow(2)  # the first block of "Why" commits
-    qtbot.waitUntil(lambda: w.drafts._committed == 1 and w.controller.running)
+    qtbot.waitUntil(lambda: w.drafts.committed == 1 and w.controller.running)
     w.draft_bar.redraft_button.click()  # takes the committed block back and starts "Why" over
     qtbot.waitUntil(lambda: w.controller.running)
-    assert w.editor.exact_text() == OUTLINE and w.drafts._committed == 0
+    assert w.editor.exact_text() == OUTLINE and w.drafts.committed == 0
     assert "block 1 of 2" in w.draft_bar.label.text() and "Why" in w.draft_bar.label.text()
     w.draft_bar.skip_button.click()  # "Why" stays as it is; on to "How"
     qtbot.waitUntil(lambda: "How" in w.draft_bar.label.text())
