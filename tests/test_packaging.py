@@ -7,6 +7,7 @@ Offline and quick: the wheel is built without build isolation and installed with
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -47,6 +48,8 @@ def _not_sources(folder: str, names: list[str]) -> set[str]:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    setuptools_major = int(importlib.metadata.version("setuptools").split(".")[0])
+    assert setuptools_major >= 77, "the build needs setuptools>=77 here: pip install -e '.[test]'"
     source = tmp_path_factory.mktemp("source") / "diffedit"
     shutil.copytree(ROOT, source, ignore=_not_sources)
     out = tmp_path_factory.mktemp("dist")
