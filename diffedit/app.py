@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from diffedit.resources import APP_ID, icon_path
+
 if TYPE_CHECKING:  # Qt is imported only to open a window, not for --help
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     from diffedit.ui.main_window import MainWindow
@@ -40,6 +43,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
+def application_icon() -> QIcon:
+    """The app's icon: the SVG for any size, with the rendered PNGs for the small sizes it blurs at."""
+    from PySide6.QtCore import QSize
+    from PySide6.QtGui import QIcon
+
+    from diffedit.desktop import ICON_SIZES
+
+    icon = QIcon()
+    for size in ICON_SIZES:
+        icon.addFile(str(icon_path(size)), QSize(size, size))
+    icon.addFile(str(icon_path()))  # other sizes scale from the SVG
+    return icon
+
+
 def open_window(argv: list[str]) -> tuple[QApplication, MainWindow]:
     """The application and its first window, shown; recovery is offered once the event loop runs."""
     from PySide6.QtCore import QTimer
@@ -54,6 +71,8 @@ def open_window(argv: list[str]) -> tuple[QApplication, MainWindow]:
     assert isinstance(app, QApplication)
     app.setApplicationName("diffedit")
     app.setOrganizationName("diffedit")
+    app.setDesktopFileName(APP_ID)  # Wayland and task bars match the window to the installed desktop entry
+    app.setWindowIcon(application_icon())
     settings = Settings.load()
     if args.model:
         settings.model_path = args.model

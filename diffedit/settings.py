@@ -37,6 +37,7 @@ class Settings:
     line_width: int = 0  # characters per line at most; 0: the window's width
     autosave_delay_s: int = 3  # the recovery copy is written this long after the last change
     show_preview: bool = False
+    sync_scroll: bool = False  # the editor also follows the preview's scroll (the preview always follows)
     show_outline: bool = True
     show_history: bool = False
     recent_files: list[str] = field(default_factory=list)

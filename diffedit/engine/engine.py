@@ -16,6 +16,7 @@ from diffedit.engine.canvas import layout_canvases, trim_at_end
 from diffedit.engine.constraints import JobPlan, TokenClasses, compile_templates, printable
 from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS
 from diffedit.engine.denoise import DenoiseOptions, StepView, denoise
+from diffedit.engine.load_progress import loading_line
 from diffedit.engine.loader import LoadedModel, load_model
 from diffedit.engine.sampling import SamplerConfig
 from diffedit.engine.types import EngineError, Frame, RewriteJob, RewriteResult, SlotOutcome
@@ -67,9 +68,22 @@ class Engine:
         fp8: bool = False,
         compile_step: bool = False,
     ) -> Engine:
+        what = Path(path).name if path else "the bundled demo model"
+
+        def on_weights(done: int, total: int) -> None:
+            if progress:
+                progress(loading_line(what, done, total))
+
         if progress:
-            progress(f"Loading model from {path or 'the bundled demo model'}…")
-        loaded = load_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, fp8=fp8)
+            progress(f"Loading {what}…")
+        loaded = load_model(
+            path,
+            device,
+            dtype,
+            trust_remote_code=trust_remote_code,
+            fp8=fp8,
+            on_weights=on_weights if progress else None,
+        )
         engine = cls(loaded)
         engine.compile_step = compile_step
         if compile_step:

@@ -21,6 +21,7 @@ from diffedit.engine.checkpoint_check import (
     refuse_special_files,
 )
 from diffedit.engine.context import ContextFormat, format_for_checkpoint
+from diffedit.engine.load_progress import WeightsProgress, weights_progress
 from diffedit.engine.types import ModelLoadError
 from diffedit.fileinfo import file_kind
 from diffedit.resources import resources_dir
@@ -201,12 +202,14 @@ def load_model(
     dtype: str | None = None,
     trust_remote_code: bool = False,
     fp8: bool = False,
+    on_weights: WeightsProgress | None = None,
 ) -> LoadedModel:
     """Load tokenizer and weights through transformers' native DiffusionGemma classes.
 
     ``trust_remote_code`` is passed on only when the user opted in for this model; the native classes
     never need it. With ``fp8`` the MoE experts are quantised to FP8 one tensor at a time as they move to
     the device, so the device never holds the bf16 experts (a model that fits in FP8 loads in FP8).
+    ``on_weights(done, total)`` hears how many of the checkpoint's tensors have loaded.
     """
     info = inspect_checkpoint(path if path is not None else default_model_path())
     # Local files only: loading never touches the network, even if a name looks like a hub id.
@@ -231,15 +234,16 @@ def load_model(
     try:
         # Mismatched shapes come back in the loading info (instead of "look at the above report!" with the
         # report hidden), so that check_loading_info can name the tensor.
-        loaded: Any = DiffusionGemmaForBlockDiffusion.from_pretrained(
-            info.path,
-            dtype=torch_dtype,
-            use_safetensors=True,
-            local_files_only=True,
-            trust_remote_code=trust_remote_code,
-            ignore_mismatched_sizes=True,
-            output_loading_info=True,
-        )
+        with weights_progress(on_weights):
+            loaded: Any = DiffusionGemmaForBlockDiffusion.from_pretrained(
+                info.path,
+                dtype=torch_dtype,
+                use_safetensors=True,
+                local_files_only=True,
+                trust_remote_code=trust_remote_code,
+                ignore_mismatched_sizes=True,
+                output_loading_info=True,
+            )
         model, loading_info = loaded
     except Exception as exc:
         raise ModelLoadError(

@@ -15,8 +15,9 @@ from transformers.models.diffusion_gemma.generation_diffusion_gemma import (
 )
 
 from diffedit.engine.context import INFILL_FILE, InfillFormat
+from diffedit.resources import resources_dir
 
-DEMO_DIR = Path(__file__).resolve().parents[2] / "resources" / "models" / "diffedit-demo"
+DEMO_DIR = resources_dir() / "models" / "diffedit-demo"
 DENOISING_STEPS = 24
 # Cooler than the 26B default (0.4..0.8): at 0.4..0.8 this small model's drafts collapse into runs of
 # "the the the"; at 0.1..0.3 they stay varied and place <eos> (looked at on two held-out paragraphs).

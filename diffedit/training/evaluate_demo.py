@@ -1,6 +1,6 @@
 """Evaluate the demo checkpoint on the held-out split (documents never seen in training).
 
-    python -m diffedit.training.evaluate_demo [--checkpoint resources/models/diffedit-demo]
+    python -m diffedit.training.evaluate_demo [--checkpoint diffedit/resources/models/diffedit-demo]
 
 Metric: re-noise 50% of the non-pad positions of each held-out target's canvas with uniform random tokens
 (the rest kept, context on both sides given) and count the share restored exactly by the argmax of ONE

@@ -1,6 +1,6 @@
 """Write the demo checkpoint's README.md from its training run, training curve and evaluation results.
 
-python -m diffedit.training.model_card [--checkpoint resources/models/diffedit-demo]
+python -m diffedit.training.model_card [--checkpoint diffedit/resources/models/diffedit-demo]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Train the bundled demo model from scratch on 2 CPU cores.
 
-    python -m diffedit.training.train_demo --out resources/models/diffedit-demo
+    python -m diffedit.training.train_demo --out diffedit/resources/models/diffedit-demo
 
 Steps: fetch and convert the corpus (``data/corpus``), train the BPE, build infill examples with the engine's
 own prompt and canvas code, then train a small DiffusionGemma with the uniform-state diffusion objective:

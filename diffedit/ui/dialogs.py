@@ -189,7 +189,7 @@ def about_text(model: str) -> str:
         "<p>A Markdown editor that rewrites paragraphs in place with a diffusion language model.</p>"
         f"<p>Model in use: {model or 'none loaded'}</p>"
         "<p><b>Licences</b><br>diffedit: Apache-2.0.<br>"
-        "The bundled demo model: see its model card (resources/models/diffedit-demo/README.md).<br>"
+        "The bundled demo model: see its model card (diffedit/resources/models/diffedit-demo/README.md).<br>"
         "DiffusionGemma weights: Apache-2.0 (Google).<br>"
         f"{ICON_LICENCE}</p>"
     )

@@ -36,7 +36,7 @@ from diffedit.ui.dialogs import PreferencesDialog, about_box, shortcuts_dialog
 from diffedit.ui.editing.editor import MarkdownEditor
 from diffedit.ui.editing.find_bar import FindBar
 from diffedit.ui.editing.outline_dock import OutlineDock
-from diffedit.ui.editing.preview import PreviewPane
+from diffedit.ui.editing.preview import PreviewPane, ScrollSync
 from diffedit.ui.editing.summary import SummaryRefresher
 from diffedit.ui.editing.theme import apply_theme, resolve_theme
 from diffedit.ui.files.document_controller import DocumentController
@@ -222,6 +222,11 @@ class MainWindow(QMainWindow):
         self.act_dark = self._action("&Dark Theme", self._set_dark, None, "actDark", True)
         self.act_wrap = self._action("&Word Wrap", self._set_wrap, None, "actWrap", True)
         self.act_preview.setChecked(self.settings.show_preview)
+        self.act_sync_scroll = self._action("&Sync Scrolling", self._set_sync_scroll, None, "actSync", True)
+        self.act_sync_scroll.setToolTip(
+            "Scrolling the preview scrolls the editor too (the preview follows always)"
+        )
+        self.act_sync_scroll.setChecked(self.settings.sync_scroll)
         self.act_dark.setChecked(self.theme.name == "dark")
         self.act_wrap.setChecked(self.settings.word_wrap)
         self.act_preferences = self._action(
@@ -264,7 +269,9 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addActions([self.act_fp8, self.act_compile])
         menu = bar.addMenu("&View")
-        menu.addActions([self.act_preview, self.act_outline, self.act_history, self.act_dark, self.act_wrap])
+        menu.setToolTipsVisible(True)
+        menu.addActions([self.act_preview, self.act_sync_scroll])
+        menu.addActions([self.act_outline, self.act_history, self.act_dark, self.act_wrap])
         menu = bar.addMenu("&Help")
         menu.addActions([self.act_shortcuts, self.act_about])
 
@@ -288,10 +295,7 @@ class MainWindow(QMainWindow):
         self.editor.cursorPositionChanged.connect(
             lambda: self.preview.follow(self.editor.textCursor().position())
         )
-        bar = self.editor.verticalScrollBar()
-        bar.valueChanged.connect(
-            lambda v: self.preview.scroll_to_fraction(v / bar.maximum() if bar.maximum() else 0.0)
-        )
+        self.scroll_sync = ScrollSync(self.editor, self.preview, both_ways=lambda: self.settings.sync_scroll)
         self.outline_dock.headingActivated.connect(self._jump_to_offset)
         self.summary.ready.connect(self._show_summary)
         # rewrite
@@ -463,6 +467,9 @@ class MainWindow(QMainWindow):
         self.preview.setVisible(on)
         if on:
             self.preview.refresh()
+
+    def _set_sync_scroll(self, on: bool) -> None:
+        self.settings.sync_scroll = on
 
     def _set_dark(self, on: bool) -> None:
         self.settings.theme = "dark" if on else "light"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,10 +12,11 @@ from diffedit.engine.canvas import trim_at_end
 from diffedit.engine.context import INFILL_FILE, InfillFormat
 from diffedit.engine.loader import load_model
 from diffedit.engine.types import EditRequest
+from diffedit.resources import resources_dir
 from diffedit.training.evaluate_demo import encode_splits, read_sample, training_budget
 from diffedit.training.metrics import baseline_accuracy, most_frequent_token, one_pass_accuracy
 
-DEMO = Path(__file__).resolve().parents[2] / "resources" / "models" / "diffedit-demo"
+DEMO = resources_dir() / "models" / "diffedit-demo"
 MAX_BYTES = 25 * 1024 * 1024
 
 

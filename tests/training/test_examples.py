@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 from transformers import AutoTokenizer
@@ -11,10 +10,11 @@ from transformers import AutoTokenizer
 from diffedit.engine.canvas import layout_canvases
 from diffedit.engine.context import InfillFormat
 from diffedit.engine.types import EditRequest
+from diffedit.resources import resources_dir
 from diffedit.training.corpus import block_kind, keep_block, split_blocks
 from diffedit.training.examples import BUCKET, Split, block_spans, candidate_splits, encode_split
 
-DEMO = Path(__file__).resolve().parents[2] / "resources" / "models" / "diffedit-demo"
+DEMO = resources_dir() / "models" / "diffedit-demo"
 
 DOC = """# Sorting
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from transformers import AutoTokenizer
 
-DEMO = Path(__file__).resolve().parents[2] / "resources" / "models" / "diffedit-demo"
+from diffedit.resources import resources_dir
+
+DEMO = resources_dir() / "models" / "diffedit-demo"
 
 MARKDOWN = [
     "# Title\n\nA paragraph with *emphasis*, **bold**, `code` and a [link](https://example.org).\n",

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from markdown_it import MarkdownIt
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import QTextBrowser, QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QTextBrowser, QWidget
 
 from diffedit.document.preview_window import preview_window
 from diffedit.ui.editing.theme import Theme
@@ -37,6 +37,10 @@ def debounce_ms(size: int) -> int:
 
 
 class PreviewPane(QTextBrowser):
+    # The user scrolled the preview (wheel, keys, scroll bar; never a scroll the pane made itself): the
+    # place now at the top, as a fraction of the whole document.
+    userScrolled = Signal(float)
+
     def __init__(
         self,
         source: Callable[[], str],
@@ -57,6 +61,8 @@ class PreviewPane(QTextBrowser):
         self.renders = 0
         self._fraction: float | None = None  # the editor's scroll position, once it has scrolled
         self.verticalScrollBar().rangeChanged.connect(self._on_range_changed)
+        # Qt reports wheel, keys and scroll-bar drags as slider actions, before the value moves.
+        self.verticalScrollBar().actionTriggered.connect(self._on_user_scroll)
         self._stale = True  # the text changed (or was never rendered) while the pane was hidden
 
     def showEvent(self, event: QShowEvent) -> None:
@@ -70,6 +76,16 @@ class PreviewPane(QTextBrowser):
         if self.shown_span is None:
             bar = self.verticalScrollBar()
             bar.setValue(round(fraction * bar.maximum()))
+
+    def _on_user_scroll(self, _action: int) -> None:
+        bar = self.verticalScrollBar()
+        here = bar.sliderPosition() / bar.maximum() if bar.maximum() else 0.0
+        if self.shown_span is None:
+            self._fraction = here  # a re-layout keeps the user's place, not the editor's last one
+            self.userScrolled.emit(here)
+        elif self._size:  # a long document's part: the place in the whole
+            start, end = self.shown_span
+            self.userScrolled.emit((start + here * (end - start)) / self._size)
 
     def _on_range_changed(self, _low: int, high: int) -> None:
         # The browser lays out lazily: its scroll range settles after a render; keep the followed place.
@@ -113,3 +129,36 @@ class PreviewPane(QTextBrowser):
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
         self.refresh()
+
+
+class ScrollSync(QObject):
+    """The preview follows the editor's scroll; while ``both_ways()`` the editor follows the preview's too.
+
+    A scroll made to follow the other side is never echoed back to it: the preview reports only the
+    user's own scrolls, and the editor's scrolls made while following the preview are not passed on.
+    """
+
+    def __init__(
+        self, editor: QAbstractScrollArea, preview: PreviewPane, both_ways: Callable[[], bool] = lambda: False
+    ) -> None:
+        super().__init__(preview)
+        self.editor, self.preview, self.both_ways = editor, preview, both_ways
+        self._following = False
+        editor.verticalScrollBar().valueChanged.connect(self._editor_scrolled)
+        preview.userScrolled.connect(self._preview_scrolled)
+
+    def _editor_scrolled(self, value: int) -> None:
+        if self._following:
+            return
+        bar = self.editor.verticalScrollBar()
+        self.preview.scroll_to_fraction(value / bar.maximum() if bar.maximum() else 0.0)
+
+    def _preview_scrolled(self, fraction: float) -> None:
+        if not self.both_ways():
+            return
+        bar = self.editor.verticalScrollBar()
+        self._following = True
+        try:
+            bar.setValue(round(fraction * bar.maximum()))
+        finally:
+            self._following = False

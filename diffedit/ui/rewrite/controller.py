@@ -189,11 +189,11 @@ class RewriteController(QObject):
         self._load_message = message
 
     def _show_loading(self) -> bool:
-        """While the model loads, the status says so (with the time waited) instead of "Step 0"."""
+        """While the model loads, the status says so (how far, and the time waited) instead of "Step 0"."""
         if self.bridge.state != "loading":
             return False
-        message = (self._load_message or "Loading the model…").rstrip("…. ")
-        self.loading.emit(f"{message}… ({time.perf_counter() - self._started_at:.0f} s)")
+        message = self._load_message or "Loading the model…"  # "Loading …: 45 %" once weights load
+        self.loading.emit(f"{message} ({time.perf_counter() - self._started_at:.0f} s)")
         return True
 
     def stop(self, quiet: bool = False) -> None:

@@ -37,12 +37,14 @@ def test_each_template_opens_as_a_new_untitled_document(make_window: WindowFacto
         assert not w.editor.document().isModified()
 
 
-def test_the_wheel_carries_the_templates_where_resources_dir_finds_them() -> None:
+def test_the_package_data_carries_the_templates() -> None:
     import tomllib
     from pathlib import Path
 
+    from diffedit.resources import resources_dir
+
     root = Path(__file__).resolve().parents[3]
     data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    files = data["tool"]["setuptools"]["data-files"]["share/diffedit/resources/templates"]
-    carried = {p.name for pattern in files for p in root.glob(pattern)}
-    assert carried == {path.name for _, path in templates()}
+    patterns = data["tool"]["setuptools"]["package-data"]["diffedit.resources"]
+    carried = {p for pattern in patterns for p in resources_dir().glob(pattern)}
+    assert {path for _, path in templates()} <= carried  # tests/test_packaging.py opens the built wheel
