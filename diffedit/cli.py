@@ -5,10 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from diffedit.document.blocks import Block, first_words, parse_blocks
+from diffedit.document.drafts import (
+    Section,
+    default_sections,
+    insert_block,
+    parse_section_list,
+    place_block,
+    sections,
+)
 from diffedit.document.storage import (
     EncodingProblem,
     FileChangedOnDisk,
@@ -21,7 +30,17 @@ from diffedit.document.storage import (
 from diffedit.engine.context import follows_instructions
 from diffedit.engine.types import Cancelled, EngineError, Frame, GenerationSettings
 from diffedit.models_cli import add_parsers as add_models_parsers
-from diffedit.rewrites import assemble_blocks, build_job, report_json
+from diffedit.rewrites import (
+    DRAFT_LENGTHS,
+    assemble_blocks,
+    assemble_draft,
+    build_draft_job,
+    build_job,
+    report_json,
+)
+
+if TYPE_CHECKING:
+    from diffedit.engine.engine import Engine
 
 
 class UsageError(Exception):
@@ -135,19 +154,15 @@ def cmd_blocks(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rewrite(args: argparse.Namespace) -> int:
-    path = Path(args.file)
-    loaded = read_markdown(path)
-    text = loaded.text
-    blocks = parse_blocks(text)
-    first, last = select_blocks(blocks, args.block, args.to, path)
-    if not 0.0 < args.strength <= 1.0:
-        raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
+def check_seed_and_steps(args: argparse.Namespace) -> None:
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
     if args.seed is not None and not -(2**63) <= args.seed < 2**64:
         raise UsageError(f"--seed {args.seed} is out of range: use a whole number from 0 to {2**64 - 1}")
 
+
+def load_engine(args: argparse.Namespace) -> tuple[Engine, bool]:
+    """The engine the options ask for, and whether it is the bundled demo model (said once, on stderr)."""
     from diffedit.engine.engine import Engine
 
     if args.trust_remote_code:
@@ -171,6 +186,35 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         fp8=args.fp8,
         compile_step=args.compile,
     )
+    return engine, demo_model
+
+
+def write_in_place(path: Path, new_text: str, loaded: LoadedDocument, what: str) -> None:
+    """Atomic, in the file's own encoding, BOM and line endings, and only over the version that was read."""
+    for caveat in save_caveats(path):
+        print(f"diffedit: warning: {caveat}", file=sys.stderr)
+    try:
+        write_document(path, new_text, like=loaded, expect=loaded)
+    except FileChangedOnDisk as exc:
+        how = "was deleted" if "deleted" in exc.problem else "changed on disk"
+        raise UsageError(
+            f"{path} {how} while the {what} ran; nothing was written, so the other change is kept: "
+            f"run the {what} again"
+        ) from exc
+    except StorageError as exc:
+        raise UsageError(f"{path}: {exc.problem}; nothing was written, the file is as it was") from exc
+
+
+def cmd_rewrite(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    loaded = read_markdown(path)
+    text = loaded.text
+    blocks = parse_blocks(text)
+    first, last = select_blocks(blocks, args.block, args.to, path)
+    if not 0.0 < args.strength <= 1.0:
+        raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
+    check_seed_and_steps(args)
+    engine, demo_model = load_engine(args)
     settings = GenerationSettings(
         steps=args.steps, strength=args.strength, seed=args.seed, sampling=args.sampling
     )
@@ -196,18 +240,7 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
             print(f"diffedit: warning: a {block.kind} kept as it was: {block.reason}", file=sys.stderr)
     new_text = text[: first.start] + assembly.text + text[last.end :]
     if args.in_place:
-        for caveat in save_caveats(path):
-            print(f"diffedit: warning: {caveat}", file=sys.stderr)
-        try:  # atomic, in the file's own encoding, BOM and line endings, and only over what was read
-            write_document(path, new_text, like=loaded, expect=loaded)
-        except FileChangedOnDisk as exc:
-            how = "was deleted" if "deleted" in exc.problem else "changed on disk"
-            raise UsageError(
-                f"{path} {how} while the rewrite ran; nothing was written, so the other change is kept: "
-                "run the rewrite again"
-            ) from exc
-        except StorageError as exc:
-            raise UsageError(f"{path}: {exc.problem}; nothing was written, the file is as it was") from exc
+        write_in_place(path, new_text, loaded, "rewrite")
         # One line saying what changed; on stderr under --json, whose stdout is the report alone.
         print(
             what_changed(path, blocks[first.number - 1 : last.number], job.request.target, assembly.text),
@@ -229,29 +262,8 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="diffedit", description="Rewrite Markdown blocks by diffusion.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_blocks = sub.add_parser("blocks", help="list a file's Markdown blocks with their numbers")
-    p_blocks.add_argument("file")
-    p_blocks.set_defaults(func=cmd_blocks)
-
-    p = sub.add_parser("rewrite", help="rewrite blocks N..M of a Markdown file")
-    p.add_argument("file")
-    p.add_argument("--block", type=int, required=True, help="first block to rewrite (from 1; see `blocks`)")
-    p.add_argument("--to", type=int, help="last block to rewrite (default: the same block)")
-    p.add_argument("--instruction", help="what to do, e.g. 'shorter' (instruct models)")
-    p.add_argument(
-        "--free-form",
-        action="store_true",
-        help="let the model restructure the blocks (default: each block keeps its kind and length band)",
-    )
-    p.add_argument(
-        "--strength",
-        type=float,
-        default=1.0,
-        help="1 writes afresh; lower values refine the original text (default 1)",
-    )
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """The options ``rewrite`` and ``draft`` share: the model, the sampler, and where the result goes."""
     p.add_argument("--steps", type=int, help="maximum denoising steps (default: the model's)")
     p.add_argument("--seed", type=int, help="random seed, for a reproducible result")
     p.add_argument("--model", help="DiffusionGemma checkpoint folder (default: the bundled demo model)")
@@ -282,7 +294,167 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--visual", action="store_true", help="animate the canvas in the terminal as it denoises")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of the document")
     p.add_argument("--in-place", action="store_true", help="write the result back to FILE atomically")
+
+
+def list_sections(found: list[Section]) -> None:
+    for sec in found:
+        state = (
+            "drafted by default" if sec.drafted_by_default else "container" if sec.container else "has text"
+        )
+        if sec.empty and not sec.container and sec.blocks:
+            state += f" ({len(sec.blocks)} note{'s' if len(sec.blocks) > 1 else ''})"
+        print(f"{sec.number:>4}  {'#' * sec.level:<6} {sec.title:<40} {state}")
+
+
+def cmd_draft(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    loaded = read_markdown(path)
+    text = loaded.text
+    found = sections(text)
+    if not found:
+        raise UsageError(
+            f"{path} has no headings: an outline is a document of headings, with notes under each"
+        )
+    if args.list:
+        list_sections(found)
+        return 0
+    try:
+        chosen = parse_section_list(args.sections, len(found)) if args.sections else default_sections(found)
+    except ValueError as exc:
+        raise UsageError(f"--sections: {exc}") from exc
+    if not chosen:
+        raise UsageError(
+            f"{path} has no empty section to draft; name sections with --sections "
+            "(see `diffedit draft --list`)"
+        )
+    if args.blocks < 1:
+        raise UsageError(f"--blocks must be at least 1, got {args.blocks}")
+    check_seed_and_steps(args)
+    engine, demo_model = load_engine(args)
+    out = sys.stderr if args.json or not args.in_place else sys.stdout
+    report: list[dict[str, object]] = []
+    drafted = 0
+    stopped = False
+    started = time.perf_counter()
+    try:
+        for number in chosen:
+            section = found[number - 1]
+            done: list[dict[str, object]] = []
+            report.append({"number": number, "title": section.title, "level": section.level, "blocks": done})
+            for i in range(args.blocks):
+                placement = place_block(text, number, section.title, i, args.blocks)
+                seed = None if args.seed is None else args.seed + drafted
+                settings = GenerationSettings(steps=args.steps, seed=seed, sampling=args.sampling)
+                job = build_draft_job(placement, settings, args.length)
+                canvas = TerminalCanvas(out) if args.visual else None
+                if canvas:
+                    print(f"{'#' * section.level} {section.title} · block {i + 1} of {args.blocks}", file=out)
+                result = engine.rewrite(job, on_frame=canvas.paint if canvas else None)
+                assembly = assemble_draft(job, result)
+                if canvas:
+                    canvas.finish(assembly.text.strip())
+                if not assembly.text:  # the constraints should prevent it; never insert something else
+                    print(f"diffedit: warning: {section.title}: {assembly.blocks[0].reason}", file=sys.stderr)
+                    continue
+                paragraph = assembly.text.lstrip("\n")
+                text = insert_block(text, placement, paragraph)
+                drafted += 1
+                block = assembly.blocks[0]
+                done.append(
+                    {
+                        "text": paragraph,
+                        "seed": result.seed,
+                        "steps": result.steps,
+                        "canvases": result.canvases,
+                        "tokens": block.tokens,
+                        "band": [block.min_tokens, block.max_tokens],
+                        "tokens_per_forward": round(result.tokens_per_forward, 3),
+                        "total_s": round(result.total_s, 4),
+                    }
+                )
+    except (Cancelled, KeyboardInterrupt):
+        stopped = True
+        print(
+            f"diffedit: stopped; the {drafted} block(s) drafted before are kept, the running one is not",
+            file=sys.stderr,
+        )
+    if engine.compile_error is not None:
+        print(f"diffedit: warning: --compile: {engine.compile_error}; ran uncompiled", file=sys.stderr)
+    if args.in_place and drafted:
+        write_in_place(path, text, loaded, "draft")
+        names = ", ".join(str(r["number"]) for r in report if r["blocks"])
+        print(
+            f"{path}: drafted {drafted} block(s) in section(s) {names}, "
+            f"{len(loaded.text)} -> {len(text)} characters",
+            file=sys.stderr if args.json else sys.stdout,
+        )
+    if args.json:
+        summary = {
+            "text": text,
+            "sections": report,
+            "drafted_blocks": drafted,
+            "stopped": stopped,
+            "length": args.length,
+            "blocks_per_section": args.blocks,
+            "total_s": round(time.perf_counter() - started, 4),
+            "model": engine.name,
+            "demo_model": demo_model,
+        }
+        print(json.dumps(summary, ensure_ascii=False))
+    elif not args.in_place:
+        sys.stdout.write(text.replace("\n", loaded.newline))
+    return 130 if stopped else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="diffedit", description="Rewrite Markdown blocks by diffusion.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_blocks = sub.add_parser("blocks", help="list a file's Markdown blocks with their numbers")
+    p_blocks.add_argument("file")
+    p_blocks.set_defaults(func=cmd_blocks)
+
+    p = sub.add_parser("rewrite", help="rewrite blocks N..M of a Markdown file")
+    p.add_argument("file")
+    p.add_argument("--block", type=int, required=True, help="first block to rewrite (from 1; see `blocks`)")
+    p.add_argument("--to", type=int, help="last block to rewrite (default: the same block)")
+    p.add_argument("--instruction", help="what to do, e.g. 'shorter' (instruct models)")
+    p.add_argument(
+        "--free-form",
+        action="store_true",
+        help="let the model restructure the blocks (default: each block keeps its kind and length band)",
+    )
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="1 writes afresh; lower values refine the original text (default 1)",
+    )
+    add_engine_options(p)
     p.set_defaults(func=cmd_rewrite)
+
+    p = sub.add_parser(
+        "draft",
+        help="fill the empty sections of an outline, one block at a time",
+        description="Draft the body of an outline's sections in document order, one paragraph at a time; "
+        "each reads the document so far and the rest of the outline. Headings and notes stay as they are. "
+        "Ctrl+C stops: the blocks drafted so far are kept (written with --in-place), the running one is not.",
+    )
+    p.add_argument("file")
+    p.add_argument(
+        "--sections", help="which sections, by number: e.g. 2,4-5 (default: the empty ones; see --list)"
+    )
+    p.add_argument("--list", action="store_true", help="list the outline's sections with their numbers")
+    p.add_argument("--blocks", type=int, default=1, help="paragraphs to draft per section (default 1)")
+    p.add_argument(
+        "--length",
+        choices=list(DRAFT_LENGTHS),
+        default="medium",
+        help="how long each block is: "
+        + ", ".join(f"{k} ~{v} tokens" for k, v in DRAFT_LENGTHS.items())
+        + " (a block longer than a canvas is written canvas after canvas; default medium)",
+    )
+    add_engine_options(p)
+    p.set_defaults(func=cmd_draft)
 
     add_models_parsers(sub)  # `models`, `models pull`, and `download` (its old name)
     return parser

@@ -11,9 +11,10 @@ reported, so a broken block is never written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from diffedit.document.blocks import Block, parse_blocks
+from diffedit.document.drafts import DRAFT_GAP, Placement
 from diffedit.document.shapes import Held, Slot, render, same_shape, shape_of
 from diffedit.engine.types import (
     BlockTemplate,
@@ -29,6 +30,8 @@ from diffedit.engine.types import (
 DEFAULT_BAND = (0.6, 1.5)
 SHORTER_BAND = (0.3, 0.9)
 LONGER_BAND = (1.1, 2.0)
+# Tokens a drafted block aims at (within DEFAULT_BAND of it): "long" spans several canvases of most models.
+DRAFT_LENGTHS = {"short": 48, "medium": 96, "long": 192}
 # A cell may not hold a backslash (it would escape the '|' after it) or a backtick (a code span across cells).
 CELL_CHARS = frozenset("\n|\\`")
 
@@ -182,3 +185,33 @@ def report_json(job: RewriteJob, assembly: Assembly) -> dict[str, object]:
         "free_form": job.templates is None,
         "blocks": [b.as_json() for b in assembly.blocks],
     }
+
+
+def build_draft_job(placement: Placement, settings: GenerationSettings, length: str = "medium") -> RewriteJob:
+    """The job writing one drafted paragraph at ``placement``: an empty target between the document so far
+    and the rest of the outline, one paragraph slot aiming at ``DRAFT_LENGTHS[length]`` tokens (a longer
+    one is written canvas after canvas, each appended to the context once)."""
+    request = EditRequest(placement.prefix, "", placement.suffix, placement.instruction)
+    slot = replace(
+        free_text(shape_of("draft").slots[0], DEFAULT_BAND), original="", target_tokens=DRAFT_LENGTHS[length]
+    )
+    return RewriteJob(request, settings, 0, (BlockTemplate("paragraph", (slot,)),))
+
+
+def assemble_draft(job: RewriteJob, result: RewriteResult) -> Assembly:
+    """What a drafted block inserts: the gap and the paragraph, or nothing if it is not one paragraph."""
+    written = result.slots[0] if result.slots else None
+    paragraph = (written.text if written is not None else result.text).strip()
+    blocks = parse_blocks(paragraph)
+    ok = len(blocks) == 1 and blocks[0].kind == "paragraph" and blocks[0].text(paragraph) == paragraph
+    report = BlockReport(
+        "paragraph",
+        written.tokens if written is not None else len(result.token_ids),
+        0,
+        written.min_tokens if written is not None else 0,
+        written.max_tokens if written is not None else 0,
+        ok,
+        kept_original=not ok,
+        reason="" if ok else "the draft is not one paragraph",
+    )
+    return Assembly(DRAFT_GAP + paragraph if ok else "", (report,))

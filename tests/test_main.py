@@ -27,7 +27,7 @@ def test_help_lists_the_apps_options_and_the_commands(flag: str, capsys: pytest.
     out = capsys.readouterr().out
     for option in ("FILE", "--model", "--no-model", "--device", "--version"):
         assert option in out, option
-    for command in ("rewrite", "blocks", "models", "download"):
+    for command in ("rewrite", "draft", "blocks", "models", "download"):
         assert f"\n  {command} " in out, command
 
 

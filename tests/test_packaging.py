@@ -24,6 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RESOURCES = (
     "diffedit/resources/welcome.md",
+    "diffedit/resources/templates/readme.md",
     "diffedit/resources/models/diffedit-demo/model.safetensors",
     "diffedit/resources/models/diffedit-demo/tokenizer.json",
     "diffedit/resources/models/diffedit-demo/config.json",

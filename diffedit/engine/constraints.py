@@ -176,7 +176,7 @@ def compile_templates(
             builder.hold(_encode(tokenizer, seg.text))
             continue
         ids = _encode(tokenizer, seg.original)
-        low, high = band(len(ids), seg)
+        low, high = band(len(ids) if seg.target_tokens is None else seg.target_tokens, seg)
         mask = classes.containing(seg.forbid_chars) | classes.empty if seg.forbid_chars else classes.empty
         builder.slot(ids, low, high, seg.fixed_length, mask, classes, seg.line_start_patterns)
         if not seg.fixed_length or i == last_slot:

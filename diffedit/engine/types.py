@@ -105,6 +105,8 @@ class FreeText:
     character of ``forbid_chars``; its first token may not begin a match of any of ``line_start_patterns``
     (regular expressions, as source strings); its length in tokens lies within ``band`` times the
     original's (``(1.0, 1.0)``: exactly the original's count, as a table cell between held ``|``).
+    ``target_tokens``, when set, replaces the original's count as the band's centre: a drafted block has no
+    original, only a length to aim at.
     """
 
     role: str
@@ -112,6 +114,7 @@ class FreeText:
     forbid_chars: frozenset[str] = frozenset()
     line_start_patterns: tuple[str, ...] = ()
     band: tuple[float, float] = (0.6, 1.5)
+    target_tokens: int | None = None
 
     @property
     def fixed_length(self) -> bool:

@@ -25,3 +25,13 @@ def icon_path(size: int | None = None) -> Path:
     if size is None:
         return icons / f"{APP_ID}.svg"
     return icons / "hicolor" / f"{size}x{size}" / "apps" / f"{APP_ID}.png"
+
+
+def templates() -> list[tuple[str, Path]]:
+    """File > New from Template's outlines: ``(menu name, path)``, by name."""
+    return [(template_name(p.stem), p) for p in sorted((resources_dir() / "templates").glob("*.md"))]
+
+
+def template_name(stem: str) -> str:
+    """``readme`` -> ``README``, ``meeting-notes`` -> ``Meeting Notes``."""
+    return "README" if stem.lower() == "readme" else stem.replace("-", " ").title()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt
@@ -25,10 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from diffedit.document.drafts import sections
 from diffedit.document.outline import Summary
 from diffedit.document.recovery import RecoveryEntry
 from diffedit.document.textpos import to_utf16
-from diffedit.resources import resources_dir
+from diffedit.resources import resources_dir, templates
 from diffedit.settings import Settings
 from diffedit.ui.dialogs import PreferencesDialog, about_box, shortcuts_dialog
 from diffedit.ui.editing.editor import MarkdownEditor
@@ -42,6 +44,8 @@ from diffedit.ui.icons import apply_icons
 from diffedit.ui.notice_bar import NoticeBar
 from diffedit.ui.rewrite.bars import FREE_FORM_TIP, ReviewBar, RewriteBar, no_instruction_note
 from diffedit.ui.rewrite.controller import RewriteController, RunOptions
+from diffedit.ui.rewrite.draft_bar import DraftBar, DraftDialog
+from diffedit.ui.rewrite.draft_controller import DraftController
 from diffedit.ui.rewrite.history_dock import HistoryDock
 from diffedit.ui.rewrite.model_picker import ModelPicker
 from diffedit.ui.rewrite.models_dialog import ModelsDialog
@@ -92,6 +96,8 @@ class MainWindow(QMainWindow):
         self.history_dock = HistoryDock(self)
         self.status = StatusPanel(self.statusBar())
         self.controller = RewriteController(self.editor, self.bridge, self)
+        self.drafts = DraftController(self.controller, self)
+        self.draft_bar = DraftBar(self)
         self.model = ModelPicker(self.settings, self.bridge, self)
         # files
         self.documents = DocumentController(self.editor, self.settings, self)
@@ -121,7 +127,7 @@ class MainWindow(QMainWindow):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
         lay.addWidget(self.panels, 1)
-        for bar in (self.notice_bar, self.review_bar, self.rewrite_bar):
+        for bar in (self.notice_bar, self.draft_bar, self.review_bar, self.rewrite_bar):
             lay.addWidget(bar)
         self.setCentralWidget(central)
         self._build_actions()
@@ -175,7 +181,9 @@ class MainWindow(QMainWindow):
         self.act_instruct = self._action(
             "Rewrite with &Instruction…", self.rewrite_bar.focus_instruction, "Ctrl+I", "actInstruct"
         )
-        self.act_stop = self._action("&Stop", self.controller.stop, None, "actStop")
+        self.act_draft = self._action("&Draft Sections…", self.draft_sections, None, "actDraft")
+        self.act_draft.setToolTip("Fill an outline's empty sections, one block (one undo step) at a time")
+        self.act_stop = self._action("&Stop", self.stop_run, None, "actStop")
         self.act_stop.setEnabled(False)
         self.act_free_form = self._action("&Free Form", self._set_free_form, None, "actFreeForm", True)
         self.act_free_form.setToolTip(FREE_FORM_TIP)
@@ -235,6 +243,11 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         menu = bar.addMenu("&File")
         menu.addActions([self.act_new, self.act_open])
+        self.template_menu = QMenu("New from &Template", self)
+        for name, path in templates():
+            action = self.template_menu.addAction(name)
+            action.triggered.connect(lambda _checked=False, p=path: self.new_from_template(p))
+        menu.addMenu(self.template_menu)
         self.recent_menu = QMenu("Open &Recent", self)
         self.recent_menu.aboutToShow.connect(lambda: d.fill_recent_menu(self.recent_menu))
         menu.addMenu(self.recent_menu)
@@ -249,7 +262,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.act_preferences)
         menu = bar.addMenu("&Rewrite")
         menu.setToolTipsVisible(True)  # the model options say why they are off
-        menu.addActions([self.act_rewrite, self.act_instruct, self.act_stop])
+        menu.addActions([self.act_rewrite, self.act_instruct, self.act_draft, self.act_stop])
         menu.addAction(self.act_free_form)
         menu.addSeparator()
         menu.addActions([self.act_models, self.act_choose_model, self.act_demo_model])
@@ -290,7 +303,12 @@ class MainWindow(QMainWindow):
         self.history_dock.entrySelected.connect(c.jump_to)
         self.history_dock.replayRequested.connect(c.replay)
         self.rewrite_bar.rewriteRequested.connect(self.rewrite)
-        self.rewrite_bar.stopRequested.connect(c.stop)
+        self.rewrite_bar.stopRequested.connect(self.stop_run)
+        self.drafts.notice.connect(self.notice_bar.notify)
+        self.drafts.stateChanged.connect(self.draft_bar.show_state)
+        self.draft_bar.skipRequested.connect(self.drafts.skip)
+        self.draft_bar.redraftRequested.connect(self.drafts.redraft)
+        self.draft_bar.stopRequested.connect(self.stop_run)
         self.review_bar.keepRequested.connect(c.keep)
         self.review_bar.undoRequested.connect(c.undo)
         self.review_bar.retryRequested.connect(c.try_again)
@@ -303,6 +321,7 @@ class MainWindow(QMainWindow):
         c.reviewClosed.connect(self.review_bar.hide)
         c.entryUndone.connect(self.history_dock.set_undone)
         self.editor.undoRedone.connect(lambda redo: None if redo else self.status.clear_run())
+        self.model.aboutToReload.connect(self.drafts.stop)
         self.model.aboutToReload.connect(lambda: c.stop(quiet=True))
         self.model.aboutToReload.connect(lambda: self.status.set_demo(False))
         self.model.status.connect(self.status.set_model)
@@ -314,6 +333,7 @@ class MainWindow(QMainWindow):
         # files
         d = self.documents
         d.notice.connect(self.notice_bar.notify)
+        d.aboutToReplace.connect(self.drafts.stop)
         d.aboutToReplace.connect(c.quiet)
         d.replaced.connect(self._on_document_replaced)
         d.pathChanged.connect(self._update_title)
@@ -340,6 +360,30 @@ class MainWindow(QMainWindow):
         if any(notes):
             self.notice_bar.notify("info", " ".join(n for n in notes if n))
         return started
+
+    def draft_sections(self) -> DraftDialog:
+        """Ask which sections to draft, then draft them (Rewrite > Draft Sections)."""
+        dialog = DraftDialog(sections(self.editor.exact_text()), self)
+
+        def go() -> None:
+            self.model.load()
+            if self.drafts.start(dialog.options(self.rewrite_bar.steps.value())) and (
+                note := self._demo_notice_once()
+            ):
+                self.notice_bar.notify("info", note)
+
+        dialog.accepted.connect(go)
+        dialog.open()
+        return dialog
+
+    def new_from_template(self, path: Path) -> bool:
+        """File > New from Template: the outline as a new, untitled document."""
+        return self.documents.new_document(path.read_text(encoding="utf-8"))
+
+    def stop_run(self) -> None:
+        """Stop a draft (its committed blocks stay) or a rewrite (the text is unchanged)."""
+        if not self.drafts.stop():
+            self.controller.stop()
 
     def _demo_notice_once(self) -> str:
         """The first rewrite on the demo model says what it is, once (remembered in the settings)."""
@@ -384,8 +428,8 @@ class MainWindow(QMainWindow):
 
     def escape(self) -> None:
         self.status.clear_run()
-        if self.controller.running:
-            self.controller.stop()
+        if self.controller.running or self.drafts.running:
+            self.stop_run()
         elif self.controller.replaying:
             self.controller.stop_replay()
         elif self.find_bar.isVisible():

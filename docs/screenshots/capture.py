@@ -19,6 +19,7 @@ os.environ.setdefault("DIFFEDIT_STATE_DIR", tempfile.mkdtemp())
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 import diffedit.ui  # noqa: E402,F401
+from diffedit.resources import templates  # noqa: E402
 from diffedit.settings import Settings  # noqa: E402
 from diffedit.ui.editing.theme import THEMES, apply_theme  # noqa: E402
 from diffedit.ui.main_window import RESOURCES, MainWindow  # noqa: E402
@@ -50,6 +51,24 @@ def rewrite_and_grab(app: QApplication, w: MainWindow, strength: float, step: in
             break
     while w.controller.running:
         pump(app, 0.05)
+    pump(app, 0.3)
+
+
+def draft_and_grab(app: QApplication, w: MainWindow, shot: str) -> None:
+    """Draft the README template's empty sections; save ``shot`` while the second block denoises, then stop
+    (the first block stays, as Stop keeps what is committed)."""
+    path = dict(templates())["README"]
+    w.new_from_template(path)
+    dialog = w.draft_sections()
+    dialog.length.setCurrentIndex(0)  # short blocks: the shot shows several sections at once
+    dialog.accept()
+    while w.drafts.running:
+        pump(app, 0.02)
+        paint = w.controller.latest_paint
+        if len(w.controller.history) >= 1 and paint is not None and paint.step >= 4 and paint.text:
+            w.grab().save(str(HERE / shot))
+            break
+    w.stop_run()
     pump(app, 0.3)
 
 
@@ -90,6 +109,10 @@ def main() -> int:
     w.resize(800, 600)  # the smallest supported window, every panel open: the bar stays usable
     pump(app, 0.5)
     w.grab().save(str(HERE / "dark-800x600.png"))
+    w.act_dark.setChecked(False)
+    w.act_preview.setChecked(False)
+    w.resize(1280, 820)
+    draft_and_grab(app, w, "draft-in-progress.png")
     w.bridge.shutdown()
     w.close()
     return 0

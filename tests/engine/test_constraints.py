@@ -193,3 +193,16 @@ def test_the_loop_keeps_held_tokens_in_every_frame_and_ends_inside_the_band(tiny
         assert slot.min_tokens <= written <= slot.max_tokens
         assert not any("\n" in classes.texts[t] for t in kept[slot.start :])
         assert not classes.starting(PARAGRAPH_STARTS)[kept[slot.start]]
+
+
+def test_a_slot_without_an_original_takes_its_band_from_target_tokens(
+    tokenizer: Any, classes: TokenClasses
+) -> None:
+    """A drafted block has no original: its band is around the length it aims at, over several canvases."""
+    slot = FreeText("paragraph", "", frozenset("\n"), PARAGRAPH_STARTS, target_tokens=40)
+    plan = compile_templates([BlockTemplate("paragraph", (slot,))], tokenizer, classes, 16, EOS, PAD)
+    (run,) = plan.runs
+    (planned,) = run.slots
+    assert (planned.start, planned.original_tokens) == (0, 0)
+    assert (planned.min_tokens, planned.max_tokens) == (24, 60)
+    assert run.canvases == 4 and run.held[60] == EOS  # 61 positions: canvas after canvas

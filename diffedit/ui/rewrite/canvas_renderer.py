@@ -45,6 +45,14 @@ class CanvasPaint:
     def plain(cls, text: str) -> CanvasPaint:
         return cls(text, ((0, len(text), PaintKind.TEXT),) if text else (), final=True)
 
+    def led_by(self, lead: str) -> CanvasPaint:
+        """This paint after ``lead`` (plain text): a drafted block's blank line before its canvas."""
+        if not lead:
+            return self
+        n = len(lead)
+        runs = ((0, n, PaintKind.TEXT), *((s + n, e + n, kind) for s, e, kind in self.runs))
+        return CanvasPaint(lead + self.text, runs, self.step, self.total_steps, self.final)
+
 
 def paint_frame(frame: Frame) -> CanvasPaint:
     """Styled runs for ``frame``: text before this canvas and all text of a final frame is plain text."""

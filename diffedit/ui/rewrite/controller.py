@@ -8,6 +8,7 @@ The document is not touched until the commit, so Stop, failures and conflicts ha
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,7 +27,7 @@ from diffedit.document.session import (
 from diffedit.document.targets import block_numbers
 from diffedit.document.textpos import from_utf16, utf16_len
 from diffedit.engine.types import GenerationSettings, RewriteJob, RewriteResult
-from diffedit.rewrites import assemble_blocks, build_job
+from diffedit.rewrites import Assembly, assemble_blocks, build_job
 from diffedit.ui.editing.editor import MarkdownEditor
 from diffedit.ui.files.exact_text import insert_text
 from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, noise_paint, paint_frame
@@ -64,6 +65,20 @@ class Progress:
         return self.tokens / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class PreparedRun:
+    """A job ready to run over ``span`` (Qt positions; its request's target is the span's text), and how its
+    result becomes the span's new text. ``start`` prepares a rewrite; a draft prepares an insertion."""
+
+    job: RewriteJob
+    span: tuple[int, int]
+    label: str  # the history's block numbers, e.g. "3" or "3-5"
+    assemble: Callable[[RewriteJob, RewriteResult], Assembly] = assemble_blocks
+    lead: str = ""  # text the assembly puts before what the model writes, shown before every frame
+    placeholder: str | None = None  # the first paint's text, as noise (None: the span's text)
+    review: bool = True  # offer Keep / Undo / Try again after the commit
+
+
 RewriteEntry = HistoryEntry[CanvasPaint]
 
 
@@ -71,6 +86,7 @@ class RewriteController(QObject):
     notice = Signal(str, str)  # level ("info" | "error"), message
     progress = Signal(object)  # Progress
     runningChanged = Signal(bool)
+    runEnded = Signal(str)  # the SessionState value a run ended in ("committed": the commit follows)
     loading = Signal(str)  # a line for the status while the run waits for the model
     aboutToCommit = Signal()  # the document still holds the text from before the rewrite
     committed = Signal(object)  # RewriteEntry
@@ -99,7 +115,7 @@ class RewriteController(QObject):
         self._blocks_label = "?"
         self._replay: list[CanvasPaint] = []
         self._replay_span: tuple[int, int] | None = None
-        self._job: RewriteJob | None = None  # the running job, for assembling its blocks on commit
+        self._run: PreparedRun | None = None  # the running job, for assembling its blocks on commit
         self._timer = QTimer(self, interval=FRAME_PERIOD_MS)
         self._timer.timeout.connect(self._tick)
         self._replay_timer = QTimer(self, interval=FRAME_PERIOD_MS * 2)
@@ -137,19 +153,31 @@ class RewriteController(QObject):
         start, end = target
         text = self.editor.exact_text()
         a, b = from_utf16(text, start), from_utf16(text, end)
-        instruction = options.instruction.strip()
-        job = build_job(text, a, b, settings, instruction, free_form=options.free_form)
-        self._blocks_label = block_numbers(text, a, b)
+        job = build_job(text, a, b, settings, options.instruction.strip(), free_form=options.free_form)
+        return self.run(PreparedRun(job, target, block_numbers(text, a, b)))
+
+    def run(self, prepared: PreparedRun) -> bool:
+        """Run a prepared job over its span: animate it in place, then commit it as one undo step."""
+        if self.running:
+            self.stop(quiet=True)
+        self.stop_replay()
+        self.close_review()
+        job, (start, end) = prepared.job, prepared.span
+        settings = job.settings
+        self._blocks_label = prepared.label
         job_id = self.bridge.submit(job.request, settings, job.templates)
-        self._job = job
-        self.session = RewriteSession(job_id, start, end, text[a:b], self.editor.text_range, instruction)
+        self._run = prepared
+        self.session = RewriteSession(
+            job_id, start, end, job.request.target, self.editor.text_range, job.request.instruction
+        )
         self.latest_paint = None
         self._recorder = FrameRecorder()
         self._started_at = time.perf_counter()
         self.editor.clear_mark("target")
         self.editor.move_caret_out_of(start, end)
         self._parked_caret = self.editor.textCursor().position()
-        self.canvas.show(start, end, noise_paint(text[a:b], settings.steps or 0))
+        shown = prepared.placeholder if prepared.placeholder is not None else job.request.target
+        self.canvas.show(start, end, noise_paint(shown, settings.steps or 0).led_by(prepared.lead))
         self.editor.update_target()
         self._timer.start()
         self.runningChanged.emit(True)
@@ -194,6 +222,7 @@ class RewriteController(QObject):
         self.session = None
         self.editor.update_target()
         self.runningChanged.emit(False)
+        self.runEnded.emit(state.value)
 
     # -- document changes --------------------------------------------------------------------------
     def _on_contents_change(self, position: int, removed: int, added: int) -> None:
@@ -228,7 +257,7 @@ class RewriteController(QObject):
         if frame is None:
             self._show_loading()
             return
-        paint = paint_frame(frame)
+        paint = paint_frame(frame).led_by(self._run.lead if self._run is not None else "")
         self.latest_paint = paint
         self._recorder.add(paint, paint.final)
         self.canvas.show(session.start, session.end, paint)
@@ -256,7 +285,8 @@ class RewriteController(QObject):
         session = self.session
         if session is None or not self._is_current(job_id):
             return
-        assembly = assemble_blocks(self._job, result) if self._job is not None else None
+        prepared = self._run
+        assembly = prepared.assemble(prepared.job, result) if prepared is not None else None
         replacement = normalize_replacement(assembly.text if assembly is not None else result.text)
         seconds = time.perf_counter() - self._started_at  # from Ctrl+R: the wait for the model counts
         self._recorder.add(CanvasPaint.plain(replacement), final=True)
@@ -292,12 +322,15 @@ class RewriteController(QObject):
             frames=list(self._recorder.frames),
         )
         self.history.add(entry)
-        self._review = entry
-        self._review_undo_steps = self.editor.document().availableUndoSteps()
-        self._commit_steps[id(entry)] = self._review_undo_steps
-        self.editor.set_mark("committed", [(entry.span.start, entry.span.end)], "committed_bg")
+        self._commit_steps[id(entry)] = self.editor.document().availableUndoSteps()
         tokens = len(result.token_ids)
         self.progress.emit(Progress(result.steps, result.steps, tokens, seconds, result.tokens_per_forward))
+        if prepared is not None and not prepared.review:
+            self.committed.emit(entry)
+            return
+        self._review = entry
+        self._review_undo_steps = self._commit_steps[id(entry)]
+        self.editor.set_mark("committed", [(entry.span.start, entry.span.end)], "committed_bg")
         self.committed.emit(entry)
         self.reviewOffered.emit(
             f"Rewrote {blocks_phrase(entry.blocks)} in {seconds:.1f} s "
