@@ -22,6 +22,7 @@ from diffedit.engine.context import follows_instructions
 from diffedit.engine.types import Cancelled, EngineError, Frame, GenerationSettings
 from diffedit.models_cli import add_parsers as add_models_parsers
 from diffedit.rewrites import assemble_blocks, build_job, report_json
+from diffedit.startup import load_phase
 
 
 class UsageError(Exception):
@@ -148,8 +149,6 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     if args.seed is not None and not -(2**63) <= args.seed < 2**64:
         raise UsageError(f"--seed {args.seed} is out of range: use a whole number from 0 to {2**64 - 1}")
 
-    from diffedit.engine.engine import Engine
-
     if args.trust_remote_code:
         where = args.model or "the model"
         print(
@@ -164,13 +163,17 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     demo_model = is_demo_model(model)
     if demo_model:
         print(f"diffedit: note: {DEMO_NOTICE}", file=sys.stderr)
-    engine = Engine.load(
-        model,
-        device=args.device,
-        trust_remote_code=args.trust_remote_code,
-        fp8=args.fp8,
-        compile_step=args.compile,
-    )
+    # torch, transformers and the model: most of the process's time, and no cyclic GC needed (startup.py)
+    with load_phase():
+        from diffedit.engine.engine import Engine
+
+        engine = Engine.load(
+            model,
+            device=args.device,
+            trust_remote_code=args.trust_remote_code,
+            fp8=args.fp8,
+            compile_step=args.compile,
+        )
     settings = GenerationSettings(
         steps=args.steps, strength=args.strength, seed=args.seed, sampling=args.sampling
     )
