@@ -38,6 +38,7 @@ from diffedit.rewrites import (
     build_job,
     report_json,
 )
+from diffedit.startup import load_phase
 
 if TYPE_CHECKING:
     from diffedit.engine.engine import Engine
@@ -163,8 +164,6 @@ def check_seed_and_steps(args: argparse.Namespace) -> None:
 
 def load_engine(args: argparse.Namespace) -> tuple[Engine, bool]:
     """The engine the options ask for, and whether it is the bundled demo model (said once, on stderr)."""
-    from diffedit.engine.engine import Engine
-
     if args.trust_remote_code:
         where = args.model or "the model"
         print(
@@ -179,13 +178,17 @@ def load_engine(args: argparse.Namespace) -> tuple[Engine, bool]:
     demo_model = is_demo_model(model)
     if demo_model:
         print(f"diffedit: note: {DEMO_NOTICE}", file=sys.stderr)
-    engine = Engine.load(
-        model,
-        device=args.device,
-        trust_remote_code=args.trust_remote_code,
-        fp8=args.fp8,
-        compile_step=args.compile,
-    )
+    # torch, transformers and the model: most of the process's time, and no cyclic GC needed (startup.py)
+    with load_phase():
+        from diffedit.engine.engine import Engine
+
+        engine = Engine.load(
+            model,
+            device=args.device,
+            trust_remote_code=args.trust_remote_code,
+            fp8=args.fp8,
+            compile_step=args.compile,
+        )
     return engine, demo_model
 
 
