@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from diffedit.document.blocks import Block, first_words, parse_blocks
+from diffedit.document.keeps import KeepProblem, find_phrases
 from diffedit.document.storage import (
     EncodingProblem,
     FileChangedOnDisk,
@@ -20,6 +21,7 @@ from diffedit.document.storage import (
 )
 from diffedit.engine.context import follows_instructions
 from diffedit.engine.types import Cancelled, EngineError, Frame, GenerationSettings
+from diffedit.inspect_cli import add_parsers as add_inspect_parsers
 from diffedit.models_cli import add_parsers as add_models_parsers
 from diffedit.rewrites import assemble_blocks, build_job, report_json
 
@@ -147,6 +149,25 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
     if args.seed is not None and not -(2**63) <= args.seed < 2**64:
         raise UsageError(f"--seed {args.seed} is out of range: use a whole number from 0 to {2**64 - 1}")
+    if args.polish is not None and not 0.0 < args.polish < 1.0:
+        raise UsageError(f"--polish must be a probability between 0 and 1, got {args.polish}")
+    try:  # kept phrases, in order, inside the blocks: refused here, before the model loads
+        keeps = find_phrases(text, args.keep, first.start, last.end)
+    except KeepProblem as exc:
+        raise UsageError(f"--keep: {exc} (blocks {first.number}-{last.number})") from exc
+    settings = GenerationSettings(
+        steps=args.steps, strength=args.strength, seed=args.seed, sampling=args.sampling
+    )
+    job = build_job(  # before the model loads: a kept phrase it cannot hold is refused here
+        text,
+        first.start,
+        last.end,
+        settings,
+        args.instruction or "",
+        free_form=args.free_form,
+        keeps=keeps,
+        polish=args.polish,
+    )
 
     from diffedit.engine.engine import Engine
 
@@ -171,10 +192,6 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         fp8=args.fp8,
         compile_step=args.compile,
     )
-    settings = GenerationSettings(
-        steps=args.steps, strength=args.strength, seed=args.seed, sampling=args.sampling
-    )
-    job = build_job(text, first.start, last.end, settings, args.instruction or "", free_form=args.free_form)
     canvas = (
         TerminalCanvas(sys.stderr if args.json or not args.in_place else sys.stdout) if args.visual else None
     )
@@ -279,12 +296,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the decoder layers as compiled fused kernels (torch.compile; a first-run compilation "
         "of seconds to a minute, then faster steps on GPUs; see docs/benchmarks.md)",
     )
+    p.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="PHRASE",
+        help="words of the blocks to keep verbatim, in order (repeatable); the rest re-forms around them",
+    )
+    p.add_argument(
+        "--polish",
+        type=float,
+        metavar="P",
+        help="rewrite only the tokens the model finds less likely than P (0-1); the rest stays byte for byte",
+    )
     p.add_argument("--visual", action="store_true", help="animate the canvas in the terminal as it denoises")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of the document")
     p.add_argument("--in-place", action="store_true", help="write the result back to FILE atomically")
     p.set_defaults(func=cmd_rewrite)
 
     add_models_parsers(sub)  # `models`, `models pull`, and `download` (its old name)
+    add_inspect_parsers(sub)  # `inspect`: the model's probability of each token
     return parser
 
 
