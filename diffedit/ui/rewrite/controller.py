@@ -23,15 +23,18 @@ from diffedit.document.session import (
     TrackedSpan,
     normalize_replacement,
 )
+from diffedit.document.spans import changed_words
 from diffedit.document.targets import block_numbers
-from diffedit.document.textpos import from_utf16, utf16_len
-from diffedit.engine.types import GenerationSettings, RewriteJob, RewriteResult
+from diffedit.document.textpos import from_utf16, to_utf16, utf16_len
+from diffedit.engine.types import GenerationSettings, KeepRefused, RewriteJob, RewriteResult
 from diffedit.rewrites import assemble_blocks, build_job
 from diffedit.ui.editing.editor import MarkdownEditor
 from diffedit.ui.files.exact_text import insert_text
 from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, noise_paint, paint_frame
+from diffedit.ui.rewrite.keeps import KeepMarker
 from diffedit.worker import EngineBridge
 
+POLISH_THRESHOLD = 0.2  # Polish Weak Words re-writes the tokens the model gives less than this probability
 FRAME_PERIOD_MS = 33  # ~30 fps; frames that arrive faster are coalesced in the bridge's mailbox
 
 
@@ -49,6 +52,7 @@ class RunOptions:
     steps: int | None = None
     seed: int | None = None  # None: the engine draws one and reports it in the result
     free_form: bool = False  # let the model restructure the blocks (off: each block keeps its shape)
+    polish: float | None = None  # re-fill only the tokens less likely than this (Polish Weak Words)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ class RewriteController(QObject):
         self.editor = editor
         self.bridge = bridge
         self.canvas = CanvasRenderer(editor)
+        self.keeps = KeepMarker(editor, self)  # Keep Selected Words: handed to each job inside its target
+        self.keeps.notice.connect(self.notice)
         self.history: History[CanvasPaint] = History()
         self._commit_steps: dict[int, int] = {}  # id(entry) -> the document's undo steps right after it
         self.undone: set[int] = set()  # id(entry) of entries undone now
@@ -138,9 +144,23 @@ class RewriteController(QObject):
         text = self.editor.exact_text()
         a, b = from_utf16(text, start), from_utf16(text, end)
         instruction = options.instruction.strip()
-        job = build_job(text, a, b, settings, instruction, free_form=options.free_form)
+        kept = [] if options.polish is not None else self.keeps.spans_in(start, end)
+        try:  # a kept phrase the rewrite cannot hold is refused here, before anything runs
+            job = build_job(
+                text,
+                a,
+                b,
+                settings,
+                instruction,
+                free_form=options.free_form,
+                keeps=[(from_utf16(text, p), from_utf16(text, q)) for p, q in kept],
+                polish=options.polish,
+            )
+        except KeepRefused as exc:
+            self.notice.emit("error", f"Cannot keep those words: {exc}")
+            return False
         self._blocks_label = block_numbers(text, a, b)
-        job_id = self.bridge.submit(job.request, settings, job.templates)
+        job_id = self.bridge.submit(job.request, settings, job.templates, job.polish)
         self._job = job
         self.session = RewriteSession(job_id, start, end, text[a:b], self.editor.text_range, instruction)
         self.latest_paint = None
@@ -150,6 +170,7 @@ class RewriteController(QObject):
         self.editor.move_caret_out_of(start, end)
         self._parked_caret = self.editor.textCursor().position()
         self.canvas.show(start, end, noise_paint(text[a:b], settings.steps or 0))
+        self.keeps.hide_within((start, end))
         self.editor.update_target()
         self._timer.start()
         self.runningChanged.emit(True)
@@ -192,6 +213,7 @@ class RewriteController(QObject):
                 # The user did not move on: select the target again, ready for another Ctrl+R.
                 self.editor.center_on(session.start, session.end)
         self.session = None
+        self.keeps.hide_within(None)
         self.editor.update_target()
         self.runningChanged.emit(False)
 
@@ -295,10 +317,25 @@ class RewriteController(QObject):
         self._review = entry
         self._review_undo_steps = self.editor.document().availableUndoSteps()
         self._commit_steps[id(entry)] = self._review_undo_steps
-        self.editor.set_mark("committed", [(entry.span.start, entry.span.end)], "committed_bg")
+        self.keeps.on_committed(entry)  # type: ignore[arg-type]  # any frame type: only spans are read
+        if result.polished is None:
+            self.editor.set_mark("committed", [(entry.span.start, entry.span.end)], "committed_bg")
+        else:  # a polish: the words that changed, in place, until the review closes
+            words = [
+                (start + to_utf16(replacement, p), start + to_utf16(replacement, q))
+                for p, q in changed_words(session.original, replacement)
+            ]
+            self.editor.set_mark("committed", words, "committed_bg")
         tokens = len(result.token_ids)
         self.progress.emit(Progress(result.steps, result.steps, tokens, seconds, result.tokens_per_forward))
         self.committed.emit(entry)
+        if result.polished is not None:
+            changed = len(changed_words(session.original, replacement))
+            self.reviewOffered.emit(
+                f"Polished {blocks_phrase(entry.blocks)}: {result.polished} weak token(s) re-written, "
+                f"{changed} word(s) changed (highlighted) in {seconds:.1f} s."
+            )
+            return
         self.reviewOffered.emit(
             f"Rewrote {blocks_phrase(entry.blocks)} in {seconds:.1f} s "
             f"({result.steps} steps, {result.tokens_per_forward:.1f} tokens/forward)."
@@ -357,7 +394,9 @@ class RewriteController(QObject):
         start = entry.span.start
         self.undo()
         span = (start, start + utf16_len(entry.original))
-        again = RunOptions(entry.instruction, self.options.strength, self.options.steps, None)
+        again = RunOptions(
+            entry.instruction, self.options.strength, self.options.steps, None, polish=self.options.polish
+        )
         return self.start(again, span)
 
     def close_review(self) -> None:
