@@ -31,7 +31,7 @@ SCALE: tuple[tuple[float, str], ...] = (
     (0.8, "#bcaf6f"),
     (1.01, "#fee838"),
 )
-SHADE_ALPHA = 110
+SHADE_ALPHA = (150, 130, 110, 80, 40)  # per bin: the likely tokens, most of any text, only tinted
 RESUME_AFTER_MS = 800  # a pause in typing before the reading resumes
 CHUNK_CHARS = 1200
 
@@ -41,9 +41,21 @@ def bin_of(p: float) -> int:
 
 
 def shade(p: float) -> QColor:
-    color = QColor(SCALE[bin_of(p)][1])
-    color.setAlpha(SHADE_ALPHA)
+    i = bin_of(p)
+    color = QColor(SCALE[i][1])
+    color.setAlpha(SHADE_ALPHA[i])
     return color
+
+
+def visible_part(text: str) -> tuple[int, int] | None:
+    """The part of a token's text to shade (offsets in it): its characters without the whitespace around
+    them, up to a line break; None for a token of whitespace alone (a paragraph break is not shaded)."""
+    stripped = text.strip()
+    if not stripped:
+        return None
+    a = len(text) - len(text.lstrip())
+    line = stripped.split("\n", 1)[0].rstrip()
+    return a, a + len(line)
 
 
 def tooltip_text(text: str, r: TokenReading) -> str:
@@ -101,9 +113,13 @@ class _Shade(QWidget):
         doc = editor.document()
         cursor = QTextCursor(doc)
         for i in data.visible(first, last):
-            cursor.setPosition(data.starts[i])
+            part = visible_part(data.texts[i])
+            if part is None:
+                continue
+            text = data.texts[i]
+            cursor.setPosition(data.starts[i] + utf16_len(text[: part[0]]))
             a = editor.cursorRect(cursor)
-            cursor.setPosition(data.ends[i])
+            cursor.setPosition(data.starts[i] + utf16_len(text[: part[1]]))
             b = editor.cursorRect(cursor)
             color = shade(data.readings[i].p)
             if a.top() == b.top():
