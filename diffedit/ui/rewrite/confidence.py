@@ -33,7 +33,7 @@ SCALE: tuple[tuple[float, str], ...] = (
 )
 SHADE_ALPHA = (150, 130, 110, 80, 40)  # per bin: the likely tokens, most of any text, only tinted
 RESUME_AFTER_MS = 800  # a pause in typing before the reading resumes
-CHUNK_CHARS = 1200
+CHUNK_CHARS = 500  # about one canvas of the demo model: the shading fills in steadily
 
 
 def bin_of(p: float) -> int:

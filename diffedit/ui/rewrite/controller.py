@@ -144,7 +144,12 @@ class RewriteController(QObject):
         text = self.editor.exact_text()
         a, b = from_utf16(text, start), from_utf16(text, end)
         instruction = options.instruction.strip()
-        kept = [] if options.polish is not None else self.keeps.spans_in(start, end)
+        kept = self.keeps.spans_in(start, end)  # a polish holds them anyway: marked again after it
+        keeps = (
+            []
+            if options.polish is not None
+            else [(from_utf16(text, p), from_utf16(text, q)) for p, q in kept]
+        )
         try:  # a kept phrase the rewrite cannot hold is refused here, before anything runs
             job = build_job(
                 text,
@@ -153,7 +158,7 @@ class RewriteController(QObject):
                 settings,
                 instruction,
                 free_form=options.free_form,
-                keeps=[(from_utf16(text, p), from_utf16(text, q)) for p, q in kept],
+                keeps=keeps,
                 polish=options.polish,
             )
         except KeepRefused as exc:

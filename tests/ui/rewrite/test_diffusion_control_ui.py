@@ -80,6 +80,17 @@ def test_polish_weak_words_is_one_undo_step(real_window: MainWindow, qtbot: QtBo
     assert w.editor.toPlainText() == DOC and not w.editor.document().isUndoAvailable()
 
 
+def test_stop_during_a_polish_restores_the_original(real_window: MainWindow, qtbot: QtBot) -> None:
+    w = real_window
+    w.rewrite_bar.steps.setValue(500)
+    _caret_in_target(w)
+    assert w.polish()
+    qtbot.keyClick(w.editor, Qt.Key.Key_Escape)  # during the read-only pass or the first steps
+    assert not w.controller.running
+    qtbot.wait(500)  # a late result of the stopped job must not land
+    assert w.editor.toPlainText() == DOC and not w.editor.document().isModified()
+
+
 def test_a_kept_phrase_in_markup_is_refused_with_a_notice(make_window: WindowFactory) -> None:
     w = make_window(text="# A heading here\n\nText.\n")
     select_text(w, "# A")
@@ -110,6 +121,7 @@ def test_confidence_on_a_1mb_document_never_blocks_typing(make_window: WindowFac
     for ch in "typing":
         qtbot.keyClick(w.editor, ch)
         events.append("key")
+        assert not view.reading  # the edit cancelled the reading at once
         qtbot.wait(30)
     assert "typing" in w.editor.toPlainText()[-20:]
     # the reading went on between keystrokes, chunk by chunk on the worker (no whole-document pass)
