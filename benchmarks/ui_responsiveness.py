@@ -8,7 +8,9 @@ Measures, with the real engine on a real checkpoint, in the real main window:
   the document, outside the target) and timed until the editor's viewport next paints.
 
 Both are measured first with no regeneration running (baseline) and then while regenerations run back to
-back. Target: under 50 ms each. Also reported: the outline + word-count refresh after a typing pause (in
+back, then while View > Confidence reads the whole document on the worker (issue 17: with no typing,
+and with typing, which cancels the reading at every keystroke; ``--confidence-only`` runs just that).
+Target: under 50 ms each. Also reported: the outline + word-count refresh after a typing pause (in
 slices, and all at once), how long each commit takes, and how many blocks were re-highlighted (and how
 many of them were first left for idle time: see ``diffedit/ui/highlighter.py``). Usage::
 
@@ -137,6 +139,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=1_000_000, help="document size in characters")
     ap.add_argument("--seconds", type=float, default=8.0, help="seconds per phase")
     ap.add_argument("--steps", type=int, default=24)
+    ap.add_argument("--confidence-only", action="store_true", help="only the confidence view's phases")
     args = ap.parse_args()
 
     model = args.model
@@ -208,6 +211,11 @@ def main() -> int:
     while window.summary.job is not None:
         app.processEvents()
     sliced_ms = (time.perf_counter() - t) * 1000
+    if args.confidence_only:
+        confidence_phase(app, window, args.seconds)
+        window.bridge.shutdown()
+        window.close()
+        return 0
     probe = Probe(window)
     print(
         f"model: {window.bridge.model_name} on {window.bridge.device}   document: {len(text):,} chars "
@@ -251,9 +259,59 @@ def main() -> int:
         f"  blocks highlighted: {highlighter.blocks_highlighted - highlighted:,} "
         f"({highlighter.blocks_deferred - deferred:,} left for idle time at first)"
     )
+    confidence_phase(app, window, args.seconds)
     window.bridge.shutdown()
     window.close()
     return 0
+
+
+def confidence_phase(app: QApplication, window: MainWindow, seconds: float) -> None:
+    """View > Confidence over the whole document: the reading runs chunk by chunk on the worker; the UI
+    converts each chunk's spans and repaints the visible shading."""
+    view = window.confidence
+    handled: list[float] = []
+    painted: list[float] = []
+    original_chunk = view._on_chunk
+    window.bridge.chunkRead.disconnect(view._on_chunk)
+
+    def timed_chunk(chunk: object) -> None:
+        s = time.perf_counter()
+        original_chunk(chunk)  # type: ignore[arg-type]
+        handled.append((time.perf_counter() - s) * 1000)
+
+    window.bridge.chunkRead.connect(timed_chunk)
+    shade = view._shade
+    original_paint = shade.paintEvent
+
+    def timed_paint(event: object) -> None:
+        s = time.perf_counter()
+        original_paint(event)  # type: ignore[arg-type]
+        painted.append((time.perf_counter() - s) * 1000)
+
+    shade.paintEvent = timed_paint  # type: ignore[method-assign,assignment]
+    window.editor.verticalScrollBar().setValue(0)
+    probe = Probe(window)
+    t = time.perf_counter()
+    view.show_scope("document")
+    started_ms = (time.perf_counter() - t) * 1000
+    probe.tick.start()
+    run_for(app, seconds)
+    probe.tick.stop()
+    tokens = len(view.data)
+    print(
+        f"confidence over the whole document (start: {started_ms:.0f} ms on the UI thread; "
+        f"{len(handled)} chunks, {tokens:,} tokens read in {seconds:.0f} s: {tokens / seconds:,.0f} tokens/s)"
+    )
+    print("  " + summary("event-loop gap (no typing)", probe.gaps))
+    print("  " + summary("chunk arrival (spans -> shading)", handled))
+    print("  " + summary("shading paint (visible tokens)", painted))
+    probe.start()
+    run_for(app, seconds)
+    probe.stop()
+    print("  typing at the end while it is on (each keystroke cancels the reading; it resumes after a pause)")
+    print("  " + summary("event-loop gap", probe.gaps))
+    print("  " + summary("keystroke -> repaint", probe.key_latency))
+    view.stop()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``diffedit``: the editor, or with ``rewrite``/``draft``/``blocks``/``models`` the command-line engine."""
+"""``diffedit``: the editor, or with a command (``rewrite``, ``draft``, ``inspect``, ``models``) the CLI."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.metadata
 import sys
 from pathlib import Path
 
-CLI_COMMANDS = ("rewrite", "draft", "blocks", "models", "download")
+CLI_COMMANDS = ("rewrite", "draft", "blocks", "inspect", "models", "download")
 # A name that does not exist yet still opens the editor on a new file when it says it is a text file.
 NEW_FILE_SUFFIXES = (".md", ".markdown", ".txt")
 

@@ -18,6 +18,7 @@ from diffedit.document.drafts import (
     place_block,
     sections,
 )
+from diffedit.document.keeps import KeepProblem, find_phrases
 from diffedit.document.storage import (
     EncodingProblem,
     FileChangedOnDisk,
@@ -29,6 +30,7 @@ from diffedit.document.storage import (
 )
 from diffedit.engine.context import follows_instructions
 from diffedit.engine.types import Cancelled, EngineError, Frame, GenerationSettings
+from diffedit.inspect_cli import add_parsers as add_inspect_parsers
 from diffedit.models_cli import add_parsers as add_models_parsers
 from diffedit.rewrites import (
     DRAFT_LENGTHS,
@@ -217,11 +219,26 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     if not 0.0 < args.strength <= 1.0:
         raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
     check_seed_and_steps(args)
-    engine, demo_model = load_engine(args)
+    if args.polish is not None and not 0.0 < args.polish < 1.0:
+        raise UsageError(f"--polish must be a probability between 0 and 1, got {args.polish}")
+    try:  # kept phrases, in order, inside the blocks: refused here, before the model loads
+        keeps = find_phrases(text, args.keep, first.start, last.end)
+    except KeepProblem as exc:
+        raise UsageError(f"--keep: {exc} (blocks {first.number}-{last.number})") from exc
     settings = GenerationSettings(
         steps=args.steps, strength=args.strength, seed=args.seed, sampling=args.sampling
     )
-    job = build_job(text, first.start, last.end, settings, args.instruction or "", free_form=args.free_form)
+    job = build_job(  # before the model loads: a kept phrase it cannot hold is refused here
+        text,
+        first.start,
+        last.end,
+        settings,
+        args.instruction or "",
+        free_form=args.free_form,
+        keeps=keeps,
+        polish=args.polish,
+    )
+    engine, demo_model = load_engine(args)
     canvas = (
         TerminalCanvas(sys.stderr if args.json or not args.in_place else sys.stdout) if args.visual else None
     )
@@ -293,6 +310,19 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the decoder layers as compiled fused kernels (torch.compile; a first-run compilation "
         "of seconds to a minute, then faster steps on GPUs; see docs/benchmarks.md)",
+    )
+    p.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="PHRASE",
+        help="words of the blocks to keep verbatim, in order (repeatable); the rest re-forms around them",
+    )
+    p.add_argument(
+        "--polish",
+        type=float,
+        metavar="P",
+        help="rewrite only the tokens the model finds less likely than P (0-1); the rest stays byte for byte",
     )
     p.add_argument("--visual", action="store_true", help="animate the canvas in the terminal as it denoises")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of the document")
@@ -460,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_draft)
 
     add_models_parsers(sub)  # `models`, `models pull`, and `download` (its old name)
+    add_inspect_parsers(sub)  # `inspect`: the model's probability of each token
     return parser
 
 

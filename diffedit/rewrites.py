@@ -11,10 +11,12 @@ reported, so a broken block is never written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from diffedit.document.blocks import Block, parse_blocks
 from diffedit.document.drafts import DRAFT_GAP, Placement
+from diffedit.document.keeps import KeepProblem, landed, slot_offset
 from diffedit.document.shapes import Held, Slot, render, same_shape, shape_of
 from diffedit.engine.types import (
     BlockTemplate,
@@ -22,6 +24,8 @@ from diffedit.engine.types import (
     FreeText,
     GenerationSettings,
     HeldText,
+    KeepRefused,
+    KeptText,
     RewriteJob,
     RewriteResult,
     TemplateSegment,
@@ -65,11 +69,26 @@ def free_text(slot: Slot, band: tuple[float, float]) -> FreeText:
     return FreeText(slot.role, slot.original, slot.anywhere | {"\n"}, starts, band)
 
 
-def template(block_text: str, gap_before: str, band: tuple[float, float]) -> BlockTemplate:
+def template(
+    block_text: str, gap_before: str, band: tuple[float, float], keeps: Sequence[tuple[int, int]] = ()
+) -> BlockTemplate:
+    """The block's template; ``keeps``: spans of ``block_text`` to keep verbatim (inside its slots)."""
     shape = shape_of(block_text)
-    segments: list[TemplateSegment] = [
-        HeldText(seg.text) if isinstance(seg, Held) else free_text(seg, band) for seg in shape.segments
-    ]
+    kept: dict[int, list[KeptText]] = {}
+    for a, b in sorted(keeps):
+        try:
+            slot, offset = slot_offset(shape, block_text, a, b)
+        except KeepProblem as exc:
+            raise KeepRefused(str(exc)) from exc
+        kept.setdefault(slot, []).append(KeptText(offset, block_text[a:b]))
+    segments: list[TemplateSegment] = []
+    for seg in shape.segments:
+        if isinstance(seg, Held):
+            segments.append(HeldText(seg.text))
+            continue
+        written = free_text(seg, band)
+        phrases = kept.get(len([s for s in segments if isinstance(s, FreeText)]), [])
+        segments.append(replace(written, kept=tuple(phrases)) if phrases else written)
     return BlockTemplate(shape.kind, tuple(segments), gap_before)
 
 
@@ -81,20 +100,43 @@ def build_job(
     instruction: str = "",
     free_form: bool = False,
     job_id: int = 0,
+    keeps: Sequence[tuple[int, int]] = (),
+    polish: float | None = None,
 ) -> RewriteJob:
     """The job rewriting ``text[start:end]``: block by block, each keeping its shape, unless ``free_form``
-    (or the span holds no whole block)."""
+    (or the span holds no whole block). ``keeps``: spans of ``text`` (inside the target's slots) the
+    rewrite keeps verbatim; ``polish``: re-fill only the tokens less likely than this (see ``RewriteJob``).
+    Raises ``KeepRefused`` for a kept span it cannot hold."""
     request = EditRequest.from_document(text, start, end, instruction)
     blocks = _blocks_in(text, start, end)
+    if keeps and polish is not None:
+        raise KeepRefused("Polish keeps every likely word already: mark no words to keep for it")
+    for a, b in keeps:
+        if not any(block.start <= a and b <= block.end for block in blocks):
+            raise KeepRefused(f"“{text[a:b][:40]}” is not inside the blocks being rewritten")
+    if keeps and free_form:
+        raise KeepRefused("Kept words need a shape-true rewrite: turn off free form")
     if free_form or not blocks:
-        return RewriteJob(request, settings, job_id)
+        return RewriteJob(request, settings, job_id, polish=polish)
     band = band_for(instruction)
     templates = []
     done = start
     for block in blocks:
-        templates.append(template(block.text(text), text[done : block.start], band))
+        inside = [(a - block.start, b - block.start) for a, b in keeps if block.start <= a and b <= block.end]
+        templates.append(template(block.text(text), text[done : block.start], band, inside))
         done = block.end
-    return RewriteJob(request, settings, job_id, tuple(templates))
+    return RewriteJob(request, settings, job_id, tuple(templates), polish=polish)
+
+
+def kept_phrases(job: RewriteJob) -> list[str]:
+    """The job's kept phrases in order."""
+    return [
+        k.text
+        for t in job.templates or ()
+        for seg in t.segments
+        if isinstance(seg, FreeText)
+        for k in seg.kept
+    ]
 
 
 @dataclass(frozen=True)
@@ -152,7 +194,7 @@ def assemble_blocks(job: RewriteJob, result: RewriteResult) -> Assembly:
             s.text if seg.role == "cell" else s.text.rstrip()
             for s, seg in zip(slots, shape.slots, strict=True)
         ]
-        new = render(shape, texts, wrap=True)
+        new = render(shape, texts, wrap=job.polish is None)  # a polish moves no line break
         verdict = same_shape(original, new)
         out.append(document[done : block.start] + (new if verdict else original))
         done = block.end
@@ -179,12 +221,17 @@ def assemble(job: RewriteJob, result: RewriteResult) -> str:
 
 def report_json(job: RewriteJob, assembly: Assembly) -> dict[str, object]:
     """What ``--json`` adds to (or, for the replacement, corrects in) the engine's report."""
+    phrases = kept_phrases(job)
+    kept = [
+        {"phrase": phrase, "start": at[0] if at else None, "end": at[1] if at else None}
+        for phrase, at in zip(phrases, landed(assembly.text, phrases), strict=True)
+    ]
     return {
         "replacement": assembly.text,
         "original": job.request.target,
         "free_form": job.templates is None,
         "blocks": [b.as_json() for b in assembly.blocks],
-    }
+    } | ({"kept": kept} if phrases else {})
 
 
 def build_draft_job(placement: Placement, settings: GenerationSettings, length: str = "medium") -> RewriteJob:

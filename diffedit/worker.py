@@ -30,12 +30,14 @@ from diffedit.engine.types import (
     GenerationSettings,
     RewriteJob,
     RewriteResult,
+    TokenReading,
 )
 
 if TYPE_CHECKING:
     from diffedit.engine.catalog import CatalogEntry as CatalogEntry  # the Models dialog's rows
 
 FRAME_INTERVAL_S = 1 / 30
+INSPECT_CONTEXT_CHARS = 8000  # text kept each side of a chunk read for confidence (the engine cuts further)
 
 
 class EngineLike(Protocol):
@@ -98,6 +100,26 @@ class _Ticket:
     cancel: CancelToken
 
 
+@dataclass
+class InspectJob:
+    """Read ``text``'s ``spans`` (Python offsets), one after the other, each with the text around it."""
+
+    job_id: int
+    text: str
+    spans: list[tuple[int, int]]
+    cancel: CancelToken
+
+
+@dataclass(frozen=True)
+class ReadChunk:
+    """One span read: where it starts (Python offset in the text read) and its tokens' readings."""
+
+    job_id: int
+    index: int
+    start: int
+    readings: tuple[TokenReading, ...]
+
+
 def describe_failure(exc: BaseException) -> str:
     """One message a user can act on, whatever went wrong inside the engine."""
     if isinstance(exc, EngineError):
@@ -117,6 +139,8 @@ class _Worker(QObject):
     finished = Signal(int, object)
     failed = Signal(int, str)
     cancelled = Signal(int)
+    chunkRead = Signal(object)  # ReadChunk
+    inspectEnded = Signal(int, str)  # job id, "" when every span was read, else why it stopped
 
     def __init__(self, loader: Loader, mailbox: _Mailbox) -> None:
         super().__init__()
@@ -185,6 +209,30 @@ class _Worker(QObject):
         else:
             self.finished.emit(job_id, result)
 
+    @Slot(object)
+    def inspect(self, job: InspectJob) -> None:
+        """Read the spans one by one, each reported at once (progressive); a cancel stops between canvases."""
+        engine = self.engine
+        if engine is None or not hasattr(engine, "inspect"):
+            self.inspectEnded.emit(job.job_id, "the model is not loaded")
+            return
+        text, around = job.text, INSPECT_CONTEXT_CHARS
+        try:
+            for i, (a, b) in enumerate(job.spans):
+                if job.cancel.cancelled:
+                    raise Cancelled()
+                request = EditRequest(text[max(0, a - around) : a], text[a:b], text[b : b + around])
+                readings = engine.inspect(request, cancel=job.cancel)
+                self.chunkRead.emit(ReadChunk(job.job_id, i, a, tuple(readings)))
+        except Cancelled:
+            self.inspectEnded.emit(job.job_id, "cancelled")
+            return
+        except Exception as exc:
+            traceback.print_exc()
+            self.inspectEnded.emit(job.job_id, describe_failure(exc))
+            return
+        self.inspectEnded.emit(job.job_id, "")
+
 
 class _Mailbox:
     """Newest frame wins; a lock because the engine writes from the worker thread."""
@@ -214,10 +262,13 @@ class EngineBridge(QObject):
     jobFinished = Signal(int, object)  # job id, RewriteResult
     jobFailed = Signal(int, str)
     jobCancelled = Signal(int)
+    chunkRead = Signal(object)  # ReadChunk of the current inspection
+    inspectEnded = Signal(int, str)  # inspection id, "" when complete, else why it stopped
 
     _requestLoad = Signal(object)
     _requestUnload = Signal()
     _requestRun = Signal(object)
+    _requestInspect = Signal(object)
 
     def __init__(self, loader: Loader | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -230,6 +281,10 @@ class EngineBridge(QObject):
         self._requestLoad.connect(self._worker.load)
         self._requestUnload.connect(self._worker.unload)
         self._requestRun.connect(self._worker.run)
+        self._requestInspect.connect(self._worker.inspect)
+        self._worker.chunkRead.connect(self._on_chunk_read)
+        self._worker.inspectEnded.connect(self._on_inspect_ended)
+        self._inspection: InspectJob | None = None
         self._worker.loadProgress.connect(self.modelLoading)
         self._worker.loaded.connect(self._on_loaded)
         self._worker.loadFailed.connect(self._on_load_failed)
@@ -280,13 +335,16 @@ class EngineBridge(QObject):
         request: EditRequest,
         settings: GenerationSettings,
         templates: tuple[BlockTemplate, ...] | None = None,
+        polish: float | None = None,
     ) -> int:
-        """Queue a job (cancelling the one in flight) and return its id; ``templates``: shape-true blocks."""
+        """Queue a job (cancelling the one in flight, and any inspection: a rewrite goes first) and return
+        its id; ``templates``: shape-true blocks; ``polish``: re-fill only tokens less likely than this."""
         self.cancel()
+        self.cancel_inspection()
         if self.state in ("unloaded", "failed"):
             self.load()
         job_id = next(self._ids)
-        self._current = _Ticket(RewriteJob(request, settings, job_id, templates), CancelToken())
+        self._current = _Ticket(RewriteJob(request, settings, job_id, templates, polish), CancelToken())
         self._requestRun.emit(self._current)
         return job_id
 
@@ -331,9 +389,41 @@ class EngineBridge(QObject):
             self._done(job_id)
         self.jobCancelled.emit(job_id)
 
+    # -- inspections (the confidence view) ----------------------------------------------------------
+    def inspect(self, text: str, spans: list[tuple[int, int]]) -> int:
+        """Read ``text``'s spans (Python offsets) in the background, reported one by one as ``chunkRead``;
+        replaces any inspection in flight. Returns its id."""
+        self.cancel_inspection()
+        if self.state in ("unloaded", "failed"):
+            self.load()
+        self._inspection = InspectJob(next(self._ids), text, spans, CancelToken())
+        self._requestInspect.emit(self._inspection)
+        return self._inspection.job_id
+
+    def cancel_inspection(self) -> None:
+        if self._inspection is not None:
+            self._inspection.cancel.cancel()
+            self._inspection = None
+
+    @property
+    def current_inspection(self) -> int | None:
+        return self._inspection.job_id if self._inspection is not None else None
+
+    @Slot(object)
+    def _on_chunk_read(self, chunk: ReadChunk) -> None:
+        if self._inspection is not None and chunk.job_id == self._inspection.job_id:
+            self.chunkRead.emit(chunk)
+
+    @Slot(int, str)
+    def _on_inspect_ended(self, job_id: int, why: str) -> None:
+        if self._inspection is not None and job_id == self._inspection.job_id:
+            self._inspection = None
+            self.inspectEnded.emit(job_id, why)
+
     def shutdown(self, wait_ms: int = 10_000) -> None:
         """Cancel the job in flight and stop the thread (called on quit)."""
         self.cancel()
+        self.cancel_inspection()
         self._thread.quit()
         self._thread.wait(wait_ms)
 

@@ -16,6 +16,11 @@ Simplifications that keep the guarantee (``diffedit.rewrites`` sets the characte
 - a token whose text is empty (a special token other than the end, or control characters only) is
   forbidden in every slot, so the first visible character really is at the first position.
 
+Kept words (:class:`KeptText`) are held tokens inside a slot: placed in order at positions proportional to
+where they sat in the original (:func:`place_kept`), and the slot's end may not fall before the last of them,
+so they appear verbatim, in order, whatever length the model gives the rest. A polish (:func:`polish_run`)
+holds a run's original layout everywhere but at its weak positions.
+
 Token texts are decoded once per tokenizer (:class:`TokenClasses`, kept by the engine) and every class of
 tokens is a cached boolean mask over the vocabulary, so compiling a job costs a few tensor operations, not a
 pass over 262,144 strings per slot.
@@ -33,7 +38,7 @@ import regex
 import torch
 
 from diffedit.engine.sampling import CanvasConstraints
-from diffedit.engine.types import BlockTemplate, FreeText, HeldText, TemplateSegment
+from diffedit.engine.types import BlockTemplate, FreeText, HeldText, KeepRefused, KeptText, TemplateSegment
 
 
 def printable(text: str) -> str:
@@ -78,6 +83,53 @@ class TokenClasses:
             )
             self._starting[patterns] = mask
         return mask
+
+
+def place_kept(
+    offsets: Sequence[int], lengths: Sequence[int], original: int, low: int, high: int
+) -> list[int]:
+    """Where kept phrases go in a slot (token positions from the slot's start).
+
+    ``offsets``: where each sat in the original (tokens before it), in order; ``lengths``: their token
+    counts; ``original``: the original's token count; the slot may write ``low``..``high`` tokens. Each goes
+    at its offset scaled to the length the band expects (the original's, brought inside the band), then is
+    pushed after the one before it and pulled back so every one ends by ``high``. Raises ``KeepRefused`` when
+    they cannot all fit.
+    """
+    if sum(lengths) > high:
+        raise KeepRefused(
+            f"the kept words take {sum(lengths)} tokens, more than the {high} this block may hold: "
+            "keep fewer or shorter phrases"
+        )
+    expected = min(high, max(low, original))
+    pos = [round(k * expected / original) if original else 0 for k in offsets]
+    for i in range(1, len(pos)):
+        pos[i] = max(pos[i], pos[i - 1] + lengths[i - 1])
+    limit = high
+    for i in reversed(range(len(pos))):
+        pos[i] = min(pos[i], limit - lengths[i])
+        limit = pos[i]
+    return pos
+
+
+def kept_ids(
+    tokenizer: Any, original: str, kept: Sequence[KeptText]
+) -> tuple[list[int], list[list[int]], list[bool]]:
+    """Each kept phrase's offset in tokens (the original's tokens before it), its tokens, and whether a word
+    ended with it; a space before it in the original is held with it (tokenizers write the space into the
+    word's token)."""
+    offsets: list[int] = []
+    ids: list[list[int]] = []
+    word_ends: list[bool] = []
+    for k in kept:
+        if original[k.start : k.start + len(k.text)] != k.text:
+            raise KeepRefused(f"“{k.text}” is not where the job says it is in the original")
+        start = k.start - 1 if k.start > 0 and original[k.start - 1] == " " else k.start
+        offsets.append(len(_encode(tokenizer, original[:start])))
+        ids.append(_encode(tokenizer, original[start : k.start + len(k.text)]))
+        after = original[k.start + len(k.text) : k.start + len(k.text) + 1]
+        word_ends.append(not (after.isalnum() or after == "_"))
+    return offsets, ids, word_ends
 
 
 @dataclass(frozen=True)
@@ -178,7 +230,10 @@ def compile_templates(
         ids = _encode(tokenizer, seg.original)
         low, high = band(len(ids) if seg.target_tokens is None else seg.target_tokens, seg)
         mask = classes.containing(seg.forbid_chars) | classes.empty if seg.forbid_chars else classes.empty
-        builder.slot(ids, low, high, seg.fixed_length, mask, classes, seg.line_start_patterns)
+        offsets, kept, word_ends = kept_ids(tokenizer, seg.original, seg.kept)
+        at = place_kept(offsets, [len(k) for k in kept], len(ids), low, high)
+        placed = list(zip(at, kept, word_ends, strict=True))
+        builder.slot(ids, low, high, seg.fixed_length, mask, classes, seg.line_start_patterns, placed)
         if not seg.fixed_length or i == last_slot:
             tail = "".join(s.text if isinstance(s, HeldText) else s.original for s in stream[i + 1 :])
             runs.append(builder.close(eos_id, pad_id, tail))
@@ -214,9 +269,17 @@ class _RunBuilder:
         mask: torch.Tensor,
         classes: TokenClasses,
         line_start: tuple[str, ...],
+        kept: Sequence[tuple[int, list[int], bool]] = (),
     ) -> None:
         start = self.pos
         self.slots.append(SlotPlan(start, low, high, len(ids), fixed))
+        for at, phrase, word_end in kept:  # held where placed; the end may not fall before the last of them
+            for i, t in enumerate(phrase):
+                self.held[start + at + i] = t
+            low = max(low, at + len(phrase))
+            after = start + at + len(phrase)
+            if word_end and after < start + high:  # a kept word is not run into the next ("river" + "lic")
+                self.forbidden.append((after, after + 1, classes.starting((r"\w",))))
         if high:
             self.forbidden.append((start, start + high, mask))
             if line_start:
@@ -246,3 +309,29 @@ class _RunBuilder:
         return RunPlan(
             self.canvas_length, canvases, self.held, self.forbidden, layout[:total], self.slots, tail
         )
+
+
+def slot_positions(run: RunPlan) -> list[int]:
+    """The positions of a run's layout that hold its slots' original tokens (what a polish may re-fill)."""
+    return [p for s in run.slots for p in range(s.start, s.start + s.original_tokens)]
+
+
+def polish_run(run: RunPlan, weak: Iterable[int], classes: TokenClasses) -> RunPlan:
+    """``run`` with its original layout held everywhere but at ``weak`` positions, which the model re-fills
+    under their slots' rules (and may not end at: the length stays the original's)."""
+    weak = set(weak)
+    held = {p: t for p, t in enumerate(run.original) if p not in weak}
+    forbidden = run.forbidden + [(p, p + 1, classes.ends) for p in sorted(weak)]
+    return RunPlan(run.canvas_length, run.canvases, held, forbidden, run.original, run.slots, run.tail)
+
+
+def run_canvases(run: RunPlan) -> tuple[list[list[int]], list[list[int]]]:
+    """A run's original layout as canvases, and what the encoder appends after each when the run is read as
+    written: a whole canvas, or the last one's tokens before its end."""
+    n = run.canvas_length
+    canvases = [run.original[i * n : (i + 1) * n] for i in range(run.canvases)]
+    end = max((s.start + s.original_tokens for s in run.slots), default=0)  # the layout's end token
+    carry = [list(c) for c in canvases]
+    last = end // n
+    carry[last] = canvases[last][: end - last * n]
+    return canvases, carry

@@ -13,13 +13,33 @@ from typing import Any
 import torch
 
 from diffedit.engine.canvas import layout_canvases, trim_at_end
-from diffedit.engine.constraints import JobPlan, TokenClasses, compile_templates, printable
+from diffedit.engine.constraints import (
+    JobPlan,
+    TokenClasses,
+    compile_templates,
+    polish_run,
+    printable,
+    run_canvases,
+    slot_positions,
+)
 from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS
 from diffedit.engine.denoise import DenoiseOptions, StepView, denoise
+from diffedit.engine.inspect import read_canvases
 from diffedit.engine.load_progress import loading_line
 from diffedit.engine.loader import LoadedModel, load_model
 from diffedit.engine.sampling import SamplerConfig
-from diffedit.engine.types import EngineError, Frame, RewriteJob, RewriteResult, SlotOutcome
+from diffedit.engine.types import (
+    BlockTemplate,
+    CancelToken,
+    EditRequest,
+    EngineError,
+    Frame,
+    FreeText,
+    RewriteJob,
+    RewriteResult,
+    SlotOutcome,
+    TokenReading,
+)
 
 # A rewrite may grow: allow twice the original plus some room, in whole canvases, within this cap.
 MAX_CANVASES = 8
@@ -115,16 +135,91 @@ class Engine:
             self.compile_error = outcome.compile_error
 
     def plan(self, job: RewriteJob) -> JobPlan | None:
-        """A shape-true job's runs of canvases and their constraints; None for a free-form job."""
-        if job.templates is None:
+        """A shape-true job's runs of canvases and their constraints; None for a free-form job (a free-form
+        polish: the target as one slot of its own length). Raises ``KeepRefused`` for kept words that do not
+        fit, before anything runs."""
+        templates = job.templates
+        if templates is None and job.polish is not None:
+            templates = (BlockTemplate("text", (FreeText("text", job.request.target, band=(1.0, 1.0)),)),)
+        if templates is None:
             return None
+        eos = next(iter(sorted(self.eos_ids)))
+        return compile_templates(
+            templates, self.tokenizer, self.token_classes(), self.canvas_length, eos, self.pad_id
+        )
+
+    def token_classes(self) -> TokenClasses:
         if self._token_classes is None:  # every token decoded once, on the first shape-true job
             vocab = int(self.model.config.text_config.vocab_size)
             self._token_classes = TokenClasses(self.tokenizer, vocab, self.end_ids)
+        return self._token_classes
+
+    def polish_plan(
+        self, plan: JobPlan, prompt_ids: list[int], threshold: float, cancel: CancelToken | None = None
+    ) -> tuple[JobPlan, int]:
+        """``plan`` with every run's original held but at the slot tokens the model reads (one read-only
+        pass, the runs read as the original writes them) with probability below ``threshold``; and how many
+        those are."""
+        canvases: list[list[int]] = []
+        carry: list[list[int]] = []
+        for run in plan.runs:
+            c, k = run_canvases(run)
+            canvases += c
+            carry += k
+        readings = read_canvases(self.model, prompt_ids, canvases, carry, top_k=1, cancel=cancel)
+        p = [q for reading in readings for q in reading.p]
+        runs, offset, weak_total = [], 0, 0
+        for run in plan.runs:
+            weak = [i for i in slot_positions(run) if p[offset + i] < threshold]
+            runs.append(polish_run(run, weak, self.token_classes()))
+            offset += run.canvases * self.canvas_length
+            weak_total += len(weak)
+        return JobPlan(runs, plan.trailing), weak_total
+
+    def token_spans(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """``text``'s tokens (as a rewrite encodes it) and their character spans, tiling ``text`` exactly."""
+        if not text:
+            return [], []
+        if getattr(self.tokenizer, "is_fast", False):
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            ids, ends = [int(i) for i in enc["input_ids"]], [int(e) for _, e in enc["offset_mapping"]]
+        else:  # where the decoded prefix grows (a token inside a character adds nothing yet)
+            ids = list(self.tokenizer.encode(text, add_special_tokens=False))
+            ends = [len(str(self.tokenizer.decode(ids[: i + 1]))) for i in range(len(ids))]
+        spans, done = [], 0
+        for i, end in enumerate(ends):
+            end = len(text) if i == len(ends) - 1 else min(len(text), max(done, end))
+            spans.append((done, end))
+            done = end
+        return ids, spans
+
+    def inspect(
+        self,
+        request: EditRequest,
+        top_k: int = 5,
+        context_tokens: int = 1024,
+        cancel: CancelToken | None = None,
+    ) -> tuple[TokenReading, ...]:
+        """The model's reading of ``request.target`` in its context (:mod:`diffedit.engine.inspect`): one
+        reading per token, spans in the target's characters."""
+        fmt = self.loaded.context_format
+        budget = min(context_tokens, fmt.context_tokens or context_tokens)
+        context = fmt.build(self.tokenizer, request, budget)
+        ids, spans = self.token_spans(request.target)
+        if not ids:
+            return ()
         eos = next(iter(sorted(self.eos_ids)))
-        return compile_templates(
-            job.templates, self.tokenizer, self._token_classes, self.canvas_length, eos, self.pad_id
-        )
+        canvases = layout_canvases(ids, self.canvas_length, eos, self.pad_id)
+        try:
+            readings = read_canvases(self.model, context.input_ids, canvases, top_k=top_k, cancel=cancel)
+        except torch.OutOfMemoryError as exc:
+            raise EngineError(f"out of memory on {self.device}: read less text at once") from exc
+        out: list[TokenReading] = []
+        for i, (token, (start, end)) in enumerate(zip(ids, spans, strict=True)):
+            r, j = readings[i // self.canvas_length], i % self.canvas_length
+            top = tuple((self.piece(t), q) for t, q in zip(r.top_ids[j], r.top_p[j], strict=True))
+            out.append(TokenReading(token, start, end, r.p[j], r.entropy[j], top))
+        return tuple(out)
 
     def options_for(
         self, job: RewriteJob, target_ids: list[int], frame_interval_s: float, plan: JobPlan | None = None
@@ -179,6 +274,9 @@ class Engine:
         target_ids = list(self.tokenizer.encode(job.request.target, add_special_tokens=False))
         generator = torch.Generator(device=self.device).manual_seed(seed)
         plan = self.plan(job)
+        polished = None
+        if plan is not None and job.polish is not None:
+            plan, polished = self.polish_plan(plan, context.input_ids, job.polish, cancel)
 
         observe = None
         if on_frame is not None:
@@ -230,6 +328,7 @@ class Engine:
             truncated_context=context.truncated,
             compiled=self._compiled(outcome),
             slots=slots,
+            polished=polished,
         )
 
     def _slots(self, plan: JobPlan, runs_kept: list[list[int]]) -> tuple[SlotOutcome, ...]:

@@ -38,6 +38,10 @@ class SettingsError(EngineError, ValueError):
     """A generation setting outside its range: names the setting, the value and the range allowed."""
 
 
+class KeepRefused(EngineError):
+    """A kept phrase that cannot be held: not inside a slot of the target, or too long for its block."""
+
+
 class Cancelled(Exception):
     """The job was cancelled between two steps; nothing of it is left behind."""
 
@@ -98,6 +102,18 @@ class HeldText:
 
 
 @dataclass(frozen=True)
+class KeptText:
+    """Words of a ``FreeText``'s original the rewrite keeps verbatim: ``original[start:start + len(text)]``.
+
+    The engine holds their tokens at fixed canvas positions (in order, proportional to where they sat in the
+    original) from the first step to the last; the rest of the slot re-forms around them.
+    """
+
+    start: int
+    text: str
+
+
+@dataclass(frozen=True)
 class FreeText:
     """Text the model writes, under the rules that keep its block's shape.
 
@@ -115,6 +131,7 @@ class FreeText:
     line_start_patterns: tuple[str, ...] = ()
     band: tuple[float, float] = (0.6, 1.5)
     target_tokens: int | None = None
+    kept: tuple[KeptText, ...] = ()  # phrases held verbatim, in order
 
     @property
     def fixed_length(self) -> bool:
@@ -141,6 +158,13 @@ class RewriteJob:
     job_id: int = 0
     # Shape-true: one template per block of the target, in order; None: free form (the model may restructure).
     templates: tuple[BlockTemplate, ...] | None = None
+    # Polish: re-noise only the target's tokens whose probability (one read-only pass) is below this, and
+    # re-fill them with every other token held; None: an ordinary rewrite.
+    polish: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.polish is not None and not 0.0 < self.polish < 1.0:
+            raise SettingsError(f"polish must be a probability in (0, 1) (got {self.polish})")
 
 
 @dataclass(frozen=True)
@@ -195,6 +219,7 @@ class RewriteResult:
     truncated_context: bool = False
     compiled: bool | None = None  # None: not asked for; else whether the compiled decoder step ran
     slots: tuple[SlotOutcome, ...] = ()  # a shape-true job's written texts, one per FreeText in order
+    polished: int | None = None  # a polish job: how many tokens were re-noised and re-filled
 
     def as_json(self, document: str) -> dict[str, object]:
         return {
@@ -208,4 +233,31 @@ class RewriteResult:
             "seed": self.seed,
             "model": self.model,
             "compiled": self.compiled,
+        } | ({} if self.polished is None else {"polished_tokens": self.polished})
+
+
+@dataclass(frozen=True)
+class TokenReading:
+    """One token of existing text as the model reads it (a read-only pass: the text as the canvas).
+
+    ``start``/``end``: its characters in the text read (consecutive readings tile it exactly); ``p``: the
+    softmax of the model's logits at this token's id; ``entropy``: of that distribution, in nats; ``top``: the
+    likeliest tokens there, (text, probability), best first.
+    """
+
+    token_id: int
+    start: int
+    end: int
+    p: float
+    entropy: float
+    top: tuple[tuple[str, float], ...]
+
+    def as_json(self, text: str, offset: int = 0) -> dict[str, object]:
+        return {
+            "text": text[self.start : self.end],
+            "start": self.start + offset,
+            "end": self.end + offset,
+            "p": round(self.p, 6),
+            "entropy": round(self.entropy, 6),
+            "top": [{"text": t, "p": round(q, 6)} for t, q in self.top],
         }

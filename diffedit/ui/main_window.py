@@ -43,7 +43,8 @@ from diffedit.ui.files.document_controller import DocumentController
 from diffedit.ui.icons import apply_icons
 from diffedit.ui.notice_bar import NoticeBar
 from diffedit.ui.rewrite.bars import FREE_FORM_TIP, ReviewBar, RewriteBar, no_instruction_note
-from diffedit.ui.rewrite.controller import RewriteController, RunOptions
+from diffedit.ui.rewrite.confidence import ConfidenceView
+from diffedit.ui.rewrite.controller import POLISH_THRESHOLD, RewriteController, RunOptions
 from diffedit.ui.rewrite.draft_bar import DraftBar, DraftDialog
 from diffedit.ui.rewrite.draft_controller import DraftController
 from diffedit.ui.rewrite.history_dock import HistoryDock
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
         self.controller = RewriteController(self.editor, self.bridge, self)
         self.drafts = DraftController(self.controller, self)
         self.draft_bar = DraftBar(self)
+        self.confidence = ConfidenceView(self.editor, self.bridge, self)
         self.model = ModelPicker(self.settings, self.bridge, self)
         # files
         self.documents = DocumentController(self.editor, self.settings, self)
@@ -184,6 +186,10 @@ class MainWindow(QMainWindow):
         self.act_draft = self._action("&Draft Sections…", self.draft_sections, None, "actDraft")
         self.act_draft.setToolTip("Fill an outline's empty sections, one block (one undo step) at a time")
         self.act_stop = self._action("&Stop", self.stop_run, None, "actStop")
+        self.act_keep_words = self._action(
+            "&Keep Selected Words", self.controller.keeps.toggle_selection, "Ctrl+K", "actKeepWords"
+        )
+        self.act_polish = self._action("&Polish Weak Words", self.polish, None, "actPolish")
         self.act_stop.setEnabled(False)
         self.act_free_form = self._action("&Free Form", self._set_free_form, None, "actFreeForm", True)
         self.act_free_form.setToolTip(FREE_FORM_TIP)
@@ -263,6 +269,7 @@ class MainWindow(QMainWindow):
         menu = bar.addMenu("&Rewrite")
         menu.setToolTipsVisible(True)  # the model options say why they are off
         menu.addActions([self.act_rewrite, self.act_instruct, self.act_draft, self.act_stop])
+        menu.addActions([self.act_keep_words, self.act_polish])
         menu.addAction(self.act_free_form)
         menu.addSeparator()
         menu.addActions([self.act_models, self.act_choose_model, self.act_demo_model])
@@ -272,6 +279,7 @@ class MainWindow(QMainWindow):
         menu.setToolTipsVisible(True)
         menu.addActions([self.act_preview, self.act_sync_scroll])
         menu.addActions([self.act_outline, self.act_history, self.act_dark, self.act_wrap])
+        menu.addMenu(self.confidence.menu)
         menu = bar.addMenu("&Help")
         menu.addActions([self.act_shortcuts, self.act_about])
 
@@ -341,6 +349,8 @@ class MainWindow(QMainWindow):
         c.aboutToCommit.connect(d.rewrite_about_to_commit)
         c.committed.connect(lambda _entry: d.save_recovery_now())  # a commit is autosaved at once
         c.kept.connect(d.rewrite_kept)
+        self.confidence.status.connect(lambda line: self.notice_bar.notify("info", line))
+        c.runningChanged.connect(self.confidence.on_rewrite_running)
 
     # -- rewrite -----------------------------------------------------------------------------------
     def run_options(self) -> RunOptions:
@@ -384,6 +394,11 @@ class MainWindow(QMainWindow):
         """Stop a draft (its committed blocks stay) or a rewrite (the text is unchanged)."""
         if not self.drafts.stop():
             self.controller.stop()
+
+    def polish(self) -> bool:
+        """Rewrite > Polish Weak Words: re-write only the tokens the model finds unlikely."""
+        self.model.load()
+        return self.controller.start(dataclasses.replace(self.run_options(), polish=POLISH_THRESHOLD))
 
     def _demo_notice_once(self) -> str:
         """The first rewrite on the demo model says what it is, once (remembered in the settings)."""

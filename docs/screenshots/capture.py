@@ -72,6 +72,28 @@ def draft_and_grab(app: QApplication, w: MainWindow, shot: str) -> None:
     pump(app, 0.3)
 
 
+def keep_and_confidence(app: QApplication, w: MainWindow) -> None:
+    """Kept words mid-animation (issue 17), then the confidence view over the welcome text."""
+    text = w.editor.toPlainText()
+    start = text.index("This paragraph is a good first target")
+    for phrase in ("good first target", "whole Markdown blocks"):
+        at = text.index(phrase, start)
+        select(w, at, at + len(phrase))
+        w.act_keep_words.trigger()
+    select(w, start + 5, start + 5)
+    pump(app, 0.3)
+    w.grab().save(str(HERE / "keep-words-marked.png"))
+    rewrite_and_grab(app, w, 1.0, 4, "keep-words-animation.png")
+    w.review_bar.keep_button.click()
+    w.editor.verticalScrollBar().setValue(0)
+    w.confidence.show_scope("document")
+    while w.confidence.reading and len(w.confidence.data) < 400:
+        pump(app, 0.05)
+    pump(app, 0.3)
+    w.grab().save(str(HERE / "confidence-view.png"))
+    w.confidence.stop()
+
+
 def main() -> int:
     app = QApplication([])
     apply_theme(app, THEMES["light"])
@@ -102,6 +124,7 @@ def main() -> int:
     select(w, first + 3, text.index("- the status bar shows the step") + 10)
     rewrite_and_grab(app, w, 1.0, 4, "rewrite-multiblock.png")
     w.review_bar.keep_button.click()
+    keep_and_confidence(app, w)
     w.act_dark.setChecked(True)
     w.act_preview.setChecked(True)
     pump(app, 0.5)

@@ -18,6 +18,7 @@ from diffedit.engine.types import (
     RewriteJob,
     RewriteResult,
     SlotOutcome,
+    TokenReading,
 )
 
 
@@ -48,6 +49,8 @@ class FakeEngine:
         self.jobs: list[RewriteJob] = []
         self.results: list[RewriteResult] = []
         self.steps_done = 0
+        self.inspect_delay_s = 0.005
+        self.inspected = 0
 
     def allow(self, steps: int = 1) -> None:
         assert self.permits is not None
@@ -57,6 +60,32 @@ class FakeEngine:
     def release(self) -> None:
         """Run freely from now on."""
         self.free.set()
+
+    def inspect(
+        self,
+        request: object,
+        top_k: int = 5,
+        context_tokens: int = 1024,
+        cancel: CancelToken | None = None,
+    ) -> tuple[TokenReading, ...]:
+        """One reading per word (and the space before it), p from the word's length; ``inspect_delay_s``
+        per call, so a test sees the reading arrive chunk by chunk."""
+        import re
+
+        target = str(getattr(request, "target", ""))
+        time.sleep(self.inspect_delay_s)
+        self.inspected += 1
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled()
+        out, done = [], 0
+        for m in re.finditer(r"\s*\S+", target):
+            p = 1.0 / (1 + len(m.group().strip()) % 7)
+            out.append(TokenReading(0, done, m.end(), p, 1.0 - p, (("alt", 0.1),)))
+            done = m.end()
+        if out and done < len(target):
+            last = out[-1]
+            out[-1] = TokenReading(0, last.start, len(target), last.p, last.entropy, last.top)
+        return tuple(out)
 
     def rewrite(
         self,

@@ -14,6 +14,7 @@ from PySide6.QtGui import (
     QKeyEvent,
     QKeySequence,
     QResizeEvent,
+    QTextCharFormat,
     QTextCursor,
     QTextFormat,
 )
@@ -146,8 +147,9 @@ class MarkdownEditor(QPlainTextEdit):
         self.set_mark("target", [target] if target else [], "target_bg")
 
     # -- marks (ExtraSelections) -------------------------------------------------------------------
-    def set_mark(self, name: str, spans: list[tuple[int, int]], color: str) -> None:
-        """Background ``color`` (a Theme attribute name) over ``spans``, kept under ``name``."""
+    def set_mark(self, name: str, spans: list[tuple[int, int]], color: str, underline: bool = False) -> None:
+        """Background ``color`` (a Theme attribute name) over ``spans``, kept under ``name``; ``underline``:
+        a thick underline in that colour instead (kept words)."""
         sels = []
         for start, end in spans:
             sel = QTextEdit.ExtraSelection()
@@ -155,8 +157,13 @@ class MarkdownEditor(QPlainTextEdit):
             c.setPosition(start)
             c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
             sel.cursor = c
-            sel.format.setBackground(self.theme.color(color))
-            sel.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
+            if underline:
+                sel.format.setFontUnderline(True)
+                sel.format.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
+                sel.format.setUnderlineColor(self.theme.color(color))
+            else:
+                sel.format.setBackground(self.theme.color(color))
+                sel.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
             sels.append(sel)
         self._marks[name] = sels
         self.setExtraSelections([s for group in self._marks.values() for s in group])

@@ -24,15 +24,18 @@ from diffedit.document.session import (
     TrackedSpan,
     normalize_replacement,
 )
+from diffedit.document.spans import changed_words
 from diffedit.document.targets import block_numbers
-from diffedit.document.textpos import from_utf16, utf16_len
-from diffedit.engine.types import GenerationSettings, RewriteJob, RewriteResult
+from diffedit.document.textpos import from_utf16, to_utf16, utf16_len
+from diffedit.engine.types import GenerationSettings, KeepRefused, RewriteJob, RewriteResult
 from diffedit.rewrites import Assembly, assemble_blocks, build_job
 from diffedit.ui.editing.editor import MarkdownEditor
 from diffedit.ui.files.exact_text import insert_text
 from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, noise_paint, paint_frame
+from diffedit.ui.rewrite.keeps import KeepMarker
 from diffedit.worker import EngineBridge
 
+POLISH_THRESHOLD = 0.2  # Polish Weak Words re-writes the tokens the model gives less than this probability
 FRAME_PERIOD_MS = 33  # ~30 fps; frames that arrive faster are coalesced in the bridge's mailbox
 
 
@@ -50,6 +53,7 @@ class RunOptions:
     steps: int | None = None
     seed: int | None = None  # None: the engine draws one and reports it in the result
     free_form: bool = False  # let the model restructure the blocks (off: each block keeps its shape)
+    polish: float | None = None  # re-fill only the tokens less likely than this (Polish Weak Words)
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ class RewriteController(QObject):
         self.editor = editor
         self.bridge = bridge
         self.canvas = CanvasRenderer(editor)
+        self.keeps = KeepMarker(editor, self)  # Keep Selected Words: handed to each job inside its target
+        self.keeps.notice.connect(self.notice)
         self.history: History[CanvasPaint] = History()
         self._commit_steps: dict[int, int] = {}  # id(entry) -> the document's undo steps right after it
         self.undone: set[int] = set()  # id(entry) of entries undone now
@@ -153,7 +159,27 @@ class RewriteController(QObject):
         start, end = target
         text = self.editor.exact_text()
         a, b = from_utf16(text, start), from_utf16(text, end)
-        job = build_job(text, a, b, settings, options.instruction.strip(), free_form=options.free_form)
+        instruction = options.instruction.strip()
+        kept = self.keeps.spans_in(start, end)  # a polish holds them anyway: marked again after it
+        keeps = (
+            []
+            if options.polish is not None
+            else [(from_utf16(text, p), from_utf16(text, q)) for p, q in kept]
+        )
+        try:  # a kept phrase the rewrite cannot hold is refused here, before anything runs
+            job = build_job(
+                text,
+                a,
+                b,
+                settings,
+                instruction,
+                free_form=options.free_form,
+                keeps=keeps,
+                polish=options.polish,
+            )
+        except KeepRefused as exc:
+            self.notice.emit("error", f"Cannot keep those words: {exc}")
+            return False
         return self.run(PreparedRun(job, target, block_numbers(text, a, b)))
 
     def run(self, prepared: PreparedRun) -> bool:
@@ -165,7 +191,7 @@ class RewriteController(QObject):
         job, (start, end) = prepared.job, prepared.span
         settings = job.settings
         self._blocks_label = prepared.label
-        job_id = self.bridge.submit(job.request, settings, job.templates)
+        job_id = self.bridge.submit(job.request, settings, job.templates, job.polish)
         self._run = prepared
         self.session = RewriteSession(
             job_id, start, end, job.request.target, self.editor.text_range, job.request.instruction
@@ -178,6 +204,7 @@ class RewriteController(QObject):
         self._parked_caret = self.editor.textCursor().position()
         shown = prepared.placeholder if prepared.placeholder is not None else job.request.target
         self.canvas.show(start, end, noise_paint(shown, settings.steps or 0).led_by(prepared.lead))
+        self.keeps.hide_within((start, end))
         self.editor.update_target()
         self._timer.start()
         self.runningChanged.emit(True)
@@ -220,6 +247,7 @@ class RewriteController(QObject):
                 # The user did not move on: select the target again, ready for another Ctrl+R.
                 self.editor.center_on(session.start, session.end)
         self.session = None
+        self.keeps.hide_within(None)
         self.editor.update_target()
         self.runningChanged.emit(False)
         self.runEnded.emit(state.value)
@@ -323,6 +351,7 @@ class RewriteController(QObject):
         )
         self.history.add(entry)
         self._commit_steps[id(entry)] = self.editor.document().availableUndoSteps()
+        self.keeps.on_committed(entry)  # type: ignore[arg-type]  # any frame type: only spans are read
         tokens = len(result.token_ids)
         self.progress.emit(Progress(result.steps, result.steps, tokens, seconds, result.tokens_per_forward))
         if prepared is not None and not prepared.review:
@@ -330,8 +359,22 @@ class RewriteController(QObject):
             return
         self._review = entry
         self._review_undo_steps = self._commit_steps[id(entry)]
-        self.editor.set_mark("committed", [(entry.span.start, entry.span.end)], "committed_bg")
+        if result.polished is None:
+            self.editor.set_mark("committed", [(entry.span.start, entry.span.end)], "committed_bg")
+        else:  # a polish: the words that changed, in place, until the review closes
+            words = [
+                (start + to_utf16(replacement, p), start + to_utf16(replacement, q))
+                for p, q in changed_words(session.original, replacement)
+            ]
+            self.editor.set_mark("committed", words, "committed_bg")
         self.committed.emit(entry)
+        if result.polished is not None:
+            changed = len(changed_words(session.original, replacement))
+            self.reviewOffered.emit(
+                f"Polished {blocks_phrase(entry.blocks)}: {result.polished} weak token(s) re-written, "
+                f"{changed} word(s) changed (highlighted) in {seconds:.1f} s."
+            )
+            return
         self.reviewOffered.emit(
             f"Rewrote {blocks_phrase(entry.blocks)} in {seconds:.1f} s "
             f"({result.steps} steps, {result.tokens_per_forward:.1f} tokens/forward)."
@@ -390,7 +433,9 @@ class RewriteController(QObject):
         start = entry.span.start
         self.undo()
         span = (start, start + utf16_len(entry.original))
-        again = RunOptions(entry.instruction, self.options.strength, self.options.steps, None)
+        again = RunOptions(
+            entry.instruction, self.options.strength, self.options.steps, None, polish=self.options.polish
+        )
         return self.start(again, span)
 
     def close_review(self) -> None:
