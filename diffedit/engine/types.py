@@ -138,6 +138,20 @@ class RewriteJob:
     job_id: int = 0
     # Shape-true: one template per block of the target, in order; None: free form (the model may restructure).
     templates: tuple[BlockTemplate, ...] | None = None
+    # Several blocks: denoise them as one batch, each block's canvas reading the document with the other
+    # blocks as originally written (False: block after block, each reading the blocks rewritten before it).
+    batch_blocks: bool = True
+
+
+def batches_blocks(job: RewriteJob) -> bool:
+    """Whether the engine writes ``job``'s blocks as one batch: a shape-true job of two or more blocks in
+    fast mode (reference mode keeps transformers' block-after-block conditioning, token for token)."""
+    return (
+        job.batch_blocks
+        and job.templates is not None
+        and len(job.templates) > 1
+        and job.settings.sampling == "fast"
+    )
 
 
 @dataclass(frozen=True)
@@ -192,6 +206,7 @@ class RewriteResult:
     truncated_context: bool = False
     compiled: bool | None = None  # None: not asked for; else whether the compiled decoder step ran
     slots: tuple[SlotOutcome, ...] = ()  # a shape-true job's written texts, one per FreeText in order
+    batched_rows: int = 1  # canvases denoised together per forward (a multi-block job's blocks: one each)
 
     def as_json(self, document: str) -> dict[str, object]:
         return {
@@ -206,3 +221,25 @@ class RewriteResult:
             "model": self.model,
             "compiled": self.compiled,
         }
+
+
+@dataclass(frozen=True)
+class AlternativesFrame:
+    """Every candidate's latest frame (None: no step yet) after one batched step."""
+
+    job_id: int
+    frames: tuple[Frame | None, ...]
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class AlternativesResult:
+    """Candidates for one job, denoised as one batch: ``seed`` (the run's) reproduces all of them; each
+    candidate's result carries its own seed (see ``diffedit.engine.batch_jobs``)."""
+
+    job_id: int
+    seed: int
+    candidates: tuple[RewriteResult, ...]
+    forwards: int  # batched decoder forwards
+    encodes: int  # context encodes (one: the candidates share it)
+    total_s: float
