@@ -143,6 +143,10 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     first, last = select_blocks(blocks, args.block, args.to, path)
     if not 0.0 < args.strength <= 1.0:
         raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
+    if args.alternatives is not None:
+        from diffedit.alternatives_cli import check_alternatives
+
+        check_alternatives(args)
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
     if args.seed is not None and not -(2**63) <= args.seed < 2**64:
@@ -185,6 +189,10 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
             f"around it), so “{args.instruction}” is ignored; use an instruct model with --model",
             file=sys.stderr,
         )
+    if args.alternatives is not None:  # candidates side by side: printed, never written
+        from diffedit.alternatives_cli import print_alternatives
+
+        return print_alternatives(engine, job, args, demo_model)
     result = engine.rewrite(job, on_frame=canvas.paint if canvas else None)
     assembly = assemble_blocks(job, result)
     if canvas:
@@ -278,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the decoder layers as compiled fused kernels (torch.compile; a first-run compilation "
         "of seconds to a minute, then faster steps on GPUs; see docs/benchmarks.md)",
+    )
+    p.add_argument(
+        "--alternatives",
+        type=int,
+        metavar="K",
+        help="K candidates denoised as one batch, printed side by side (with --json: each with its seed)",
     )
     p.add_argument("--visual", action="store_true", help="animate the canvas in the terminal as it denoises")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of the document")

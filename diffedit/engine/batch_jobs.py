@@ -29,6 +29,7 @@ import torch
 from diffedit.engine.batch import BatchOutcome, BatchRow, denoise_batch, row_seeds
 from diffedit.engine.denoise import StepView
 from diffedit.engine.types import (
+    MAX_ALTERNATIVES,
     AlternativesFrame,
     AlternativesResult,
     BlockTemplate,
@@ -42,8 +43,6 @@ from diffedit.engine.types import (
 
 if TYPE_CHECKING:
     from diffedit.engine.engine import Engine
-
-MAX_ALTERNATIVES = 8
 
 
 def alternatives(

@@ -223,6 +223,9 @@ class RewriteResult:
         }
 
 
+MAX_ALTERNATIVES = 8  # candidates of one batch, at most
+
+
 @dataclass(frozen=True)
 class AlternativesFrame:
     """Every candidate's latest frame (None: no step yet) after one batched step."""
