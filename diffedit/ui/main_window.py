@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from diffedit.document.outline import Summary
 from diffedit.document.recovery import RecoveryEntry
 from diffedit.document.textpos import to_utf16
+from diffedit.engine.types import GenerationSettings
 from diffedit.resources import resources_dir
 from diffedit.settings import Settings
 from diffedit.ui.dialogs import PreferencesDialog, about_box, shortcuts_dialog
@@ -40,6 +41,7 @@ from diffedit.ui.editing.theme import apply_theme, resolve_theme
 from diffedit.ui.files.document_controller import DocumentController
 from diffedit.ui.icons import apply_icons
 from diffedit.ui.notice_bar import NoticeBar
+from diffedit.ui.rewrite.alternatives import DEFAULT_ALTERNATIVES, AlternativesDialog
 from diffedit.ui.rewrite.bars import FREE_FORM_TIP, ReviewBar, RewriteBar, no_instruction_note
 from diffedit.ui.rewrite.controller import RewriteController, RunOptions
 from diffedit.ui.rewrite.history_dock import HistoryDock
@@ -58,6 +60,9 @@ def welcome_text() -> str:
         return (RESOURCES / "welcome.md").read_text(encoding="utf-8")
     except OSError:
         return WELCOME_FALLBACK
+
+
+NOTHING_SELECTED = "Nothing to rewrite here: select a paragraph (or put the caret in one)."
 
 
 class MainWindow(QMainWindow):
@@ -92,6 +97,7 @@ class MainWindow(QMainWindow):
         self.history_dock = HistoryDock(self)
         self.status = StatusPanel(self.statusBar())
         self.controller = RewriteController(self.editor, self.bridge, self)
+        self.alternatives_dialog: AlternativesDialog | None = None
         self.model = ModelPicker(self.settings, self.bridge, self)
         # files
         self.documents = DocumentController(self.editor, self.settings, self)
@@ -175,6 +181,10 @@ class MainWindow(QMainWindow):
         self.act_instruct = self._action(
             "Rewrite with &Instruction…", self.rewrite_bar.focus_instruction, "Ctrl+I", "actInstruct"
         )
+        self.act_alternatives = self._action(
+            f"&Alternatives ({DEFAULT_ALTERNATIVES})…", self.alternatives, "Ctrl+Alt+R", "actAlternatives"
+        )
+        self.act_alternatives.setToolTip("Several candidates of the selection side by side; pick one")
         self.act_stop = self._action("&Stop", self.controller.stop, None, "actStop")
         self.act_stop.setEnabled(False)
         self.act_free_form = self._action("&Free Form", self._set_free_form, None, "actFreeForm", True)
@@ -244,7 +254,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.act_preferences)
         menu = bar.addMenu("&Rewrite")
         menu.setToolTipsVisible(True)  # the model options say why they are off
-        menu.addActions([self.act_rewrite, self.act_instruct, self.act_stop])
+        menu.addActions([self.act_rewrite, self.act_instruct, self.act_alternatives, self.act_stop])
         menu.addAction(self.act_free_form)
         menu.addSeparator()
         menu.addActions([self.act_models, self.act_choose_model, self.act_demo_model])
@@ -336,6 +346,27 @@ class MainWindow(QMainWindow):
         if any(notes):
             self.notice_bar.notify("info", " ".join(n for n in notes if n))
         return started
+
+    def alternatives(self, count: int = DEFAULT_ALTERNATIVES) -> AlternativesDialog | None:
+        """Rewrite > Alternatives: candidates of the selection side by side (a modal dialog)."""
+        self.model.load()
+        self.controller.stop(quiet=True)
+        options = self.run_options()
+        try:
+            settings = GenerationSettings(steps=options.steps, strength=options.strength, seed=options.seed)
+        except ValueError as exc:
+            self.notice_bar.notify("error", f"Cannot rewrite: {exc}")
+            return None
+        instruction = options.instruction.strip()
+        dialog = AlternativesDialog.start(
+            self.editor, self.bridge, settings, count, instruction, options.free_form, self
+        )
+        if dialog is None:
+            self.notice_bar.notify(
+                "info", "Nothing to rewrite here: select a paragraph (or put the caret in one)."
+            )
+        self.alternatives_dialog = dialog
+        return dialog
 
     def _demo_notice_once(self) -> str:
         """The first rewrite on the demo model says what it is, once (remembered in the settings)."""

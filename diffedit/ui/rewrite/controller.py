@@ -26,10 +26,16 @@ from diffedit.document.session import (
 from diffedit.document.targets import block_numbers
 from diffedit.document.textpos import from_utf16, utf16_len
 from diffedit.engine.types import GenerationSettings, RewriteJob, RewriteResult
-from diffedit.rewrites import assemble_blocks, build_job
+from diffedit.rewrites import assemble_blocks, build_job, held_layout
 from diffedit.ui.editing.editor import MarkdownEditor
 from diffedit.ui.files.exact_text import insert_text
-from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, noise_paint, paint_frame
+from diffedit.ui.rewrite.canvas_renderer import (
+    CanvasPaint,
+    CanvasRenderer,
+    noise_paint,
+    paint_frame,
+    shape_paint,
+)
 from diffedit.worker import EngineBridge
 
 FRAME_PERIOD_MS = 33  # ~30 fps; frames that arrive faster are coalesced in the bridge's mailbox
@@ -149,7 +155,10 @@ class RewriteController(QObject):
         self.editor.clear_mark("target")
         self.editor.move_caret_out_of(start, end)
         self._parked_caret = self.editor.textCursor().position()
-        self.canvas.show(start, end, noise_paint(text[a:b], settings.steps or 0))
+        layout = held_layout(job)  # the held shape shows from the first frame, before the first step
+        steps = settings.steps or 0
+        first = noise_paint(text[a:b], steps) if layout is None else shape_paint(layout, steps)
+        self.canvas.show(start, end, first)
         self.editor.update_target()
         self._timer.start()
         self.runningChanged.emit(True)
