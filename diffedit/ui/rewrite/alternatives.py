@@ -161,7 +161,8 @@ class AlternativesDialog(QDialog):
             column.pick.setEnabled(True)
         self.status.setText(
             f"{len(self.columns)} candidates in {result.total_s:.1f} s ({result.forwards} batched steps, "
-            "one context encode). Pick one, or Cancel to keep the text as it is."
+            f"{result.encodes} context encode{'s' if result.encodes != 1 else ''}). "
+            "Pick one, or Cancel to keep the text as it is."
         )
         self.columns[0].pick.setFocus()
 
