@@ -218,6 +218,10 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     first, last = select_blocks(blocks, args.block, args.to, path)
     if not 0.0 < args.strength <= 1.0:
         raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
+    if args.alternatives is not None:
+        from diffedit.alternatives_cli import check_alternatives
+
+        check_alternatives(args)
     check_seed_and_steps(args)
     if args.polish is not None and not 0.0 < args.polish < 1.0:
         raise UsageError(f"--polish must be a probability between 0 and 1, got {args.polish}")
@@ -249,6 +253,10 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
             f"around it), so “{args.instruction}” is ignored; use an instruct model with --model",
             file=sys.stderr,
         )
+    if args.alternatives is not None:  # candidates side by side: printed, never written
+        from diffedit.alternatives_cli import print_alternatives
+
+        return print_alternatives(engine, job, args, demo_model)
     result = engine.rewrite(job, on_frame=canvas.paint if canvas else None)
     assembly = assemble_blocks(job, result)
     if canvas:
@@ -310,6 +318,12 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the decoder layers as compiled fused kernels (torch.compile; a first-run compilation "
         "of seconds to a minute, then faster steps on GPUs; see docs/benchmarks.md)",
+    )
+    p.add_argument(
+        "--alternatives",
+        type=int,
+        metavar="K",
+        help="K candidates denoised as one batch, printed side by side (with --json: each with its seed)",
     )
     p.add_argument(
         "--keep",

@@ -139,6 +139,23 @@ def kept_phrases(job: RewriteJob) -> list[str]:
     ]
 
 
+def held_layout(job: RewriteJob) -> list[tuple[str, bool]] | None:
+    """The job's target as (text, held) pieces: held text (markers, fences, gaps between blocks) and the
+    free slots' original text, in order; None for a free-form job. The first canvas frame shows it."""
+    if job.templates is None:
+        return None
+    pieces: list[tuple[str, bool]] = []
+    for block in job.templates:
+        if block.gap_before:
+            pieces.append((block.gap_before, True))
+        for seg in block.segments:
+            pieces.append((seg.text, True) if isinstance(seg, HeldText) else (seg.original, False))
+    written = sum(len(t) for t, _ in pieces)
+    if job.request.target[written:]:
+        pieces.append((job.request.target[written:], True))
+    return pieces
+
+
 @dataclass(frozen=True)
 class BlockReport:
     """One block of an assembled rewrite, for reports: its band and ratio are in tokens over its slots."""

@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slo
 import diffedit.qt_compat  # noqa: F401  (PySide6 6.12 on Python 3.11: see the module)
 from diffedit.engine.context import follows_instructions
 from diffedit.engine.types import (
+    AlternativesFrame,
     BlockTemplate,
     Cancelled,
     CancelToken,
@@ -98,6 +99,7 @@ class ModelSpec:
 class _Ticket:
     job: RewriteJob
     cancel: CancelToken
+    alternatives: int = 0  # above 0: that many candidates as one batch (an AlternativesResult)
 
 
 @dataclass
@@ -190,13 +192,18 @@ class _Worker(QObject):
             self.failed.emit(job_id, f"The model is not loaded: {self.load_error or 'unknown reason'}")
             return
 
-        def on_frame(frame: Frame) -> None:
+        def on_frame(frame: Frame | AlternativesFrame) -> None:
             self._mailbox.put(frame)
 
         try:
-            result = self.engine.rewrite(
-                ticket.job, on_frame=on_frame, cancel=ticket.cancel, frame_interval_s=FRAME_INTERVAL_S
-            )
+            if ticket.alternatives:
+                result: object = self.engine.alternatives(  # type: ignore[attr-defined]
+                    ticket.job, ticket.alternatives, on_frame, ticket.cancel, FRAME_INTERVAL_S
+                )
+            else:
+                result = self.engine.rewrite(
+                    ticket.job, on_frame=on_frame, cancel=ticket.cancel, frame_interval_s=FRAME_INTERVAL_S
+                )
         except Cancelled:
             self.cancelled.emit(job_id)
             return
@@ -239,15 +246,15 @@ class _Mailbox:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._frame: Frame | None = None
+        self._frame: Frame | AlternativesFrame | None = None
 
-    def put(self, frame: Frame) -> None:
+    def put(self, frame: Frame | AlternativesFrame) -> None:
         with self._lock:
             # A final frame is never replaced by a late non-final one of the same job.
             if not (self._frame is not None and self._frame.final and self._frame.job_id == frame.job_id):
                 self._frame = frame
 
-    def take(self, job_id: int) -> Frame | None:
+    def take(self, job_id: int) -> Frame | AlternativesFrame | None:
         with self._lock:
             frame, self._frame = self._frame, None
         return frame if frame is not None and frame.job_id == job_id else None
@@ -344,9 +351,26 @@ class EngineBridge(QObject):
         if self.state in ("unloaded", "failed"):
             self.load()
         job_id = next(self._ids)
-        self._current = _Ticket(RewriteJob(request, settings, job_id, templates, polish), CancelToken())
+        self._current = _Ticket(RewriteJob(request, settings, job_id, templates, polish=polish), CancelToken())
         self._requestRun.emit(self._current)
         return job_id
+
+    def submit_alternatives(self, job: RewriteJob, count: int) -> int:
+        """Queue ``count`` candidates of ``job`` as one batch (cancelling the job in flight); ``jobFinished``
+        then carries an ``AlternativesResult`` and :meth:`take_alternatives` its frames."""
+        self.cancel()
+        if self.state in ("unloaded", "failed"):
+            self.load()
+        job_id = next(self._ids)
+        job = RewriteJob(job.request, job.settings, job_id, job.templates)
+        self._current = _Ticket(job, CancelToken(), alternatives=count)
+        self._requestRun.emit(self._current)
+        return job_id
+
+    def take_alternatives(self, job_id: int) -> AlternativesFrame | None:
+        """The newest frame of the candidates of ``job_id`` since the last call, or None."""
+        frame = self._mailbox.take(job_id)
+        return frame if isinstance(frame, AlternativesFrame) else None
 
     def cancel(self, job_id: int | None = None) -> None:
         """Ask the current job (or job ``job_id`` if it is current) to stop after its current step."""
@@ -359,7 +383,8 @@ class EngineBridge(QObject):
 
     def take_frame(self, job_id: int) -> Frame | None:
         """The newest frame of ``job_id`` since the last call, or None."""
-        return self._mailbox.take(job_id)
+        frame = self._mailbox.take(job_id)
+        return frame if isinstance(frame, Frame) else None
 
     def _is_current(self, job_id: int) -> bool:
         return self._current is not None and self._current.job.job_id == job_id

@@ -6,7 +6,8 @@ import dataclasses
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from diffedit.engine.load_progress import loading_line
 from diffedit.engine.loader import LoadedModel, load_model
 from diffedit.engine.sampling import SamplerConfig
 from diffedit.engine.types import (
+    AlternativesFrame,
+    AlternativesResult,
     BlockTemplate,
     CancelToken,
     EditRequest,
@@ -39,6 +42,7 @@ from diffedit.engine.types import (
     RewriteResult,
     SlotOutcome,
     TokenReading,
+    batches_blocks,
 )
 
 # A rewrite may grow: allow twice the original plus some room, in whole canvases, within this cap.
@@ -266,30 +270,48 @@ class Engine:
     ) -> RewriteResult:
         """Run one job to the end. Raises ``Cancelled`` if ``cancel`` fires, ``EngineError`` on failure."""
         started = time.perf_counter()
+        if batches_blocks(job):  # a multi-block selection: its blocks as one batch of canvases
+            from diffedit.engine.batch_jobs import rewrite_blocks_batched
+
+            return rewrite_blocks_batched(self, job, on_frame, cancel, frame_interval_s)
+        seed, prompt, target_ids, plan = self.prepare(job)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        polished = None
+        if plan is not None and job.polish is not None:
+            plan, polished = self.polish_plan(plan, prompt.input_ids, job.polish, cancel)
+
+        observe = None
+        if on_frame is not None:
+            observe = _FrameEmitter(self, job.job_id, on_frame, frame_interval_s)
+        with self.failures():
+            outcome = denoise(
+                self.model,
+                prompt.input_ids,
+                self.options_for(job, target_ids, frame_interval_s, plan),
+                generator,
+                observe=observe,
+                cancel=cancel,
+            )
+        result = self.result_of(job, plan, outcome, seed, prompt.truncated, started, polished)
+        if observe is not None:
+            observe.emit_final(result.text)
+        return result
+
+    def prepare(self, job: RewriteJob) -> tuple[int, Any, list[int], JobPlan | None]:
+        """A job's seed (drawn where it has none), prompt, target tokens and plan."""
         settings = job.settings
         seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
         fmt = self.loaded.context_format
         budget = min(settings.context_tokens, fmt.context_tokens or settings.context_tokens)
         context = fmt.build(self.tokenizer, job.request, budget)
         target_ids = list(self.tokenizer.encode(job.request.target, add_special_tokens=False))
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        plan = self.plan(job)
-        polished = None
-        if plan is not None and job.polish is not None:
-            plan, polished = self.polish_plan(plan, context.input_ids, job.polish, cancel)
+        return seed, context, target_ids, self.plan(job)
 
-        observe = None
-        if on_frame is not None:
-            observe = _FrameEmitter(self, job.job_id, on_frame, frame_interval_s)
+    @contextmanager
+    def failures(self) -> Iterator[None]:
+        """Out of memory and model failures as ``EngineError`` messages a user can act on."""
         try:
-            outcome = denoise(
-                self.model,
-                context.input_ids,
-                self.options_for(job, target_ids, frame_interval_s, plan),
-                generator,
-                observe=observe,
-                cancel=cancel,
-            )
+            yield
         except torch.OutOfMemoryError as exc:
             raise EngineError(
                 f"out of memory on {self.device}: shorten the selection or the context, "
@@ -297,6 +319,19 @@ class Engine:
             ) from exc
         except RuntimeError as exc:
             raise EngineError(f"the model failed: {str(exc).splitlines()[0][:300]}") from exc
+
+    def result_of(
+        self,
+        job: RewriteJob,
+        plan: JobPlan | None,
+        outcome: Any,
+        seed: int,
+        truncated: bool,
+        started: float,
+        polished: int | None = None,
+    ) -> RewriteResult:
+        """The result of one job's denoising outcome (a :class:`DenoiseOutcome`)."""
+        settings = job.settings
         if outcome.compile_error is not None and settings.sampling == "fast":
             self.compile_error = outcome.compile_error  # not tried again: each try costs a compilation
         slots: tuple[SlotOutcome, ...] = ()
@@ -311,8 +346,6 @@ class Engine:
             text = self.decode_raw(kept) + plan.trailing  # held text and slots as written, unrendered
         # tokens the model wrote, each run's end included (held text was laid in, not written)
         written, ends = (len(kept), 1) if plan is None else (sum(s.tokens for s in slots), len(plan.runs))
-        if observe is not None:
-            observe.emit_final(text)
         return RewriteResult(
             job_id=job.job_id,
             text=text,
@@ -325,11 +358,24 @@ class Engine:
             total_s=time.perf_counter() - started,
             seed=seed,
             model=self.name,
-            truncated_context=context.truncated,
+            truncated_context=truncated,
             compiled=self._compiled(outcome),
             slots=slots,
             polished=polished,
         )
+
+    def alternatives(
+        self,
+        job: RewriteJob,
+        count: int,
+        on_frame: Callable[[AlternativesFrame], None] | None = None,
+        cancel: Any = None,
+        frame_interval_s: float = 0.0,
+    ) -> AlternativesResult:
+        """``count`` candidates for one job, denoised as one batch (see :mod:`diffedit.engine.batch_jobs`)."""
+        from diffedit.engine.batch_jobs import alternatives
+
+        return alternatives(self, job, count, on_frame, cancel, frame_interval_s)
 
     def _slots(self, plan: JobPlan, runs_kept: list[list[int]]) -> tuple[SlotOutcome, ...]:
         out: list[SlotOutcome] = []
@@ -364,32 +410,17 @@ class Engine:
         return piece
 
 
-class _FrameEmitter:
-    """Turns step tensors into :class:`Frame` objects, only as often as the caller asked."""
+class FrameBuilder:
+    """Turns one canvas sequence's step tensors into :class:`Frame` objects (each frame's ``changed`` is
+    against the frame built before it)."""
 
-    def __init__(self, engine: Engine, job_id: int, sink: Callable[[Frame], None], interval_s: float) -> None:
+    def __init__(self, engine: Engine, job_id: int) -> None:
         self.engine = engine
         self.job_id = job_id
-        self.sink = sink
-        self.interval_s = interval_s
-        self._last_emit: float | None = None
         self._previous: list[int] | None = None
-        self._last_view: StepView | None = None
         self._head: tuple[int, str] = (0, "")  # finished canvases' text, decoded once per canvas
 
-    def __call__(self, view: StepView) -> None:
-        self._last_view = view
-        now = time.perf_counter()
-        if self._last_emit is not None and now - self._last_emit < self.interval_s:
-            return
-        self._last_emit = now
-        self.sink(self._frame(view, final=False))
-
-    def emit_final(self, text: str) -> None:
-        if self._last_view is not None:
-            self.sink(self._frame(self._last_view, final=True, text=text))
-
-    def _frame(self, view: StepView, final: bool, text: str | None = None) -> Frame:
+    def frame(self, view: StepView, final: bool, text: str | None = None) -> Frame:
         eng = self.engine
         ids = view.argmax.tolist()
         accepted = view.accepted.tolist()
@@ -428,3 +459,26 @@ class _FrameEmitter:
             text=text if text is not None else head + "".join(pieces) + view.tail,
             final=final,
         )
+
+
+class _FrameEmitter:
+    """Turns step tensors into :class:`Frame` objects, only as often as the caller asked."""
+
+    def __init__(self, engine: Engine, job_id: int, sink: Callable[[Frame], None], interval_s: float) -> None:
+        self.builder = FrameBuilder(engine, job_id)
+        self.sink = sink
+        self.interval_s = interval_s
+        self._last_emit: float | None = None
+        self._last_view: StepView | None = None
+
+    def __call__(self, view: StepView) -> None:
+        self._last_view = view
+        now = time.perf_counter()
+        if self._last_emit is not None and now - self._last_emit < self.interval_s:
+            return
+        self._last_emit = now
+        self.sink(self.builder.frame(view, final=False))
+
+    def emit_final(self, text: str) -> None:
+        if self._last_view is not None:
+            self.sink(self.builder.frame(self._last_view, final=True, text=text))

@@ -158,6 +158,10 @@ class RewriteJob:
     job_id: int = 0
     # Shape-true: one template per block of the target, in order; None: free form (the model may restructure).
     templates: tuple[BlockTemplate, ...] | None = None
+    # Several blocks: denoise them as one batch, each block's canvas reading the document with the other
+    # blocks as originally written (False: block after block, each reading the blocks rewritten before it).
+    batch_blocks: bool = True
+
     # Polish: re-noise only the target's tokens whose probability (one read-only pass) is below this, and
     # re-fill them with every other token held; None: an ordinary rewrite.
     polish: float | None = None
@@ -165,6 +169,18 @@ class RewriteJob:
     def __post_init__(self) -> None:
         if self.polish is not None and not 0.0 < self.polish < 1.0:
             raise SettingsError(f"polish must be a probability in (0, 1) (got {self.polish})")
+
+
+def batches_blocks(job: RewriteJob) -> bool:
+    """Whether the engine writes ``job``'s blocks as one batch: a shape-true job of two or more blocks in
+    fast mode (reference mode keeps transformers' block-after-block conditioning, token for token)."""
+    return (
+        job.batch_blocks
+        and job.templates is not None
+        and len(job.templates) > 1
+        and job.settings.sampling == "fast"
+        and job.polish is None  # a polish reads and holds the blocks' own tokens, block after block
+    )
 
 
 @dataclass(frozen=True)
@@ -220,6 +236,7 @@ class RewriteResult:
     compiled: bool | None = None  # None: not asked for; else whether the compiled decoder step ran
     slots: tuple[SlotOutcome, ...] = ()  # a shape-true job's written texts, one per FreeText in order
     polished: int | None = None  # a polish job: how many tokens were re-noised and re-filled
+    batched_rows: int = 1  # canvases denoised together per forward (a multi-block job's blocks: one each)
 
     def as_json(self, document: str) -> dict[str, object]:
         return {
@@ -261,3 +278,28 @@ class TokenReading:
             "entropy": round(self.entropy, 6),
             "top": [{"text": t, "p": round(q, 6)} for t, q in self.top],
         }
+
+
+MAX_ALTERNATIVES = 8  # candidates of one batch, at most
+
+
+@dataclass(frozen=True)
+class AlternativesFrame:
+    """Every candidate's latest frame (None: no step yet) after one batched step."""
+
+    job_id: int
+    frames: tuple[Frame | None, ...]
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class AlternativesResult:
+    """Candidates for one job, denoised as one batch: ``seed`` (the run's) reproduces all of them; each
+    candidate's result carries its own seed (see ``diffedit.engine.batch_jobs``)."""
+
+    job_id: int
+    seed: int
+    candidates: tuple[RewriteResult, ...]
+    forwards: int  # batched decoder forwards
+    encodes: int  # context encodes (one: the candidates share it)
+    total_s: float

@@ -30,6 +30,7 @@ from diffedit.document.drafts import sections
 from diffedit.document.outline import Summary
 from diffedit.document.recovery import RecoveryEntry
 from diffedit.document.textpos import to_utf16
+from diffedit.engine.types import GenerationSettings
 from diffedit.resources import resources_dir, templates
 from diffedit.settings import Settings
 from diffedit.ui.dialogs import PreferencesDialog, about_box, shortcuts_dialog
@@ -42,6 +43,7 @@ from diffedit.ui.editing.theme import apply_theme, resolve_theme
 from diffedit.ui.files.document_controller import DocumentController
 from diffedit.ui.icons import apply_icons
 from diffedit.ui.notice_bar import NoticeBar
+from diffedit.ui.rewrite.alternatives import DEFAULT_ALTERNATIVES, AlternativesDialog
 from diffedit.ui.rewrite.bars import FREE_FORM_TIP, ReviewBar, RewriteBar, no_instruction_note
 from diffedit.ui.rewrite.confidence import ConfidenceView
 from diffedit.ui.rewrite.controller import POLISH_THRESHOLD, RewriteController, RunOptions
@@ -63,6 +65,9 @@ def welcome_text() -> str:
         return (RESOURCES / "welcome.md").read_text(encoding="utf-8")
     except OSError:
         return WELCOME_FALLBACK
+
+
+NOTHING_SELECTED = "Nothing to rewrite here: select a paragraph (or put the caret in one)."
 
 
 class MainWindow(QMainWindow):
@@ -100,6 +105,7 @@ class MainWindow(QMainWindow):
         self.drafts = DraftController(self.controller, self)
         self.draft_bar = DraftBar(self)
         self.confidence = ConfidenceView(self.editor, self.bridge, self)
+        self.alternatives_dialog: AlternativesDialog | None = None
         self.model = ModelPicker(self.settings, self.bridge, self)
         # files
         self.documents = DocumentController(self.editor, self.settings, self)
@@ -185,6 +191,10 @@ class MainWindow(QMainWindow):
         )
         self.act_draft = self._action("&Draft Sections…", self.draft_sections, None, "actDraft")
         self.act_draft.setToolTip("Fill an outline's empty sections, one block (one undo step) at a time")
+        self.act_alternatives = self._action(
+            f"&Alternatives ({DEFAULT_ALTERNATIVES})…", self.alternatives, "Ctrl+Alt+R", "actAlternatives"
+        )
+        self.act_alternatives.setToolTip("Several candidates of the selection side by side; pick one")
         self.act_stop = self._action("&Stop", self.stop_run, None, "actStop")
         self.act_keep_words = self._action(
             "&Keep Selected Words", self.controller.keeps.toggle_selection, "Ctrl+K", "actKeepWords"
@@ -268,7 +278,9 @@ class MainWindow(QMainWindow):
         menu.addAction(self.act_preferences)
         menu = bar.addMenu("&Rewrite")
         menu.setToolTipsVisible(True)  # the model options say why they are off
-        menu.addActions([self.act_rewrite, self.act_instruct, self.act_draft, self.act_stop])
+        menu.addActions([self.act_rewrite, self.act_instruct, self.act_alternatives, self.act_draft])
+        menu.addActions([self.act_stop])
+        menu.addSeparator()
         menu.addActions([self.act_keep_words, self.act_polish])
         menu.addAction(self.act_free_form)
         menu.addSeparator()
@@ -399,6 +411,27 @@ class MainWindow(QMainWindow):
         """Rewrite > Polish Weak Words: re-write only the tokens the model finds unlikely."""
         self.model.load()
         return self.controller.start(dataclasses.replace(self.run_options(), polish=POLISH_THRESHOLD))
+
+    def alternatives(self, count: int = DEFAULT_ALTERNATIVES) -> AlternativesDialog | None:
+        """Rewrite > Alternatives: candidates of the selection side by side (a modal dialog)."""
+        self.model.load()
+        self.controller.stop(quiet=True)
+        options = self.run_options()
+        try:
+            settings = GenerationSettings(steps=options.steps, strength=options.strength, seed=options.seed)
+        except ValueError as exc:
+            self.notice_bar.notify("error", f"Cannot rewrite: {exc}")
+            return None
+        instruction = options.instruction.strip()
+        dialog = AlternativesDialog.start(
+            self.editor, self.bridge, settings, count, instruction, options.free_form, self
+        )
+        if dialog is None:
+            self.notice_bar.notify(
+                "info", "Nothing to rewrite here: select a paragraph (or put the caret in one)."
+            )
+        self.alternatives_dialog = dialog
+        return dialog
 
     def _demo_notice_once(self) -> str:
         """The first rewrite on the demo model says what it is, once (remembered in the settings)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -9,6 +10,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from diffedit.engine.types import (
+    AlternativesFrame,
+    AlternativesResult,
     Cancelled,
     CancelToken,
     EngineError,
@@ -156,6 +159,32 @@ class FakeEngine:
         )
         self.results.append(result)
         return result
+
+    def alternatives(
+        self,
+        job: RewriteJob,
+        count: int,
+        on_frame: Callable[[AlternativesFrame], None] | None = None,
+        cancel: CancelToken | None = None,
+        frame_interval_s: float = 0.0,
+    ) -> AlternativesResult:
+        """``count`` candidates with seeds seed, seed + 1, ...: their frames step by step, side by side."""
+        seed = job.settings.seed if job.settings.seed is not None else next(self.seeds)
+        per: list[list[Frame]] = []
+        results = []
+        for i in range(count):
+            frames: list[Frame] = []
+            settings = dataclasses.replace(job.settings, seed=seed + i)
+            results.append(self.rewrite(dataclasses.replace(job, settings=settings), frames.append, cancel))
+            per.append(frames)
+        for step in range(max(len(f) for f in per)):
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled()
+            time.sleep(self.step_delay_s)
+            if on_frame is not None:
+                frames_now = tuple(f[min(step, len(f) - 1)] for f in per)
+                on_frame(AlternativesFrame(job.job_id, frames_now, step == len(per[0]) - 1))
+        return AlternativesResult(job.job_id, seed, tuple(results), len(per[0]), 1, 0.1)
 
     @staticmethod
     def _slots(job: RewriteJob, seed: int) -> tuple[SlotOutcome, ...]:

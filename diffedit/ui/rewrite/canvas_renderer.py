@@ -99,6 +99,25 @@ def noise_paint(original: str, total_steps: int) -> CanvasPaint:
     return CanvasPaint(text, tuple(runs), 0, total_steps)
 
 
+def shape_paint(pieces: list[tuple[str, bool]], total_steps: int) -> CanvasPaint:
+    """The canvas before the first step of a shape-true rewrite: the held text (heading markers, list
+    markers, fences, the gaps between blocks) as accepted text, each free slot as noise at its length (as
+    the engine lays the held tokens in from the first step)."""
+    text = ""
+    runs: list[tuple[int, int, PaintKind]] = []
+    for piece, held in pieces:
+        start = len(text)
+        if held:
+            text += piece
+            if piece:
+                runs.append((start, len(text), PaintKind.TEXT))
+            continue
+        noise = noise_paint(piece, total_steps)
+        text += noise.text
+        runs += [(start + s, start + e, kind) for s, e, kind in noise.runs]
+    return CanvasPaint(text, tuple(runs), 0, total_steps)
+
+
 LINE_SEPARATOR = "\u2028"  # a line break inside one block's layout
 # Same length in, same length out, so run offsets stay valid: breaks become in-block line breaks and
 # control characters (random-weight models emit them) become visible replacement marks.

@@ -28,10 +28,16 @@ from diffedit.document.spans import changed_words
 from diffedit.document.targets import block_numbers
 from diffedit.document.textpos import from_utf16, to_utf16, utf16_len
 from diffedit.engine.types import GenerationSettings, KeepRefused, RewriteJob, RewriteResult
-from diffedit.rewrites import Assembly, assemble_blocks, build_job
+from diffedit.rewrites import Assembly, assemble_blocks, build_job, held_layout
 from diffedit.ui.editing.editor import MarkdownEditor
 from diffedit.ui.files.exact_text import insert_text
-from diffedit.ui.rewrite.canvas_renderer import CanvasPaint, CanvasRenderer, noise_paint, paint_frame
+from diffedit.ui.rewrite.canvas_renderer import (
+    CanvasPaint,
+    CanvasRenderer,
+    noise_paint,
+    paint_frame,
+    shape_paint,
+)
 from diffedit.ui.rewrite.keeps import KeepMarker
 from diffedit.worker import EngineBridge
 
@@ -202,8 +208,14 @@ class RewriteController(QObject):
         self.editor.clear_mark("target")
         self.editor.move_caret_out_of(start, end)
         self._parked_caret = self.editor.textCursor().position()
-        shown = prepared.placeholder if prepared.placeholder is not None else job.request.target
-        self.canvas.show(start, end, noise_paint(shown, settings.steps or 0).led_by(prepared.lead))
+        steps = settings.steps or 0
+        layout = None if prepared.placeholder is not None else held_layout(job)
+        if layout is None:
+            shown = prepared.placeholder if prepared.placeholder is not None else job.request.target
+            first = noise_paint(shown, steps)
+        else:  # the held shape shows from the first frame, before the first step
+            first = shape_paint(layout, steps)
+        self.canvas.show(start, end, first.led_by(prepared.lead))
         self.keeps.hide_within((start, end))
         self.editor.update_target()
         self._timer.start()
