@@ -72,6 +72,20 @@ def draft_and_grab(app: QApplication, w: MainWindow, shot: str) -> None:
     pump(app, 0.3)
 
 
+def alternatives_and_grab(app: QApplication, w: MainWindow, shot: str) -> None:
+    """Three candidates of the first paragraph side by side, mid-animation; then Cancel (the text stays)."""
+    text = w.editor.toPlainText()
+    start = text.index("This paragraph is a good first target")
+    select(w, start + 5, start + 5)
+    dialog = w.alternatives(3)
+    assert dialog is not None
+    while dialog.isVisible() and min(c.step for c in dialog.columns) < 4:
+        pump(app, 0.02)
+    dialog.grab().save(str(HERE / shot))
+    dialog.reject()
+    pump(app, 0.3)
+
+
 def keep_and_confidence(app: QApplication, w: MainWindow) -> None:
     """Kept words mid-animation (issue 17), then the confidence view over the welcome text."""
     text = w.editor.toPlainText()
@@ -124,6 +138,7 @@ def main() -> int:
     select(w, first + 3, text.index("- the status bar shows the step") + 10)
     rewrite_and_grab(app, w, 1.0, 4, "rewrite-multiblock.png")
     w.review_bar.keep_button.click()
+    alternatives_and_grab(app, w, "alternatives.png")
     keep_and_confidence(app, w)
     w.act_dark.setChecked(True)
     w.act_preview.setChecked(True)
