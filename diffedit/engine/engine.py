@@ -66,10 +66,14 @@ class Engine:
         trust_remote_code: bool = False,
         fp8: bool = False,
         compile_step: bool = False,
+        quantize: str = "none",
     ) -> Engine:
         if progress:
-            progress(f"Loading model from {path or 'the bundled demo model'}…")
-        loaded = load_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, fp8=fp8)
+            how = f" ({quantize}, quantising while loading)" if quantize != "none" else ""
+            progress(f"Loading model from {path or 'the bundled demo model'}{how}…")
+        loaded = load_model(
+            path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, fp8=fp8, quantize=quantize
+        )
         engine = cls(loaded)
         engine.compile_step = compile_step
         if compile_step:
