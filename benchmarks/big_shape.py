@@ -39,19 +39,42 @@ SHARD_BYTES = 5 * 1000**3
 # The 26B-A4B text config (as shared/bench/hf_reference_dg.py has it) and a small one for trying the script.
 PRESETS: dict[str, dict[str, object]] = {
     "tiny": dict(
-        vocab_size=8192, hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=64, global_head_dim=64, num_experts=8, top_k_experts=2,
+        vocab_size=8192,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=64,
+        global_head_dim=64,
+        num_experts=8,
+        top_k_experts=2,
         moe_intermediate_size=128,
     ),
     "26b": dict(
-        vocab_size=262144, hidden_size=2816, intermediate_size=2112, num_hidden_layers=30,
-        num_attention_heads=16, num_key_value_heads=8, head_dim=256, global_head_dim=512,
-        num_global_key_value_heads=2, attention_k_eq_v=True, num_experts=128, top_k_experts=8,
-        moe_intermediate_size=704, sliding_window=1024, enable_moe_block=True,
+        vocab_size=262144,
+        hidden_size=2816,
+        intermediate_size=2112,
+        num_hidden_layers=30,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=256,
+        global_head_dim=512,
+        num_global_key_value_heads=2,
+        attention_k_eq_v=True,
+        num_experts=128,
+        top_k_experts=8,
+        moe_intermediate_size=704,
+        sliding_window=1024,
+        enable_moe_block=True,
     ),
 }
 TINY_VISION = dict(
-    hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=1, num_key_value_heads=1,
+    hidden_size=16,
+    intermediate_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=1,
+    num_key_value_heads=1,
     head_dim=16,
 )
 DOC = "# Notes\n\nThe quick brown fox jumps over the lazy dog.\n\nA second paragraph.\n"
@@ -62,20 +85,26 @@ def build_config(preset: str) -> object:
 
     demo = json.loads((DEMO / "config.json").read_text(encoding="utf-8"))
     ids = {k: demo["text_config"][k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
-    fields = DiffusionGemmaTextConfig.__dataclass_fields__ if hasattr(
-        DiffusionGemmaTextConfig, "__dataclass_fields__"
-    ) else {}
+    fields = (
+        DiffusionGemmaTextConfig.__dataclass_fields__
+        if hasattr(DiffusionGemmaTextConfig, "__dataclass_fields__")
+        else {}
+    )
     extra = ("global_head_dim", "num_global_key_value_heads")
     kw = {k: v for k, v in PRESETS[preset].items() if not fields or k in fields or k in extra}
     text = DiffusionGemmaTextConfig(max_position_embeddings=32768, **kw, **ids)
     return DiffusionGemmaConfig(
-        text_config=text.to_dict(), vision_config=TINY_VISION, canvas_length=256,
-        bos_token_id=ids["bos_token_id"], eos_token_id=ids["eos_token_id"], pad_token_id=ids["pad_token_id"],
+        text_config=text.to_dict(),
+        vision_config=TINY_VISION,
+        canvas_length=256,
+        bos_token_id=ids["bos_token_id"],
+        eos_token_id=ids["eos_token_id"],
+        pad_token_id=ids["pad_token_id"],
     )
 
 
 def stored_shapes(config: object) -> dict[str, tuple[tuple[int, ...], str]]:
-    """Name -> (shape, 'param'|'buffer') of what a saved checkpoint holds: tied tensors once (decoder names)."""
+    """Name -> (shape, kind) of what a saved checkpoint holds: tied tensors once, by their decoder names."""
     from accelerate import init_empty_weights
     from transformers import DiffusionGemmaForBlockDiffusion
 
@@ -109,7 +138,9 @@ class RandomBytes:
 
     def __init__(self, seed: int = 0) -> None:
         gen = torch.Generator().manual_seed(seed)
-        self.pool = (torch.randn(self.POOL, generator=gen) * 0.02).to(torch.bfloat16).view(torch.uint8).numpy()
+        self.pool = (
+            (torch.randn(self.POOL, generator=gen) * 0.02).to(torch.bfloat16).view(torch.uint8).numpy()
+        )
         self.at = 0
 
     def chunk(self, shape: tuple[int, ...]) -> bytes:
@@ -158,7 +189,7 @@ def write_checkpoint(folder: Path, preset: str) -> int:
         with (folder / fname).open("wb") as fh:
             fh.write(len(raw).to_bytes(8, "little"))
             fh.write(raw)
-            for name, shape in shard:
+            for _, shape in shard:
                 # a slice at a time along the first dimension (an expert, or 4096 rows of the embedding)
                 rows, step = (shape[0] if shape else 1), (1 if len(shape) == 3 else 4096)
                 for first in range(0, rows, step):
@@ -176,8 +207,23 @@ def run_rewrite(folder: Path, quantize: str, steps: int, threads: int | None) ->
         fh.write(DOC)
         doc = fh.name
     cmd = [
-        sys.executable, "-m", "diffedit", "rewrite", doc, "--block", "2", "--model", str(folder),
-        "--quantize", quantize, "--steps", str(steps), "--seed", "0", "--free-form", "--json",
+        sys.executable,
+        "-m",
+        "diffedit",
+        "rewrite",
+        doc,
+        "--block",
+        "2",
+        "--model",
+        str(folder),
+        "--quantize",
+        quantize,
+        "--steps",
+        str(steps),
+        "--seed",
+        "0",
+        "--free-form",
+        "--json",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if threads:
@@ -187,7 +233,11 @@ def run_rewrite(folder: Path, quantize: str, steps: int, threads: int | None) ->
     wall = time.perf_counter() - t0
     os.unlink(doc)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: kilobytes
-    out: dict[str, object] = {"returncode": proc.returncode, "wall_s": round(wall, 1), "peak_rss_gb": round(peak_kb / 1e6, 2)}
+    out: dict[str, object] = {
+        "returncode": proc.returncode,
+        "wall_s": round(wall, 1),
+        "peak_rss_gb": round(peak_kb / 1e6, 2),
+    }
     if proc.returncode != 0:
         out["stderr"] = proc.stderr[-2000:]
         return out
@@ -212,7 +262,9 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=1)
     p.add_argument("--keep", action="store_true", help="keep the checkpoint (default: delete it)")
     p.add_argument(
-        "--threads", type=int, help="torch threads here and in the rewrite (1 where other jobs share the cores)"
+        "--threads",
+        type=int,
+        help="torch threads here and in the rewrite (1 where other jobs share the cores)",
     )
     a = p.parse_args()
     if a.threads:

@@ -70,7 +70,8 @@ def main() -> None:
     steps: dict[str, list[float]] = {m: [] for m in MODES}
     for i, split in enumerate(splits):
         job = RewriteJob(
-            EditRequest(split.prefix, split.target, split.suffix), GenerationSettings(seed=i, steps=args.steps)
+            EditRequest(split.prefix, split.target, split.suffix),
+            GenerationSettings(seed=i, steps=args.steps),
         )
         for m in MODES:  # interleaved: the same load on the machine for all three
             result = engines[m].rewrite(job)

@@ -223,7 +223,9 @@ def load_model(
     if quantize not in QUANT_CHOICES:
         raise ModelLoadError(f"unknown quantisation {quantize!r}; use one of {', '.join(QUANT_CHOICES)}")
     if fp8 and quantize != "none":
-        raise ModelLoadError(f"--fp8 and --quantize {quantize} are two ways of shrinking the experts: pick one")
+        raise ModelLoadError(
+            f"--fp8 and --quantize {quantize} are two ways of shrinking the experts: pick one"
+        )
     # Local files only: loading never touches the network, even if a name looks like a hub id.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -298,7 +300,9 @@ def load_model(
 QUANT_CHOICES = ("none", "int8", "int4")
 
 
-def _load_quantized(info: CheckpointInfo, tokenizer: Any, dev: str, torch_dtype: Any, mode: Any) -> LoadedModel:
+def _load_quantized(
+    info: CheckpointInfo, tokenizer: Any, dev: str, torch_dtype: Any, mode: Any
+) -> LoadedModel:
     import torch
 
     from diffedit.engine.quant import weight_bytes
@@ -349,7 +353,8 @@ def check_fits(
     flag = {"none": "--quantize none", "int8": "--quantize int8", "int4": "--quantize int4"}
     if options:
         best = options[0]
-        fix = f"loading it with {flag[best]} needs about {human_bytes(sum(memory_needed(info, best, dtype_bytes)))} and fits"
+        best_need = sum(memory_needed(info, best, dtype_bytes))
+        fix = f"loading it with {flag[best]} needs about {human_bytes(best_need)} and fits"
     else:
         smallest = sum(memory_needed(info, "int4", dtype_bytes))
         fix = (

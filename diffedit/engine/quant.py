@@ -95,10 +95,14 @@ def quantize(w: torch.Tensor, mode: QuantMode) -> QuantizedTensor:
     codes = torch.round((g - minimum.float()[..., None]) / scale.float()[..., None]).clamp_(0, 15)
     codes_u8 = codes.to(torch.uint8).view(*shape[:-1], shape[-1])
     packed = codes_u8[..., 0::2] | (codes_u8[..., 1::2] << 4)
-    return QuantizedTensor("int4", packed.contiguous(), scale.contiguous(), minimum.contiguous(), group, shape)
+    return QuantizedTensor(
+        "int4", packed.contiguous(), scale.contiguous(), minimum.contiguous(), group, shape
+    )
 
 
-def empty_like_quantized(mode: QuantMode, shape: tuple[int, ...], device: torch.device | str) -> QuantizedTensor:
+def empty_like_quantized(
+    mode: QuantMode, shape: tuple[int, ...], device: torch.device | str
+) -> QuantizedTensor:
     """Room for a stacked (experts, out, in) weight, filled one expert at a time with :func:`fill`."""
     *lead, rows, cols = shape
     if mode == "int8":
@@ -127,7 +131,9 @@ def _register(module: nn.Module, prefix: str, q: QuantizedTensor) -> None:
     module.register_buffer(f"{prefix}_minimum", q.minimum, persistent=False)
 
 
-def _view(module: nn.Module, prefix: str, mode: QuantMode, group: int, shape: tuple[int, ...]) -> QuantizedTensor:
+def _view(
+    module: nn.Module, prefix: str, mode: QuantMode, group: int, shape: tuple[int, ...]
+) -> QuantizedTensor:
     buffers = module._buffers
     data, scale = buffers[f"{prefix}_data"], buffers[f"{prefix}_scale"]
     assert data is not None and scale is not None
@@ -162,10 +168,10 @@ class QuantizedExperts(nn.Module):
     into the activations' dtype just for its products, so one expert's full-precision weights exist at once.
     """
 
-    def __init__(self, experts: nn.Module, gate_up: QuantizedTensor, down: QuantizedTensor) -> None:
+    def __init__(self, experts: Any, gate_up: QuantizedTensor, down: QuantizedTensor) -> None:
         super().__init__()
         self.num_experts = int(experts.num_experts)
-        self.act_fn = experts.act_fn
+        self.act_fn: Any = experts.act_fn
         self.mode = gate_up.mode
         self._meta = {"gate_up": (gate_up.group, gate_up.shape), "down": (down.group, down.shape)}
         _register(self, "gate_up", gate_up)

@@ -13,6 +13,7 @@ reading a 50 GB checkpoint through ``mmap`` would look (and, under pressure, act
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -70,9 +71,13 @@ def stored_tensors(files: tuple[Path, ...]) -> Iterator[StoredTensor]:
                 continue
             dtype = _DTYPES.get(str(info["dtype"]))
             if dtype is None:
-                raise ModelLoadError(f"{path.name}: tensor {name} has dtype {info['dtype']}, which diffedit cannot read")
+                raise ModelLoadError(
+                    f"{path.name}: tensor {name} has dtype {info['dtype']}, which diffedit cannot read"
+                )
             start, end = (int(v) for v in info["data_offsets"])
-            yield StoredTensor(path, name, dtype, tuple(int(d) for d in info["shape"]), base + start, end - start)
+            yield StoredTensor(
+                path, name, dtype, tuple(int(d) for d in info["shape"]), base + start, end - start
+            )
 
 
 def read_tensor(t: StoredTensor, index: int | None = None) -> torch.Tensor:
@@ -83,12 +88,16 @@ def read_tensor(t: StoredTensor, index: int | None = None) -> torch.Tensor:
         offset += index * nbytes
         shape = shape[1:]
     out = torch.empty(shape, dtype=t.dtype)
+    buffer: Any = out.view(-1).view(torch.uint8).numpy() if nbytes else bytearray()
+    view = memoryview(buffer)
     with t.file.open("rb", buffering=0) as fh:
         fh.seek(offset)
-        view = memoryview(out.view(-1).view(torch.uint8).numpy()) if out.numel() else memoryview(b"")
-        got = fh.readinto(view) if nbytes else 0
-        if got != nbytes:
-            raise ModelLoadError(f"{t.file.name}: tensor {t.name} is truncated; re-download the model")
+        got = 0
+        while got < nbytes:  # one read returns at most ~2 GB on Linux
+            n = fh.readinto(view[got:])
+            if not n:
+                raise ModelLoadError(f"{t.file.name}: tensor {t.name} is truncated; re-download the model")
+            got += n
         _drop_from_page_cache(fh.fileno(), offset, nbytes)
     return out
 
@@ -97,10 +106,8 @@ def _drop_from_page_cache(fd: int, offset: int, length: int) -> None:
     """Tell the kernel these bytes will not be read again (a 50 GB read should not evict everything else)."""
     advise = getattr(os, "posix_fadvise", None)
     if advise is not None:
-        try:
+        with contextlib.suppress(OSError):
             advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass
 
 
 @dataclass
@@ -129,9 +136,9 @@ def _slots(model: nn.Module) -> dict[str, _Slot]:
 
 def _set(slot: _Slot, value: torch.Tensor) -> None:
     """One tensor for every owner, as the ties had it."""
-    shared: torch.Tensor = value if slot.is_buffer else nn.Parameter(value, requires_grad=False)
+    shared: Any = value if slot.is_buffer else nn.Parameter(value, requires_grad=False)
     for module, attr in slot.owners:
-        table = module._buffers if slot.is_buffer else module._parameters
+        table: dict[str, Any] = module._buffers if slot.is_buffer else module._parameters
         table[attr] = shared
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from diffedit.engine.catalog import MachineMemory
-from diffedit.engine.loader import default_model_path, load_model, memory_needed, inspect_checkpoint
+from diffedit.engine.loader import inspect_checkpoint, load_model, memory_needed
 from diffedit.engine.quant import (
     INT4_GROUP,
     QuantizedExperts,
@@ -197,7 +197,9 @@ def test_a_load_that_cannot_fit_is_refused_with_the_estimate_and_a_choice_that_f
     assert "--quantize int8" in message and "fits" in message
     with pytest.raises(ModelLoadError, match="even --quantize int4 needs about"):
         load_model(tiny_checkpoint, device="cpu", dtype="fp32", quantize="int4", machine=_machine(10**6))
-    loaded = load_model(tiny_checkpoint, device="cpu", dtype="fp32", quantize="int8", machine=_machine(need["int8"]))
+    loaded = load_model(
+        tiny_checkpoint, device="cpu", dtype="fp32", quantize="int8", machine=_machine(need["int8"])
+    )
     assert loaded.quantization == "int8"  # exactly enough is enough
 
 
