@@ -252,9 +252,7 @@ def test_loading_int4_peaks_at_the_quantised_model_plus_one_tensor(
     stored = sum(f.stat().st_size for f in big.glob("*.safetensors"))
     largest_tensor = 32 * 2048 * 512 * 2  # a layer's gate_up stack in bf16
     q = _peak(big, tiny_checkpoint, "int4")
-    plain = _peak(big, tiny_checkpoint, "none")
-    grown, plain_grown = q["peak"] - q["before"], plain["peak"] - plain["before"]
+    grown = q["peak"] - q["before"]
     # about the quantised model plus one tensor (less: an expert stack is read one expert at a time)
     assert grown < q["weights"] + largest_tensor, (q, stored)
     assert grown < 0.6 * stored, (grown, stored)
-    assert plain_grown > 0.9 * stored, (plain, stored)  # the unquantised load holds every weight
