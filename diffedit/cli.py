@@ -190,6 +190,7 @@ def load_engine(args: argparse.Namespace) -> tuple[Engine, bool]:
             trust_remote_code=args.trust_remote_code,
             fp8=args.fp8,
             compile_step=args.compile,
+            quantize=args.quantize,
         )
     return engine, demo_model
 
@@ -280,6 +281,8 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
             | report_json(job, assembly)
             | {
                 "demo_model": demo_model,
+                "quantization": engine.loaded.quantization,
+                "weight_bytes": engine.loaded.weight_bytes,
                 "instruction": args.instruction or "",
                 "instruction_followed": instruction_followed,
             }
@@ -312,6 +315,13 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="MoE expert weights in FP8 (about half the memory traffic; fastest on Hopper GPUs; "
         "changes the output slightly, see docs/benchmarks.md)",
+    )
+    p.add_argument(
+        "--quantize",
+        choices=["none", "int8", "int4"],
+        default="none",
+        help="int8/int4 weights for the experts and large linear layers, quantised while loading: about "
+        "1/2 or 1/4 of bf16's memory (see docs/models.md)",
     )
     p.add_argument(
         "--compile",

@@ -25,6 +25,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--top", type=int, default=5, help="alternatives listed per token (default 5)")
     p.add_argument("--model", help="DiffusionGemma checkpoint folder (default: the bundled demo model)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+    p.add_argument(
+        "--quantize",
+        choices=["none", "int8", "int4"],
+        default="none",
+        help="int8/int4 weights, quantised while loading (as for rewrite; see docs/models.md)",
+    )
     p.add_argument("--json", action="store_true", help="print the readings as JSON")
     p.set_defaults(func=cmd_inspect)
 
@@ -40,12 +46,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise UsageError(f"--top must be from 1 to 100, got {args.top}")
 
     from diffedit.engine.catalog import DEMO_NOTICE, is_demo_model, resolve_model
-    from diffedit.engine.engine import Engine
+    from diffedit.startup import load_phase
 
     model = resolve_model(args.model)
     if is_demo_model(model):
         print(f"diffedit: note: {DEMO_NOTICE}", file=sys.stderr)
-    engine = Engine.load(model, device=args.device)
+    with load_phase():  # the imports and the load without the cyclic GC (startup.py)
+        from diffedit.engine.engine import Engine
+
+        engine = Engine.load(model, device=args.device, quantize=args.quantize)
     readings = engine.inspect(EditRequest.from_document(text, first.start, last.end), top_k=args.top)
     target = text[first.start : last.end]
     if args.json:

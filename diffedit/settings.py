@@ -50,6 +50,7 @@ class Settings:
     dtype: str = ""
     fp8: bool = False  # MoE experts in FP8 (half their memory; fastest on Hopper GPUs)
     compile_step: bool = False  # decoder layers as compiled fused kernels
+    quantize: str = "none"  # "int8"/"int4": the large weights quantised while loading (docs/models.md)
     free_form: bool = False  # rewrites may restructure blocks (off: each block keeps its kind and length)
     trusted_code_models: list[str] = field(default_factory=list)  # folders allowed to run their own code
     model_folders: list[str] = field(default_factory=list)  # searched for checkpoints by `diffedit models`

@@ -58,7 +58,8 @@ Loader = Callable[..., EngineLike]
 
 
 def default_loader(path: str | Path | None = None, **options: Any) -> EngineLike:
-    """``Engine.load(path, **options)``: device, dtype, progress, trust_remote_code, fp8, compile_step."""
+    """``Engine.load(path, **options)``: device, dtype, progress, trust_remote_code, fp8, compile_step,
+    quantize."""
     # Imported here, on the worker thread: importing torch and transformers takes seconds.
     from diffedit.engine.engine import Engine
 
@@ -93,6 +94,7 @@ class ModelSpec:
     trust_remote_code: bool = False  # only for a model the user opted in for, after a warning
     fp8: bool = False
     compile_step: bool = False
+    quantize: str = "none"  # "int8"/"int4": weights quantised while loading
 
 
 @dataclass
@@ -155,9 +157,11 @@ class _Worker(QObject):
     def load(self, spec: ModelSpec) -> None:
         if self.engine is not None:
             return
-        extra: dict[str, bool] = {"trust_remote_code": True} if spec.trust_remote_code else {}
+        extra: dict[str, Any] = {"trust_remote_code": True} if spec.trust_remote_code else {}
         # Only where asked for: loaders given by tests and older callers need not know these.
         extra.update({k: True for k in ("fp8", "compile_step") if getattr(spec, k)})
+        if spec.quantize != "none":
+            extra["quantize"] = spec.quantize
         try:
             self.engine = self._loader(
                 spec.path, device=spec.device, dtype=spec.dtype, progress=self.loadProgress.emit, **extra
@@ -351,7 +355,9 @@ class EngineBridge(QObject):
         if self.state in ("unloaded", "failed"):
             self.load()
         job_id = next(self._ids)
-        self._current = _Ticket(RewriteJob(request, settings, job_id, templates, polish=polish), CancelToken())
+        self._current = _Ticket(
+            RewriteJob(request, settings, job_id, templates, polish=polish), CancelToken()
+        )
         self._requestRun.emit(self._current)
         return job_id
 

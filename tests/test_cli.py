@@ -89,6 +89,8 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
         "model",
         "compiled",
         "demo_model",
+        "quantization",
+        "weight_bytes",
         "original",
         "free_form",
         "blocks",
@@ -98,6 +100,7 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
     assert report["instruction"] == "" and report["instruction_followed"] is None  # none given
     assert report["compiled"] is None  # not asked for
     assert report["demo_model"] is False
+    assert report["quantization"] == "none" and report["weight_bytes"] > 0
     assert report["free_form"] is False  # block-true by default
     assert [b["kind"] for b in report["blocks"]] == ["list item", "list item"]
     for b in report["blocks"]:

@@ -73,6 +73,20 @@ def test_inspect_json_spans_tile_the_blocks(md: Path, capsys: pytest.CaptureFixt
     assert all(0 <= t["p"] <= 1 and t["entropy"] >= 0 and len(t["top"]) == 2 for t in tokens)
 
 
+def test_inspect_reads_with_int4_weights_close_to_the_unquantised_reading(
+    md: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readings = []
+    for how in ("none", "int4"):
+        code, out, _ = _run(capsys, "inspect", str(md), "--block", "2", "--json", "--quantize", how)
+        assert code == 0
+        readings.append(json.loads(out)["tokens"])
+    plain, int4 = readings
+    assert [t["text"] for t in int4] == [t["text"] for t in plain]  # the same tokens, read by int4 weights
+    assert [t["p"] for t in int4] != [t["p"] for t in plain]  # the weights did change
+    assert max(abs(a["p"] - b["p"]) for a, b in zip(plain, int4, strict=True)) < 0.5
+
+
 def test_polish_keeps_the_file_but_its_weak_tokens(md: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(
         capsys, "rewrite", str(md), "--block", "2", "--polish", "0.2", "--seed", "1", "--json"

@@ -104,10 +104,17 @@ def test_the_models_settings_reach_the_loader(qtbot: QtBot) -> None:
     bridge = EngineBridge(loader)
     try:
         with qtbot.waitSignal(bridge.modelLoaded, timeout=5000):
-            bridge.load(ModelSpec("/m", "cuda", "bf16", fp8=True, compile_step=True))
+            bridge.load(ModelSpec("/m", "cuda", "bf16", fp8=True, compile_step=True, quantize="int4"))
     finally:
         bridge.shutdown()
-    assert seen == {"path": "/m", "device": "cuda", "dtype": "bf16", "fp8": True, "compile_step": True}
+    assert seen == {
+        "path": "/m",
+        "device": "cuda",
+        "dtype": "bf16",
+        "fp8": True,
+        "compile_step": True,
+        "quantize": "int4",
+    }
 
 
 def test_a_compiled_step_that_fell_back_is_named_with_the_model(bridge_for, qtbot: QtBot) -> None:  # type: ignore[no-untyped-def]

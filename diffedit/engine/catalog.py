@@ -25,9 +25,10 @@ LoadMode = Literal["bf16", "int8", "int4", "offloaded"]
 LOAD_MODES: tuple[LoadMode, ...] = ("bf16", "int8", "int4", "offloaded")
 REAL_MODEL_REPO = "google/diffusiongemma-26B-A4B-it"
 
-# Bytes per parameter of the large linear/expert weights in each mode; everything else stays bf16.
-# int8: one bf16 scale per group of 128; int4: a bf16 scale and zero point per group of 64.
-INT8_BYTES_PER_PARAM = 1 + 2 / 128
+# Bytes per parameter of the large linear/expert weights in each mode (diffedit/engine/quant.py); everything
+# else stays bf16. int8: one float32 scale per row (rows are thousands long: ~0); int4: a bf16 scale and
+# minimum per group of 64.
+INT8_BYTES_PER_PARAM = 1
 INT4_BYTES_PER_PARAM = 0.5 + 4 / 64
 BF16_BYTES_PER_PARAM = 2
 # Beside the weights: the framework (allocator, CUDA context) plus a few fp32 copies of the canvas logits.
@@ -96,10 +97,15 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
     return header
 
 
+# Kept in full precision: embeddings (and the output head tied to them), norms, the router (small, and its
+# choices decide which experts run) and the vision tower (unused by text rewriting).
+_KEPT = ("embed", "norm", "lm_head", "router", "vision")
+
+
 def is_quantisable(name: str, shape: Sequence[int]) -> bool:
-    """The large linear and expert weights: matrices and expert stacks, not embeddings or norms."""
+    """The large linear and expert weights: matrices and expert stacks (the loader's rule, by tensor name)."""
     lowered = name.lower()
-    return len(shape) >= 2 and "embed" not in lowered and "norm" not in lowered
+    return len(shape) >= 2 and not any(k in lowered for k in _KEPT)
 
 
 def weight_stats(files: Iterable[Path]) -> WeightStats:

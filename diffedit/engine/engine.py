@@ -91,6 +91,7 @@ class Engine:
         trust_remote_code: bool = False,
         fp8: bool = False,
         compile_step: bool = False,
+        quantize: str = "none",
     ) -> Engine:
         what = Path(path).name if path else "the bundled demo model"
 
@@ -99,7 +100,8 @@ class Engine:
                 progress(loading_line(what, done, total))
 
         if progress:
-            progress(f"Loading {what}…")
+            how = f" ({quantize}, quantising while loading)" if quantize != "none" else ""
+            progress(f"Loading {what}{how}…")
         loaded = load_model(
             path,
             device,
@@ -107,6 +109,7 @@ class Engine:
             trust_remote_code=trust_remote_code,
             fp8=fp8,
             on_weights=on_weights if progress else None,
+            quantize=quantize,
         )
         engine = cls(loaded)
         engine.compile_step = compile_step

@@ -261,6 +261,8 @@ def fusable(model: Any) -> str | None:
     attn = layer.self_attn
     if getattr(decoder.text_config, "use_clipped_linears", False):
         return "clipped linear layers"
+    if not hasattr(layer.self_attn.q_proj, "weight"):
+        return "int8/int4 weights (dequantised per product by their own modules)"
     if attn.q_proj.bias is not None or attn.o_proj.bias is not None:
         return "attention biases"
     needed = ("router", "experts", "mlp", "pre_feedforward_layernorm_2", "layer_scalar")

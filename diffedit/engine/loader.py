@@ -27,6 +27,7 @@ from diffedit.fileinfo import file_kind
 from diffedit.resources import resources_dir
 
 if TYPE_CHECKING:
+    from diffedit.engine.catalog import MachineMemory
     from diffedit.engine.fp8 import Fp8Report
 
 SUPPORTED_MODEL_TYPES = ("diffusion_gemma",)
@@ -194,6 +195,8 @@ class LoadedModel:
     device: str
     dtype: Any
     fp8: Fp8Report | None = None  # set where the MoE experts were quantised to FP8 while loading
+    quantization: str = "none"  # "int8"/"int4": the large weights quantised while loading (quant.py)
+    weight_bytes: int = 0  # the weights as held on the device (quantised ones at their quantised size)
 
 
 def load_model(
@@ -203,6 +206,8 @@ def load_model(
     trust_remote_code: bool = False,
     fp8: bool = False,
     on_weights: WeightsProgress | None = None,
+    quantize: str = "none",
+    machine: MachineMemory | None = None,
 ) -> LoadedModel:
     """Load tokenizer and weights through transformers' native DiffusionGemma classes.
 
@@ -210,8 +215,21 @@ def load_model(
     never need it. With ``fp8`` the MoE experts are quantised to FP8 one tensor at a time as they move to
     the device, so the device never holds the bf16 experts (a model that fits in FP8 loads in FP8).
     ``on_weights(done, total)`` hears how many of the checkpoint's tensors have loaded.
+
+    With ``quantize`` ``"int8"``/``"int4"`` the large weights are quantised while they are read, one tensor
+    at a time (``quant_load.py``), so memory peaks at about the quantised model plus one tensor.
+
+    Before any weight is read, the memory the choice needs is estimated and compared with ``machine``
+    (default: this machine now); a model that cannot fit is refused with the estimate and the choice that
+    would fit, instead of running out of memory halfway.
     """
     info = inspect_checkpoint(path if path is not None else default_model_path())
+    if quantize not in QUANT_CHOICES:
+        raise ModelLoadError(f"unknown quantisation {quantize!r}; use one of {', '.join(QUANT_CHOICES)}")
+    if fp8 and quantize != "none":
+        raise ModelLoadError(
+            f"--fp8 and --quantize {quantize} are two ways of shrinking the experts: pick one"
+        )
     # Local files only: loading never touches the network, even if a name looks like a hub id.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -220,6 +238,8 @@ def load_model(
 
     dev = pick_device(device)
     torch_dtype = pick_dtype(dev, dtype, sum(w.stat().st_size for w in info.weight_files))
+    if torch.device(dev).type != "meta":
+        check_fits(info, quantize, dev, torch_dtype.itemsize, machine)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()  # callers show their own progress (status bar, CLI)
     try:
@@ -231,6 +251,8 @@ def load_model(
             f"the tokenizer in {info.path} does not load ({str(exc).splitlines()[0][:300]}); "
             "re-download the model"
         ) from exc
+    if quantize != "none":
+        return _load_quantized(info, tokenizer, dev, torch_dtype, quantize, on_weights)
     try:
         # Mismatched shapes come back in the loading info (instead of "look at the above report!" with the
         # report hidden), so that check_loading_info can name the tensor.
@@ -275,4 +297,86 @@ def load_model(
         fmt = format_for_checkpoint(info.path, tokenizer)
     except ValueError as exc:
         raise ModelLoadError(str(exc)) from exc
-    return LoadedModel(model, tokenizer, fmt, info, dev, torch_dtype, report)
+    from diffedit.engine.quant import weight_bytes
+
+    return LoadedModel(model, tokenizer, fmt, info, dev, torch_dtype, report, "none", weight_bytes(model))
+
+
+QUANT_CHOICES = ("none", "int8", "int4")
+
+
+def _load_quantized(
+    info: CheckpointInfo,
+    tokenizer: Any,
+    dev: str,
+    torch_dtype: Any,
+    mode: Any,
+    on_weights: WeightsProgress | None = None,
+) -> LoadedModel:
+    import torch
+
+    from diffedit.engine.quant import weight_bytes
+    from diffedit.engine.quant_load import build_quantized
+
+    try:
+        model = build_quantized(
+            info.path, info.weight_files, dev, torch_dtype, mode, on_weights
+        )  # bytes read
+    except (RuntimeError, torch.OutOfMemoryError) as exc:
+        raise ModelLoadError(
+            f"the model does not fit on {dev} in {mode}: {str(exc).splitlines()[0][:200]}; "
+            "try --quantize int4, --device cpu or a smaller model"
+        ) from exc
+    try:
+        fmt = format_for_checkpoint(info.path, tokenizer)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    return LoadedModel(model, tokenizer, fmt, info, dev, torch_dtype, None, mode, weight_bytes(model))
+
+
+def memory_needed(info: CheckpointInfo, quantize: str, dtype_bytes: int) -> tuple[int, int]:
+    """(weights, runtime) bytes an estimate gives for loading ``info`` this way (no weight read)."""
+    from diffedit.engine.catalog import runtime_overhead
+    from diffedit.engine.quant_load import quantised_size
+
+    config = read_json(info.path / "config.json")
+    text = config.get("text_config") or {}
+    runtime = runtime_overhead(int(config.get("canvas_length", 256)), int(text.get("vocab_size", 262_144)))
+    return quantised_size(info.weight_files, quantize, dtype_bytes), runtime  # type: ignore[arg-type]
+
+
+def check_fits(
+    info: CheckpointInfo, quantize: str, device: str, dtype_bytes: int, machine: MachineMemory | None = None
+) -> None:
+    """Refuse, naming the estimate and a choice that fits, a load the device's free memory cannot hold."""
+    from diffedit.engine.catalog import machine_memory
+    from diffedit.units import human_bytes
+
+    on_gpu = device.startswith("cuda")
+    machine = machine or machine_memory(probe_gpu=on_gpu)
+    room = machine.gpu_free if on_gpu and machine.gpu else machine.ram_available
+    where = "free GPU memory" if on_gpu and machine.gpu else "free RAM"
+    weights, runtime = memory_needed(info, quantize, dtype_bytes)
+    need = weights + runtime
+    if need <= room:
+        return
+    # bf16 loading reads the weights into host memory before they move (int8/int4: one tensor at a time)
+    options = [m for m in QUANT_CHOICES if sum(memory_needed(info, m, dtype_bytes)) <= room]
+    flag = {"none": "--quantize none", "int8": "--quantize int8", "int4": "--quantize int4"}
+    if options:
+        best = options[0]
+        best_need = sum(memory_needed(info, best, dtype_bytes))
+        fix = f"loading it with {flag[best]} needs about {human_bytes(best_need)} and fits"
+    else:
+        smallest = sum(memory_needed(info, "int4", dtype_bytes))
+        fix = (
+            f"even --quantize int4 needs about {human_bytes(smallest)}: close other programs, "
+            "or use a machine with more memory"
+        )
+        if on_gpu and smallest <= machine.ram_available:
+            fix = f"--device cpu with --quantize int4 fits in RAM ({human_bytes(machine.ram_available)} free)"
+    raise ModelLoadError(
+        f"{info.name} does not fit: loading it {'in ' + quantize if quantize != 'none' else 'unquantised'} "
+        f"on {device} needs about {human_bytes(need)} (estimate: {human_bytes(weights)} of weights + "
+        f"{human_bytes(runtime)} to run), and this machine has {human_bytes(room)} {where}; {fix}"
+    )

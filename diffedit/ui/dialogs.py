@@ -35,6 +35,11 @@ from diffedit.ui.icons import ICON_LICENCE
 
 THEME_CHOICES = (("light", "Light"), ("dark", "Dark"), ("system", "Follow the system"))
 DEVICE_CHOICES = (("", "Automatic"), ("cpu", "CPU"), ("cuda", "CUDA GPU"), ("mps", "Apple GPU (MPS)"))
+QUANTIZE_CHOICES = (
+    ("none", "As stored (bf16)"),
+    ("int8", "int8 (about half the memory)"),
+    ("int4", "int4 (about a quarter of the memory)"),
+)
 
 
 class PreferencesDialog(QDialog):
@@ -76,6 +81,14 @@ class PreferencesDialog(QDialog):
         for key, label in DEVICE_CHOICES:
             self.device.addItem(label, key)
         self.device.setCurrentIndex(max(0, self.device.findData(settings.device)))
+        self.quantize = QComboBox(self)
+        for key, label in QUANTIZE_CHOICES:
+            self.quantize.addItem(label, key)
+        self.quantize.setCurrentIndex(max(0, self.quantize.findData(settings.quantize)))
+        self.quantize.setToolTip(
+            "int8 and int4 shrink the experts and large layers while the model loads, so a large model fits "
+            "a laptop; they change the output slightly (Rewrite ▸ Models… shows what fits)"
+        )
         # Wide ranges on purpose: the engine's GenerationSettings is the one place values are checked.
         self.steps = QSpinBox(self, minimum=-1000, maximum=100_000, value=settings.steps)
         self.strength = QDoubleSpinBox(self, minimum=-10.0, maximum=10.0, singleStep=0.05, decimals=2)
@@ -88,6 +101,7 @@ class PreferencesDialog(QDialog):
         form.addRow("Autosave after", self.autosave)
         form.addRow("Model folder", model_row)
         form.addRow("Device", self.device)
+        form.addRow("Model weights", self.quantize)
         form.addRow("Default steps", self.steps)
         form.addRow("Default strength", self.strength)
         self.error = QLabel(self)
@@ -120,6 +134,7 @@ class PreferencesDialog(QDialog):
             autosave_delay_s=self.autosave.value(),
             model_path=self.model_path.text().strip(),
             device=self.device.currentData(),
+            quantize=self.quantize.currentData(),
             steps=self.steps.value(),
             strength=round(self.strength.value(), 2),
             recent_files=list(self._base.recent_files),

@@ -561,7 +561,7 @@ class MainWindow(QMainWindow):
         if new is None:
             return
         old = self.settings
-        model_changed = (new.model_path, new.device) != (old.model_path, old.device)
+        model_changed = any(getattr(new, k) != getattr(old, k) for k in ("model_path", "device", "quantize"))
         for f in dataclasses.fields(Settings):
             setattr(old, f.name, getattr(new, f.name))
         self.editor.set_editor_font(old.font_family, old.font_size)

@@ -133,8 +133,10 @@ def test_weight_stats_read_headers_only(tmp_path: Path) -> None:
     save_file(TENSORS, str(tmp_path / "a.safetensors"))
     save_file({"lm_head.weight": torch.zeros(3, 4, dtype=torch.bfloat16)}, str(tmp_path / "b.safetensors"))
     stats = weight_stats([tmp_path / "a.safetensors", tmp_path / "b.safetensors"])
-    assert stats == WeightStats(parameters=136, quantisable=64 + 16 + 12, dtypes=("bf16", "f32"))
+    # the output head shares the embeddings in DiffusionGemma: kept as stored, like them
+    assert stats == WeightStats(parameters=136, quantisable=64 + 16, dtypes=("bf16", "f32"))
     assert not is_quantisable("model.embed_tokens.weight", (10, 4))
+    assert not is_quantisable("model.decoder.layers.0.router.proj.weight", (128, 2816))  # decides routing
     assert not is_quantisable("model.norm.weight", (4,))
     assert is_quantisable("model.layers.3.mlp.experts.down_proj", (128, 704, 2816))
 

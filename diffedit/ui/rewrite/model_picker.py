@@ -78,7 +78,13 @@ class ModelPicker(QObject):
         s = self.settings
         trusted = bool(s.model_path) and s.model_path in s.trusted_code_models
         return ModelSpec(
-            s.model_path or None, s.device or None, s.dtype or None, trusted, s.fp8, s.compile_step
+            s.model_path or None,
+            s.device or None,
+            s.dtype or None,
+            trusted,
+            s.fp8,
+            s.compile_step,
+            s.quantize,
         )
 
     def load(self) -> None:
