@@ -72,10 +72,9 @@ def draft_and_grab(app: QApplication, w: MainWindow, shot: str) -> None:
     pump(app, 0.3)
 
 
-def alternatives_and_grab(app: QApplication, w: MainWindow, shot: str) -> None:
-    """Three candidates of the first paragraph side by side, mid-animation; then Cancel (the text stays)."""
-    text = w.editor.toPlainText()
-    start = text.index("This paragraph is a good first target")
+def alternatives_and_grab(app: QApplication, w: MainWindow, start: int, shot: str) -> None:
+    """Three candidates of the paragraph at ``start`` side by side, mid-animation; then Cancel (the text
+    stays)."""
     select(w, start + 5, start + 5)
     dialog = w.alternatives(3)
     assert dialog is not None
@@ -86,10 +85,10 @@ def alternatives_and_grab(app: QApplication, w: MainWindow, shot: str) -> None:
     pump(app, 0.3)
 
 
-def keep_and_confidence(app: QApplication, w: MainWindow) -> None:
-    """Kept words mid-animation (issue 17), then the confidence view over the welcome text."""
+def keep_and_confidence(app: QApplication, w: MainWindow, start: int) -> None:
+    """Kept words mid-animation (issue 17), undone afterwards (the paragraph at ``start`` as it was, its marks
+    cleared), then the confidence view over the welcome text."""
     text = w.editor.toPlainText()
-    start = text.index("This paragraph is a good first target")
     for phrase in ("good first target", "whole Markdown blocks"):
         at = text.index(phrase, start)
         select(w, at, at + len(phrase))
@@ -98,7 +97,9 @@ def keep_and_confidence(app: QApplication, w: MainWindow) -> None:
     pump(app, 0.3)
     w.grab().save(str(HERE / "keep-words-marked.png"))
     rewrite_and_grab(app, w, 1.0, 4, "keep-words-animation.png")
-    w.review_bar.keep_button.click()
+    w.review_bar.undo_button.click()
+    w.controller.keeps.clear()
+    pump(app, 0.3)
     w.editor.verticalScrollBar().setValue(0)
     w.confidence.show_scope("document")
     while w.confidence.reading and len(w.confidence.data) < 400:
@@ -129,6 +130,9 @@ def main() -> int:
     select(w, start + 5, start + 60)
     pump(app, 0.5)
     w.grab().save(str(HERE / "target-selected.png"))
+    alternatives_and_grab(app, w, start, "alternatives.png")
+    keep_and_confidence(app, w, start)
+    select(w, start + 5, start + 60)
     rewrite_and_grab(app, w, 0.6, 5, "rewrite-animation.png")
     w.grab().save(str(HERE / "rewrite-committed.png"))
     w.review_bar.keep_button.click()
@@ -138,8 +142,6 @@ def main() -> int:
     select(w, first + 3, text.index("- the status bar shows the step") + 10)
     rewrite_and_grab(app, w, 1.0, 4, "rewrite-multiblock.png")
     w.review_bar.keep_button.click()
-    alternatives_and_grab(app, w, "alternatives.png")
-    keep_and_confidence(app, w)
     w.act_dark.setChecked(True)
     w.act_preview.setChecked(True)
     pump(app, 0.5)
