@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,12 +61,8 @@ def start_server(tmp: Path, *extra: str, env: dict[str, str] | None = None) -> S
 
 def stop(served: Served) -> None:
     if served.process.poll() is None:
-        served.process.send_signal(signal.SIGINT)
-        try:
-            served.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            served.process.kill()
-            served.process.wait()
+        served.process.terminate()  # SIGTERM: SIGINT may be ignored where the test runs in the background
+        served.process.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -267,3 +263,16 @@ def test_model_options_with_server_and_a_url_without_scheme_are_refused(
     assert "options of `diffedit serve` there" in capsys.readouterr().err
     with pytest.raises(EngineError, match="give a URL"):
         RemoteEngine.connect("127.0.0.1:8040")
+
+
+def test_a_job_not_in_the_protocol_is_refused_with_its_reason(server: Served) -> None:
+    request = urllib.request.Request(
+        server.url + "/v1/completions",
+        data=json.dumps({"prompt": {"prefix": ""}}).encode(),
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 400
+    assert "missing or wrong field 'target'" in json.loads(caught.value.read())["error"]["message"]
