@@ -7,7 +7,7 @@ import importlib.metadata
 import sys
 from pathlib import Path
 
-CLI_COMMANDS = ("rewrite", "draft", "blocks", "inspect", "models", "download")
+CLI_COMMANDS = ("rewrite", "draft", "blocks", "inspect", "models", "download", "serve")
 # A name that does not exist yet still opens the editor on a new file when it says it is a text file.
 NEW_FILE_SUFFIXES = (".md", ".markdown", ".txt")
 

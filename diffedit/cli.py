@@ -40,10 +40,12 @@ from diffedit.rewrites import (
     build_job,
     report_json,
 )
+from diffedit.serve import add_parser as add_serve_parser
 from diffedit.startup import load_phase
 
 if TYPE_CHECKING:
     from diffedit.engine.engine import Engine
+    from diffedit.engine.remote import RemoteEngine
 
 
 class UsageError(Exception):
@@ -164,8 +166,35 @@ def check_seed_and_steps(args: argparse.Namespace) -> None:
         raise UsageError(f"--seed {args.seed} is out of range: use a whole number from 0 to {2**64 - 1}")
 
 
-def load_engine(args: argparse.Namespace) -> tuple[Engine, bool]:
-    """The engine the options ask for, and whether it is the bundled demo model (said once, on stderr)."""
+def load_engine(args: argparse.Namespace) -> tuple[Engine | RemoteEngine, bool]:
+    """The engine the options ask for (a served one with ``--server``), and whether it is the bundled demo
+    model (said once, on stderr)."""
+    if getattr(args, "server", None):
+        return connect_server(args)
+    return load_local_engine(args)
+
+
+def connect_server(args: argparse.Namespace) -> tuple[RemoteEngine, bool]:
+    """``--server URL``: the only way anything leaves this machine. The key comes from ``--api-key-env``'s
+    variable (default DIFFEDIT_API_KEY), is sent as a Bearer header and written nowhere."""
+    import os
+
+    from diffedit.engine.catalog import DEMO_NOTICE
+    from diffedit.engine.remote import RemoteEngine
+
+    if args.model or args.device or args.fp8 or args.compile or args.quantize != "none":
+        raise UsageError(
+            "--server runs the server's model: --model, --device, --fp8, --compile and --quantize are "
+            "options of `diffedit serve` there"
+        )
+    engine = RemoteEngine.connect(args.server, os.environ.get(args.api_key_env) or None, args.api_key_env)
+    if engine.loaded.demo_model:
+        print(f"diffedit: note: (on {engine.url}) {DEMO_NOTICE}", file=sys.stderr)
+    return engine, engine.loaded.demo_model
+
+
+def load_local_engine(args: argparse.Namespace) -> tuple[Engine, bool]:
+    """The in-process engine the options ask for, and whether it is the bundled demo model."""
     if args.trust_remote_code:
         where = args.model or "the model"
         print(
@@ -256,6 +285,10 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         )
     if args.alternatives is not None:  # candidates side by side: printed, never written
         from diffedit.alternatives_cli import print_alternatives
+        from diffedit.engine.engine import Engine
+
+        if not isinstance(engine, Engine):
+            raise UsageError("--alternatives does not run through --server yet")
 
         return print_alternatives(engine, job, args, demo_model)
     result = engine.rewrite(job, on_frame=canvas.paint if canvas else None)
@@ -347,6 +380,19 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         type=float,
         metavar="P",
         help="rewrite only the tokens the model finds less likely than P (0-1); the rest stays byte for byte",
+    )
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help="rewrite on a `diffedit serve` at URL (the document context is sent there; nothing is sent "
+        "anywhere without this option)",
+    )
+    p.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        default="DIFFEDIT_API_KEY",
+        help="environment variable holding the server's API key, sent as a Bearer header "
+        "(default DIFFEDIT_API_KEY)",
     )
     p.add_argument("--visual", action="store_true", help="animate the canvas in the terminal as it denoises")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of the document")
@@ -515,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_models_parsers(sub)  # `models`, `models pull`, and `download` (its old name)
     add_inspect_parsers(sub)  # `inspect`: the model's probability of each token
+    add_serve_parser(sub)  # `serve`: the engine over HTTP, for --server
     return parser
 
 

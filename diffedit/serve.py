@@ -1,0 +1,223 @@
+"""``diffedit serve``: the project's own engine behind HTTP, for a small team's GPU box and for the tests.
+
+Standard library only (``http.server``). One engine, one lock: jobs run one at a time, in arrival order.
+
+- ``GET /health``: ``{"status": "ok", "model": NAME}``.
+- ``GET /v1/models``: the model, its canvas length, context format and ``"protocol": "diffedit-1"``.
+- ``POST /v1/completions``: a job in ``diffedit.engine.wire``'s shape (the document context as
+  ``prompt``: prefix, target, suffix, instruction; ``settings``; the shape-true ``templates``). Without
+  ``stream``: one JSON result. With ``"stream": true``: newline-delimited JSON, one ``{"type": "frame"}``
+  per denoising step (the real intermediate canvas), then ``{"type": "result"}`` or ``{"type": "error"}``.
+  Closing a stream cancels its job at the next step; the server goes on serving.
+
+With ``--api-key-env VAR`` every request needs ``Authorization: Bearer $VAR`` (401 otherwise). The key
+is read from the environment once and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import os
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from diffedit.engine.types import Cancelled, CancelToken, EngineError, Frame
+from diffedit.engine.wire import PROTOCOL, WireError, frame_to_json, job_from_json, result_to_json
+
+if TYPE_CHECKING:
+    from diffedit.engine.engine import Engine
+
+MAX_BODY = 16 * 1024 * 1024  # a document and its templates; more is refused with 413
+
+
+class DiffeditServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], engine: Engine, api_key: str | None, demo: bool) -> None:
+        super().__init__(address, Handler)
+        self.engine = engine
+        self.api_key = api_key
+        self.demo = demo
+        self.lock = threading.Lock()  # one job at a time on the one engine
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: DiffeditServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        sys.stderr.write(f"diffedit serve: {self.address_string()} {format % args}\n")
+
+    def _send_json(self, status: int, obj: dict[str, Any]) -> None:
+        data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str) -> None:
+        self._send_json(status, {"error": {"message": message, "code": status}})
+
+    def _authorised(self) -> bool:
+        key = self.server.api_key
+        if key is None:
+            return True
+        given = self.headers.get("Authorization", "")
+        if given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), key.encode()):
+            return True
+        self._error(401, "a valid API key is needed: send it as 'Authorization: Bearer KEY'")
+        return False
+
+    def do_GET(self) -> None:
+        if not self._authorised():
+            return
+        engine = self.server.engine
+        if self.path == "/health":
+            self._send_json(200, {"status": "ok", "model": engine.name})
+        elif self.path == "/v1/models":
+            fmt = engine.loaded.context_format
+            self._send_json(
+                200,
+                {
+                    "object": "list",
+                    "protocol": PROTOCOL,
+                    "data": [
+                        {
+                            "id": engine.name,
+                            "object": "model",
+                            "owned_by": "diffedit",
+                            "protocol": PROTOCOL,
+                            "canvas_length": engine.canvas_length,
+                            "context_format": fmt.name,
+                            "demo_model": self.server.demo,
+                            "quantization": engine.loaded.quantization,
+                            "weight_bytes": engine.loaded.weight_bytes,
+                        }
+                    ],
+                },
+            )
+        else:
+            self._error(404, f"no such endpoint: GET {self.path}")
+
+    def do_POST(self) -> None:
+        if not self._authorised():
+            return
+        if self.path != "/v1/completions":
+            self._error(404, f"no such endpoint: POST {self.path}")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._error(413, f"the request is {length} bytes; at most {MAX_BODY} are accepted")
+            return
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(body, dict):
+                raise WireError("the body must be a JSON object")
+            job = job_from_json(body)
+        except (ValueError, EngineError) as exc:  # WireError, SettingsError, bad JSON
+            self._error(400, str(exc))
+            return
+        if body.get("stream"):
+            self._stream(job)
+            return
+        with self.server.lock:
+            try:
+                result = self.server.engine.rewrite(job)
+            except EngineError as exc:
+                self._error(422, str(exc))
+                return
+        self._send_json(200, result_to_json(result))
+
+    def _stream(self, job: Any) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        cancel = CancelToken()
+
+        def write(obj: dict[str, Any]) -> None:
+            if cancel.cancelled:
+                return
+            try:
+                self.wfile.write(json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n")
+                self.wfile.flush()
+            except OSError:  # the client closed the stream: cancel the job at its next step
+                cancel.cancel()
+
+        def on_frame(frame: Frame) -> None:
+            write(frame_to_json(frame))
+
+        with self.server.lock:
+            if cancel.cancelled:
+                return
+            try:
+                result = self.server.engine.rewrite(job, on_frame=on_frame, cancel=cancel)
+            except Cancelled:
+                self.log_message("job %s cancelled: the client closed the stream", job.job_id)
+                return
+            except EngineError as exc:
+                write({"type": "error", "message": str(exc)})
+                return
+        write(result_to_json(result))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from diffedit.cli import UsageError, load_local_engine
+
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env) or None
+        if api_key is None:
+            raise UsageError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+    engine, demo = load_local_engine(args)
+    try:
+        server = DiffeditServer((args.host, args.port), engine, api_key, demo)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    host, port = server.server_address[:2]
+    # One line a script (or the tests) can wait for: the port chosen, even for --port 0.
+    print(f"diffedit serve: {engine.name} on http://{host!s}:{port}", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        print(
+            "diffedit serve: warning: listening beyond this machine without a key; "
+            "anyone who can reach the port can use the model (see --api-key-env)",
+            file=sys.stderr,
+        )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """``serve`` with the model options it shares with ``rewrite`` (--model, --device, --quantize...)."""
+    p = sub.add_parser(
+        "serve",
+        help="serve the engine over HTTP (POST /v1/completions) for `--server URL`",
+        description='Serve diffedit\'s engine over HTTP: POST /v1/completions (with "stream": true, '
+        "every denoising step as a JSON line), GET /v1/models, GET /health. Jobs run one at a time.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8040, help="port (default 8040; 0 picks a free one)")
+    p.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="require 'Authorization: Bearer KEY' with KEY read from this environment variable",
+    )
+    p.add_argument("--model", help="DiffusionGemma checkpoint folder (default: the bundled demo model)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+    p.add_argument("--trust-remote-code", action="store_true", help="let code shipped with this model run")
+    p.add_argument("--fp8", action="store_true", help="MoE expert weights in FP8 (see rewrite --help)")
+    p.add_argument("--quantize", choices=["none", "int8", "int4"], default="none", help="see rewrite --help")
+    p.add_argument("--compile", action="store_true", help="compiled decoder step (see rewrite --help)")
+    p.set_defaults(func=cmd_serve, server=None)
