@@ -38,6 +38,23 @@ def test_keep_reports_where_each_phrase_landed(md: Path, capsys: pytest.CaptureF
     assert kept[0]["end"] <= kept[1]["start"]
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_kept_words_in_several_blocks_hold_in_the_batched_run(
+    md: Path, capsys: pytest.CaptureFixture[str], seed: int
+) -> None:
+    """Blocks 2-4 run as one batch of canvases; each block's kept words land in that block's rewrite."""
+    code, out, _ = _run(
+        capsys, "rewrite", str(md), "--block", "2", "--to", "4", "--keep", "lazy dog", "--keep", "item b",
+        "--seed", str(seed), "--json",
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out)
+    replacement = report["replacement"]
+    assert [replacement[k["start"] : k["end"]] for k in report["kept"]] == ["lazy dog", "item b"]
+    assert [b["kind"] for b in report["blocks"]] == ["paragraph", "list item", "list item"]
+    assert replacement.splitlines()[-1].startswith("- ") and "item b" in replacement.splitlines()[-1]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
