@@ -52,9 +52,17 @@ class HistoryEntry(Generic[F]):
     replacement: str
     span: TrackedSpan
     frames: list[F] = field(default_factory=list)
+    title: str = ""  # what the history calls the run instead of its instruction (a draft: its section)
+
+    @property
+    def what(self) -> str:
+        """``draft of “Usage”``, ``“make it shorter”`` or ``rewrite``."""
+        if self.title:
+            return self.title
+        return f"“{self.instruction}”" if self.instruction else "rewrite"
 
     def label(self) -> str:
-        what = f"“{self.instruction}”" if self.instruction else "rewrite"
+        what = self.what
         return (
             f"{self.when:%H:%M:%S}  blocks {self.blocks}  {what}\n"
             f"{self.steps} steps · {self.tokens_per_forward:.1f} tok/forward · {self.seconds:.1f} s"

@@ -87,6 +87,7 @@ class PreparedRun:
     lead: str = ""  # text the assembly puts before what the model writes, shown before every frame
     placeholder: str | None = None  # the first paint's text, as noise (None: the span's text)
     review: bool = True  # offer Keep / Undo / Try again after the commit
+    title: str = ""  # the history's name for the run instead of its instruction (a draft: its section)
 
 
 RewriteEntry = HistoryEntry[CanvasPaint]
@@ -360,6 +361,7 @@ class RewriteController(QObject):
             replacement=replacement,
             span=TrackedSpan(start, start + utf16_len(replacement)),
             frames=list(self._recorder.frames),
+            title=prepared.title if prepared is not None else "",
         )
         self.history.add(entry)
         self._commit_steps[id(entry)] = self.editor.document().availableUndoSteps()

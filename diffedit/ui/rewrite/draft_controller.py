@@ -204,6 +204,7 @@ class DraftController(QObject):
             lead=DRAFT_GAP,
             placeholder=_placeholder(DRAFT_LENGTHS[options.length]),
             review=False,
+            title=f"draft of “{placement.section.title}”",
         )
         self._awaiting = True
         if not self.rewrites.run(run):

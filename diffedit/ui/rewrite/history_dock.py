@@ -22,9 +22,8 @@ from diffedit.ui.rewrite.controller import blocks_phrase
 
 def entry_label(entry: HistoryEntry[Any]) -> str:
     """Two lines: when, which blocks, what was asked; then the run's figures."""
-    what = f"“{entry.instruction}”" if entry.instruction else "rewrite"
     return (
-        f"{entry.when:%H:%M:%S} · {blocks_phrase(entry.blocks)} · {what}\n"
+        f"{entry.when:%H:%M:%S} · {blocks_phrase(entry.blocks)} · {entry.what}\n"
         f"{entry.steps} steps · {entry.tokens_per_forward:.1f} tok/forward · {entry.seconds:.1f} s"
     )
 

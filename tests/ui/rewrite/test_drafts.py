@@ -9,6 +9,7 @@ from diffedit.document.blocks import parse_blocks
 from diffedit.document.drafts import sections
 from diffedit.ui.main_window import MainWindow
 from diffedit.ui.rewrite.draft_controller import DraftOptions
+from diffedit.ui.rewrite.history_dock import entry_label
 from tests.ui.conftest import WindowFactory
 from tests.ui.fake_engine import FakeEngine, fake_loader
 
@@ -56,6 +57,11 @@ def test_drafting_fills_each_section_one_undo_step_per_block(real_window: MainWi
     assert frames_seen, "blocks animate in place"
     assert not w.draft_bar.isVisible() and "Drafted 3 blocks" in w.notice_bar.label.text()
     assert len(w.controller.history) == 3 and not w.review_bar.isVisible()
+    # the History names each drafted block by its section, not by the long generated instruction
+    labels = [entry_label(e) for e in w.controller.history.entries]
+    assert [lab.splitlines()[0].split(" · ")[-1] for lab in labels] == [
+        "draft of “Why”", "draft of “How”", "draft of “Next steps”"
+    ]  # fmt: skip
     # One undo step per block: Ctrl+Z walks back block by block, to the outline exactly.
     doc = w.editor.document()
     for n in (2, 1, 0):
