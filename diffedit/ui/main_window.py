@@ -430,8 +430,23 @@ class MainWindow(QMainWindow):
             self.notice_bar.notify(
                 "info", "Nothing to rewrite here: select a paragraph (or put the caret in one)."
             )
+        else:  # a pick is kept like a rewrite: the text before it for recovery, the pick in the History
+            dialog.aboutToCommit.connect(self.documents.rewrite_about_to_commit)
+            dialog.picked.connect(lambda index, d=dialog: self._record_alternative(d, index))
         self.alternatives_dialog = dialog
         return dialog
+
+    def _record_alternative(self, dialog: AlternativesDialog, index: int) -> None:
+        result = dialog.result_
+        if result is None:
+            return
+        self.controller.record_commit(
+            dialog.span[0],
+            dialog.job.request.target,
+            dialog.replacements[index],
+            result.candidates[index],
+            f"alternative {index + 1} of {len(dialog.columns)}",
+        )
 
     def _demo_notice_once(self) -> str:
         """The first rewrite on the demo model says what it is, once (remembered in the settings)."""

@@ -72,6 +72,7 @@ class AlternativesDialog(QDialog):
     """N candidates side by side; ``picked(index)`` once one is committed."""
 
     picked = Signal(int)
+    aboutToCommit = Signal()  # the document still holds the text from before the pick
 
     def __init__(
         self,
@@ -177,6 +178,7 @@ class AlternativesDialog(QDialog):
         if not self.replacements:
             return
         start, end = self.span
+        self.aboutToCommit.emit()
         cursor = QTextCursor(self.editor.document())
         cursor.beginEditBlock()
         cursor.setPosition(start)

@@ -471,6 +471,33 @@ class RewriteController(QObject):
                 (self.undone.add if now else self.undone.discard)(id(entry))
                 self.entryUndone.emit(row, now)
 
+    def record_commit(
+        self, start: int, original: str, replacement: str, result: RewriteResult, title: str
+    ) -> RewriteEntry:
+        """A commit made outside a run (an alternative picked over ``start``, Qt positions, already in the
+        document): into the history like a run's, its undo tracked, its span shifted by later edits."""
+        text = self.editor.exact_text()
+        a = from_utf16(text, start)
+        entry = RewriteEntry(
+            when=datetime.now(),
+            blocks=block_numbers(text, a, a + len(replacement)),
+            instruction="",
+            steps=result.steps,
+            tokens_per_forward=result.tokens_per_forward,
+            seconds=result.total_s,
+            model=result.model,
+            seed=result.seed,
+            original=original,
+            replacement=replacement,
+            span=TrackedSpan(start, start + utf16_len(replacement)),
+            frames=[CanvasPaint.plain(replacement)],
+            title=title,
+        )
+        self.history.add(entry)
+        self._commit_steps[id(entry)] = self.editor.document().availableUndoSteps()
+        self.committed.emit(entry)
+        return entry
+
     def clear_history(self) -> None:
         """Another document is in the editor: its history starts empty."""
         self.stop_replay()

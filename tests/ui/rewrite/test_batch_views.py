@@ -65,9 +65,15 @@ def test_alternatives_animate_side_by_side_and_picking_one_is_one_undo_step(
     assert len(engine.jobs) == 3  # the fake runs the three seeds; the real engine batches them
     qtbot.mouseClick(dialog.columns[1].pick, Qt.MouseButton.LeftButton)
     assert w.editor.toPlainText() == DOC.replace(TARGET, texts[1])
+    # the pick is in the History like a rewrite, and the text before it is kept for recovery
+    (entry,) = w.controller.history.entries
+    assert entry.what == "alternative 2 of 3" and entry.seed == seed + 1
+    assert entry.original == TARGET and entry.replacement == texts[1]
+    assert w.documents.snapshots.before_rewrite == DOC
     w.editor.undo()
     assert w.editor.toPlainText() == DOC
     assert not w.editor.document().isUndoAvailable()  # the pick was exactly one undo step
+    assert id(entry) in w.controller.undone  # and the History marks it undone
 
 
 def test_cancelling_alternatives_leaves_the_text_untouched(make_window: WindowFactory, qtbot: QtBot) -> None:
