@@ -31,12 +31,17 @@ import time
 from pathlib import Path
 
 import torch
+from gpu_step import PRESETS as GPU_PRESETS
+
+from diffedit.engine.loader import default_model_path
+from diffedit.training.model_config import TINY_VISION
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "resources" / "models" / "diffedit-demo"
+DEMO = default_model_path()  # the bundled demo: its tokenizer and infill format go with the written weights
 SHARD_BYTES = 5 * 1000**3
 
-# The 26B-A4B text config (as shared/bench/hf_reference_dg.py has it) and a small one for trying the script.
+# The 26B-A4B text config (gpu_step.py's, as shared/bench/hf_reference_dg.py has it) and a small one for
+# trying the script.
 PRESETS: dict[str, dict[str, object]] = {
     "tiny": dict(
         vocab_size=8192,
@@ -51,32 +56,8 @@ PRESETS: dict[str, dict[str, object]] = {
         top_k_experts=2,
         moe_intermediate_size=128,
     ),
-    "26b": dict(
-        vocab_size=262144,
-        hidden_size=2816,
-        intermediate_size=2112,
-        num_hidden_layers=30,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=256,
-        global_head_dim=512,
-        num_global_key_value_heads=2,
-        attention_k_eq_v=True,
-        num_experts=128,
-        top_k_experts=8,
-        moe_intermediate_size=704,
-        sliding_window=1024,
-        enable_moe_block=True,
-    ),
+    "26b": dict(GPU_PRESETS["26b"]),
 }
-TINY_VISION = dict(
-    hidden_size=16,
-    intermediate_size=32,
-    num_hidden_layers=1,
-    num_attention_heads=1,
-    num_key_value_heads=1,
-    head_dim=16,
-)
 DOC = "# Notes\n\nThe quick brown fox jumps over the lazy dog.\n\nA second paragraph.\n"
 
 
