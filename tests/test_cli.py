@@ -20,6 +20,7 @@ import pytest
 
 from diffedit.cli import main
 from diffedit.document.blocks import parse_blocks
+from tests.helpers.cli import run_cli as _run
 
 DOC = "# Title\n\nFirst paragraph with some words.\n\n- item a\n- item b\n\nLast paragraph.\n"
 
@@ -29,12 +30,6 @@ def md(tmp_path: Path) -> Path:
     p = tmp_path / "doc.md"
     p.write_text(DOC, encoding="utf-8")
     return p
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_blocks_lists_numbers_kinds_and_first_words(md: Path, capsys) -> None:

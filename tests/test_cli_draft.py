@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from diffedit.cli import main
 from diffedit.document.blocks import parse_blocks
 from diffedit.document.drafts import sections
+from tests.helpers.cli import run_cli as _run
 
 OUTLINE = """# Field guide
 
@@ -32,12 +32,6 @@ def outline(tmp_path: Path) -> Path:
     p = tmp_path / "outline.md"
     p.write_text(OUTLINE, encoding="utf-8")
     return p
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _without(text: str, paragraphs: list[str]) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from diffedit.cli import main
+from tests.helpers.cli import run_cli as _run
 
 DOC = "# Title\n\nThe quick brown fox jumps over the lazy dog near the river.\n\n- item a\n- item b\n"
 
@@ -17,12 +17,6 @@ def md(tmp_path: Path) -> Path:
     p = tmp_path / "doc.md"
     p.write_text(DOC, encoding="utf-8")
     return p
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_keep_reports_where_each_phrase_landed(md: Path, capsys: pytest.CaptureFixture[str]) -> None:
