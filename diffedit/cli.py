@@ -182,7 +182,13 @@ def connect_server(args: argparse.Namespace) -> tuple[RemoteEngine, bool]:
     from diffedit.engine.catalog import DEMO_NOTICE
     from diffedit.engine.remote import RemoteEngine
 
-    if args.model or args.device or args.fp8 or args.compile or args.quantize != "none":
+    if (
+        args.model
+        or args.device
+        or getattr(args, "fp8", False)
+        or getattr(args, "compile", False)
+        or args.quantize != "none"
+    ):
         raise UsageError(
             "--server runs the server's model: --model, --device, --fp8, --compile and --quantize are "
             "options of `diffedit serve` there"
@@ -285,10 +291,6 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         )
     if args.alternatives is not None:  # candidates side by side: printed, never written
         from diffedit.alternatives_cli import print_alternatives
-        from diffedit.engine.engine import Engine
-
-        if not isinstance(engine, Engine):
-            raise UsageError("--alternatives does not run through --server yet")
 
         return print_alternatives(engine, job, args, demo_model)
     result = engine.rewrite(job, on_frame=canvas.paint if canvas else None)
