@@ -55,6 +55,12 @@ class Settings:
     trusted_code_models: list[str] = field(default_factory=list)  # folders allowed to run their own code
     model_folders: list[str] = field(default_factory=list)  # searched for checkpoints by `diffedit models`
     demo_notice_shown: bool = False  # the "this is the demo model" notice comes on one first rewrite only
+    # A server (`diffedit serve`) instead of the local model. The key is never here: it is read from the
+    # environment variable named below, or from the system keyring (diffedit.server_key) when chosen.
+    use_server: bool = False
+    server_url: str = ""
+    server_key_env: str = "DIFFEDIT_API_KEY"
+    server_key_in_keyring: bool = False
 
     def add_recent(self, path: str | Path) -> None:
         p = str(Path(path).resolve())

@@ -125,7 +125,7 @@ class RemoteEngine:
             raise EngineError(
                 f"{engine.url} answers /v1/models but not with diffedit's diffusion protocol ({PROTOCOL}): "
                 "it is not a `diffedit serve` (a plain OpenAI-compatible server cannot denoise in place); "
-                "point --server at a `diffedit serve`"
+                f"point {engine.option} at a `diffedit serve`"
             )
         m = data[0]
         engine.name = str(m["id"])
