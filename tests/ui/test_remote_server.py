@@ -295,3 +295,27 @@ def test_preferences_refuse_a_server_without_a_url_or_a_keyring_that_fails(
     assert "the system keyring could not store the key" in dialog.error.text()
     assert "use an environment variable instead" in dialog.error.text()
     assert not w.settings.use_server  # nothing taken
+
+
+def test_a_server_whose_model_changed_is_connected_again_and_the_text_is_untouched(
+    make_window: WindowFactory, server: Served, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server answers 409 to a job naming another tokenizer than its own (as after a restart with
+    another model): the run fails with the reason, the editor connects again, and the next run works."""
+    from diffedit.engine.remote import RemoteEngine, ServerFacts
+
+    w = remote_window(make_window, qtbot, server.url, monkeypatch)
+    engine = w.bridge._worker.engine
+    assert isinstance(engine, RemoteEngine)
+    engine.facts = ServerFacts(engine.facts.device, engine.facts.endpoints, "0" * 64)  # what it saw "before"
+    loads: list[str] = []
+    w.bridge.modelLoaded.connect(lambda name, _device: loads.append(name))
+    failed = run_target(w, qtbot, seed=5, steps=2)
+    qtbot.waitUntil(lambda: not w.controller.running, timeout=60_000)
+    assert not failed and w.editor.toPlainText() == DOC
+    message = w.notice_bar.label.text()
+    assert "(409)" not in message and "another tokenizer" in message and "connected to it again" in message
+    qtbot.waitUntil(lambda: bool(loads), timeout=30_000)  # the status bar and badge are the new model's
+    again = run_target(w, qtbot, seed=5, steps=2)
+    qtbot.waitUntil(lambda: not w.controller.running, timeout=120_000)
+    assert again and again[0].steps == 2, w.notice_bar.label.text()
