@@ -122,8 +122,9 @@ def test_a_choice_that_fits_neither_way_names_the_estimate_and_a_choice_that_fit
 
 def test_offloading_is_for_cuda_only(tiny_checkpoint: Path) -> None:
     info = inspect_checkpoint(tiny_checkpoint)
-    with pytest.raises(ModelLoadError, match="free RAM"):  # the CPU: nothing to split into
-        check_fits(info, "none", "cpu", 4, MachineMemory(10**6, 10**6), "auto")
+    # loading on the CPU with too little RAM is refused, though the machine has a GPU with room to spare
+    with pytest.raises(ModelLoadError, match="free RAM"):
+        check_fits(info, "none", "cpu", 4, MachineMemory(10**6, 10**6, "cuda:0 test GPU", GB, GB), "auto")
 
 
 def test_fp8_is_refused_where_the_model_would_be_split(tiny_checkpoint: Path) -> None:
