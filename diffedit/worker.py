@@ -59,7 +59,7 @@ Loader = Callable[..., EngineLike]
 
 def default_loader(path: str | Path | None = None, **options: Any) -> EngineLike:
     """``Engine.load(path, **options)``: device, dtype, progress, trust_remote_code, fp8, compile_step,
-    quantize."""
+    quantize, offload."""
     # Imported here, on the worker thread: importing torch and transformers takes seconds.
     from diffedit.engine.engine import Engine
 
@@ -95,6 +95,7 @@ class ModelSpec:
     fp8: bool = False
     compile_step: bool = False
     quantize: str = "none"  # "int8"/"int4": weights quantised while loading
+    offload: str = "auto"  # "none": refuse a model that does not fit the GPU instead of splitting it
 
 
 @dataclass
@@ -162,6 +163,8 @@ class _Worker(QObject):
         extra.update({k: True for k in ("fp8", "compile_step") if getattr(spec, k)})
         if spec.quantize != "none":
             extra["quantize"] = spec.quantize
+        if spec.offload != "auto":
+            extra["offload"] = spec.offload
         try:
             self.engine = self._loader(
                 spec.path, device=spec.device, dtype=spec.dtype, progress=self.loadProgress.emit, **extra

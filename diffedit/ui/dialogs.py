@@ -89,6 +89,12 @@ class PreferencesDialog(QDialog):
             "int8 and int4 shrink the experts and large layers while the model loads, so a large model fits "
             "a laptop; they change the output slightly (Rewrite ▸ Models… shows what fits)"
         )
+        self.offload = QCheckBox("Split between the GPU and RAM when the weights do not fit the GPU", self)
+        self.offload.setChecked(settings.offload != "none")
+        self.offload.setToolTip(
+            "Keeps the layers that do not fit the GPU in RAM and copies them in for each step: slower, but a "
+            "model too large for the GPU runs (off: such a model is refused, naming what would fit)"
+        )
         # Wide ranges on purpose: the engine's GenerationSettings is the one place values are checked.
         self.steps = QSpinBox(self, minimum=-1000, maximum=100_000, value=settings.steps)
         self.strength = QDoubleSpinBox(self, minimum=-10.0, maximum=10.0, singleStep=0.05, decimals=2)
@@ -102,6 +108,7 @@ class PreferencesDialog(QDialog):
         form.addRow("Model folder", model_row)
         form.addRow("Device", self.device)
         form.addRow("Model weights", self.quantize)
+        form.addRow("", self.offload)
         form.addRow("Default steps", self.steps)
         form.addRow("Default strength", self.strength)
         self.error = QLabel(self)
@@ -135,6 +142,7 @@ class PreferencesDialog(QDialog):
             model_path=self.model_path.text().strip(),
             device=self.device.currentData(),
             quantize=self.quantize.currentData(),
+            offload="auto" if self.offload.isChecked() else "none",
             steps=self.steps.value(),
             strength=round(self.strength.value(), 2),
             recent_files=list(self._base.recent_files),

@@ -576,7 +576,8 @@ class MainWindow(QMainWindow):
         if new is None:
             return
         old = self.settings
-        model_changed = any(getattr(new, k) != getattr(old, k) for k in ("model_path", "device", "quantize"))
+        model_keys = ("model_path", "device", "quantize", "offload")
+        model_changed = any(getattr(new, k) != getattr(old, k) for k in model_keys)
         for f in dataclasses.fields(Settings):
             setattr(old, f.name, getattr(new, f.name))
         self.editor.set_editor_font(old.font_family, old.font_size)

@@ -85,6 +85,7 @@ class ModelPicker(QObject):
             s.fp8,
             s.compile_step,
             s.quantize,
+            s.offload,
         )
 
     def load(self) -> None:
