@@ -201,3 +201,30 @@ def test_on_cuda_a_model_too_big_for_the_gpu_runs_split_as_it_runs_whole(
     for seed in (3, 4):
         want, got = Engine(whole).rewrite(_job(seed)), Engine(split).rewrite(_job(seed))
         assert got.token_ids == want.token_ids
+
+
+def test_a_split_model_runs_no_graph_even_where_graphs_are_supported(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffedit.engine import cuda_graph
+    from diffedit.engine import denoise as denoise_mod
+    from diffedit.engine.denoise import DenoiseOptions, denoise
+    from diffedit.engine.sampling import SamplerConfig
+    from tests.engine.test_cuda_graph import CpuOps
+
+    ops = CpuOps()  # the graphed loop on the CPU: "captures" run eagerly and are counted
+    monkeypatch.setattr(denoise_mod, "graphs_supported", lambda device: True)
+    monkeypatch.setattr(cuda_graph, "CudaOps", lambda: ops)
+    info = inspect_checkpoint(tiny_checkpoint)
+    plan = Placement("cpu", 1, model_parts(info.weight_files, "int8", 4, 2), offload_to="cpu")
+    plain = load_model(tiny_checkpoint, device="cpu", dtype="fp32", quantize="int8")
+    split = load_model(tiny_checkpoint, device="cpu", dtype="fp32", quantize="int8", placement=plan)
+    tok = plain.tokenizer
+    cfg = SamplerConfig(6, 0.1, 0.1, 0.3, 1, 1e-30)  # no early stop: 6 steps, graphed from the 4th on
+    options = DenoiseOptions(cfg, frozenset({tok.eos_token_id}), tok.pad_token_id)
+    prompt = [tok.bos_token_id, *tok.encode("Some text to read first.", add_special_tokens=False)]
+    graphed = denoise(plain.model, prompt, options, torch.Generator().manual_seed(2))
+    assert graphed.graphed is True and ops.captures > 0  # the plain model takes the graphed loop
+    ops.captures = 0
+    eager = denoise(split.model, prompt, options, torch.Generator().manual_seed(2))
+    assert eager.graphed is None and ops.captures == 0  # the split one never does
