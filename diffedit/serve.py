@@ -139,6 +139,9 @@ class Handler(BaseHTTPRequestHandler):
                             "demo_model": self.server.demo,
                             "quantization": engine.loaded.quantization,
                             "weight_bytes": engine.loaded.weight_bytes,
+                            "placement": (
+                                engine.loaded.placement.summary() if engine.loaded.placement else None
+                            ),
                         }
                         | model_facts(self.server)
                     ],
@@ -365,5 +368,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="let code shipped with this model run")
     p.add_argument("--fp8", action="store_true", help="MoE expert weights in FP8 (see rewrite --help)")
     p.add_argument("--quantize", choices=["none", "int8", "int4"], default="none", help="see rewrite --help")
+    p.add_argument("--offload", choices=["auto", "none"], default="auto", help="see rewrite --help")
     p.add_argument("--compile", action="store_true", help="compiled decoder step (see rewrite --help)")
     p.set_defaults(func=cmd_serve, server=None)

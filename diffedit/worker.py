@@ -61,7 +61,8 @@ Loader = Callable[..., EngineLike]
 
 def default_loader(path: str | Path | None = None, **options: Any) -> EngineLike:
     """``Engine.load(path, **options)``: device, dtype, progress, trust_remote_code, fp8, compile_step,
-    quantize; with ``server=URL`` (and ``key_env``, ``key_in_keyring``) a ``RemoteEngine`` instead."""
+    quantize, offload; with ``server=URL`` (and ``key_env``, ``key_in_keyring``) a ``RemoteEngine``
+    instead."""
     if options.get("server"):
         return connect_server(
             options["server"],
@@ -133,6 +134,7 @@ class ModelSpec:
     fp8: bool = False
     compile_step: bool = False
     quantize: str = "none"  # "int8"/"int4": weights quantised while loading
+    offload: str = "auto"  # "none": refuse a model that does not fit the GPU instead of splitting it
     server: str = ""  # a `diffedit serve` URL: rewrite there (the options above are the server's then)
     key_env: str = "DIFFEDIT_API_KEY"  # the variable holding its key, unless the keyring holds it
     key_in_keyring: bool = False
@@ -204,6 +206,8 @@ class _Worker(QObject):
         extra.update({k: True for k in ("fp8", "compile_step") if getattr(spec, k)})
         if spec.quantize != "none":
             extra["quantize"] = spec.quantize
+        if spec.offload != "auto":
+            extra["offload"] = spec.offload
         if spec.server:  # only then: loaders given by tests need not know these
             extra.update(server=spec.server, key_env=spec.key_env, key_in_keyring=spec.key_in_keyring)
         self._spec = spec

@@ -93,6 +93,12 @@ class PreferencesDialog(QDialog):
             "int8 and int4 shrink the experts and large layers while the model loads, so a large model fits "
             "a laptop; they change the output slightly (Rewrite ▸ Models… shows what fits)"
         )
+        self.offload = QCheckBox("Split between the GPU and RAM when the weights do not fit the GPU", self)
+        self.offload.setChecked(settings.offload != "none")
+        self.offload.setToolTip(
+            "Keeps the layers that do not fit the GPU in RAM and copies them in for each step: slower, but a "
+            "model too large for the GPU runs (off: such a model is refused, naming what would fit)"
+        )
         # Wide ranges on purpose: the engine's GenerationSettings is the one place values are checked.
         self._server_rows(settings)
         self.steps = QSpinBox(self, minimum=-1000, maximum=100_000, value=settings.steps)
@@ -112,6 +118,7 @@ class PreferencesDialog(QDialog):
         form.addRow("Server key", self.key_source)
         form.addRow("", self.key_env)
         form.addRow("", self.key_entry)
+        form.addRow("", self.offload)
         form.addRow("Default steps", self.steps)
         form.addRow("Default strength", self.strength)
         self.error = QLabel(self)
@@ -185,6 +192,7 @@ class PreferencesDialog(QDialog):
             model_path=self.model_path.text().strip(),
             device=self.device.currentData(),
             quantize=self.quantize.currentData(),
+            offload="auto" if self.offload.isChecked() else "none",
             steps=self.steps.value(),
             strength=round(self.strength.value(), 2),
             use_server=bool(self.run_on.currentData()),

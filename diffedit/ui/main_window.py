@@ -591,7 +591,7 @@ class MainWindow(QMainWindow):
         if new is None:
             return
         old = self.settings
-        model_keys = ("model_path", "device", "quantize", *SERVER_KEYS)
+        model_keys = ("model_path", "device", "quantize", "offload", *SERVER_KEYS)
         model_changed = any(getattr(new, k) != getattr(old, k) for k in model_keys)
         model_changed |= bool(self._pending_key_change)  # a key stored in the keyring: connect with it
         for f in dataclasses.fields(Settings):

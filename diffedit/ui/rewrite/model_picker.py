@@ -88,6 +88,7 @@ class ModelPicker(QObject):
             s.fp8,
             s.compile_step,
             s.quantize,
+            s.offload,
             s.server_url.strip() if s.use_server else "",
             s.server_key_env.strip() or "DIFFEDIT_API_KEY",
             s.server_key_in_keyring,
