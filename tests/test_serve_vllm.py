@@ -136,3 +136,23 @@ def test_the_server_checks_vllm_bodies_and_holds_pinned_positions(server: Served
     assert len(tokens) == 128
     assert [tokens[p] for p in pinned] == [canvas[p] for p in pinned]  # held on every step
     assert sum(tokens[p] != canvas[p] for p in range(128) if p not in pinned) > 0  # the rest was denoised
+
+
+def test_stop_closes_the_stream_and_the_server_cancels_the_request(server: Served) -> None:
+    from diffedit.engine.types import Cancelled, CancelToken
+
+    engine = vllm_engine(server.url, 0, True)  # the server's step stream
+    cancel = CancelToken()
+    seen: list[int] = []
+
+    def on_frame(frame: Frame) -> None:
+        seen.append(frame.step)
+        cancel.cancel()  # Stop after the first real canvas
+
+    block = parse_blocks(DOC)[1]
+    job = build_job(DOC, block.start, block.end, GenerationSettings(steps=200, seed=1))
+    with pytest.raises(Cancelled):
+        engine.rewrite(job, on_frame=on_frame, cancel=cancel)
+    assert seen == [1]
+    assert engine.rewrite(shaped_job(steps=1)).steps == 3  # the server goes on serving (3 canvases)
+    assert "completion cancelled: the client closed the stream" in server.log_text()
