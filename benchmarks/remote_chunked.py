@@ -66,6 +66,13 @@ def main() -> None:
         modes += [(f"chunk {k}", k, False) for k in (1, 2, 4)]
         modes += [("served frames", 0, True)]
         rows = []
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+            f"load average before {load_before[0]:.2f}"
+        )
+        print(f"job: one paragraph, seed {args.seed}, steps {args.steps or 'default'}, {args.n} runs/mode")
+        head = ("mode", "median s", "x whole", "requests", "steps", "frames", "texts")
+        print(f"{head[0]:<14}" + "".join(f"{h:>10}" for h in head[1:]), flush=True)
         for name, chunk, served in modes:
             engine = connect_server(url, "vllm", tokenizer=args.model, chunk_steps=chunk)
             assert isinstance(engine, VllmEngine)
@@ -81,34 +88,22 @@ def main() -> None:
                 requests.append(engine.last_requests)
                 steps.append(result.steps)
                 texts.add(result.text)
-            rows.append(
-                (
-                    name,
-                    statistics.median(times),
-                    statistics.median(requests),
-                    statistics.median(steps),
-                    len(frames),
-                    len(texts),
-                )
+            t = statistics.median(times)
+            rows.append(t)
+            r, s = statistics.median(requests), statistics.median(steps)
+            cells = (
+                f"{t:.2f}",
+                f"{t / rows[0]:.2f}",
+                f"{r:.0f}",
+                f"{s:.0f}",
+                f"{len(frames)}",
+                f"{len(texts)}",
             )
-        load_after = os.getloadavg()
+            print(f"{name:<14}" + "".join(f"{c:>10}" for c in cells), flush=True)
+        print(f"load average after {os.getloadavg()[0]:.2f}")
     finally:
         process.terminate()
         process.wait(timeout=60)
-
-    base = rows[0][1]
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}"
-    )
-    print(
-        f"job: one paragraph, seed {args.seed}, steps {args.steps or 'model default'}, {args.n} runs per mode"
-    )
-    print(
-        f"{'mode':<14} {'median s':>9} {'x whole':>8} {'requests':>9} {'steps':>6} {'frames':>7} {'texts':>6}"
-    )
-    for name, t, r, s, f, distinct in rows:
-        print(f"{name:<14} {t:>9.2f} {t / base:>8.2f} {r:>9.0f} {s:>6.0f} {f:>7d} {distinct:>6d}")
 
 
 if __name__ == "__main__":
