@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from diffedit.document.blocks import Block, first_words, parse_blocks
 from diffedit.document.drafts import (
@@ -180,7 +180,6 @@ def connect_server(args: argparse.Namespace) -> tuple[RemoteEngine, bool]:
     import os
 
     from diffedit.engine.catalog import DEMO_NOTICE
-    from diffedit.engine.remote import RemoteEngine
 
     if (
         args.model
@@ -194,10 +193,24 @@ def connect_server(args: argparse.Namespace) -> tuple[RemoteEngine, bool]:
             "--server runs the server's model: --model, --device, --fp8, --compile, --quantize and --offload "
             "are options of `diffedit serve` there"
         )
-    engine = RemoteEngine.connect(args.server, os.environ.get(args.api_key_env) or None, args.api_key_env)
+    engine = connect_to(args, os.environ.get(args.api_key_env) or None)
     if engine.loaded.demo_model:
         print(f"diffedit: note: (on {engine.url}) {DEMO_NOTICE}", file=sys.stderr)
     return engine, engine.loaded.demo_model
+
+
+def connect_to(args: argparse.Namespace, key: str | None) -> RemoteEngine:
+    """The served engine in the protocol ``--protocol`` names (auto: the server's /v1/models decides)."""
+    from diffedit.engine.connect import connect_server as connect
+
+    protocol: Any = getattr(args, "protocol", "auto")
+    tokenizer = getattr(args, "tokenizer", None)
+    if tokenizer and protocol == "diffedit":
+        raise UsageError("--tokenizer is for --protocol vllm: diffedit's own protocol tokenizes there")
+    chunk = getattr(args, "chunk_steps", None)
+    if chunk is not None and chunk < 0:
+        raise UsageError(f"--chunk-steps must be 0 or more, got {chunk}")
+    return connect(args.server, protocol, key, args.api_key_env, tokenizer, chunk)
 
 
 def load_local_engine(args: argparse.Namespace) -> tuple[Engine, bool]:
@@ -417,6 +430,26 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         default="DIFFEDIT_API_KEY",
         help="environment variable holding the server's API key, sent as a Bearer header "
         "(default DIFFEDIT_API_KEY)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=["auto", "diffedit", "vllm"],
+        default="auto",
+        help="how to talk to --server: diffedit's own (`diffedit serve`), vLLM's completions with its "
+        "diffusion fields, or auto (the server's /v1/models decides; default)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        metavar="DIR",
+        help="--protocol vllm: the served model's folder here (tokenizer and config; weights not needed), "
+        "to build the prompt and canvases (default: the bundled demo model's)",
+    )
+    p.add_argument(
+        "--chunk-steps",
+        type=int,
+        metavar="K",
+        help="--protocol vllm with --visual: denoising steps per request, each frame a real canvas "
+        "(default 4; 0: one request per canvas, progress only)",
     )
     p.add_argument("--visual", action="store_true", help="animate the canvas in the terminal as it denoises")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of the document")

@@ -39,11 +39,19 @@ import json
 import os
 import sys
 import threading
+import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from diffedit.engine.types import MAX_ALTERNATIVES, Cancelled, CancelToken, EngineError, Frame
+from diffedit.engine.vllm_wire import (
+    CompletionRequest,
+    completion_answer,
+    is_completion_body,
+    parse_completion_request,
+)
 from diffedit.engine.wire import (
     PROTOCOL,
     WireError,
@@ -87,7 +95,101 @@ class DiffeditServer(ThreadingHTTPServer):
         self.tokenizer_sha256 = tokenizer_fingerprint(getattr(info, "path", None))
 
 
-class Handler(BaseHTTPRequestHandler):
+class CompletionsMixin:
+    """``POST /v1/completions`` with a vLLM-protocol body (:mod:`diffedit.engine.vllm_wire`): the diffusion
+    fields run on the engine with vLLM's semantics (:mod:`diffedit.engine.completions`). With
+    ``"stream": true``, server-sent events: with ``"diffedit_frames": true`` first one
+    ``{"object": "diffedit.frame"}`` event per denoising step (the extension vLLM lacks), then the completion,
+    then ``[DONE]``. Closing the stream cancels the request at its next step."""
+
+    server: DiffeditServer
+
+    def _completion(self, body: dict[str, Any]) -> None:
+        from diffedit.engine.completions import run_completion, unsupported
+
+        handler: Any = self
+        engine = self.server.engine
+        vocab = int(engine.model.config.text_config.vocab_size)
+        try:
+            request = parse_completion_request(
+                body,
+                engine.canvas_length,
+                vocab,
+                lambda text: engine.tokenizer.encode(text, add_special_tokens=False),
+            )
+            why = unsupported(request)
+            if why is not None:
+                raise WireError(why)
+        except ValueError as exc:
+            handler._error(400, str(exc))
+            return
+        if request.stream:
+            self._completion_stream(request)
+            return
+        with self.server.lock:
+            try:
+                out = run_completion(engine, request)
+            except EngineError as exc:
+                handler._error(422, str(exc))
+                return
+        handler._send_json(200, self._answer(request, out))
+
+    def _answer(self, request: CompletionRequest, out: Any) -> dict[str, Any]:
+        return completion_answer(
+            self.server.engine.name,
+            f"cmpl-{uuid.uuid4().hex}",
+            int(time.time()),
+            len(request.prompt_ids),
+            out.token_ids,
+            out.text,
+            out.finish_reason,
+            out.token_logprobs,
+            out.top_logprobs,
+        )
+
+    def _completion_stream(self, request: CompletionRequest) -> None:
+        from diffedit.engine.completions import run_completion
+
+        handler: Any = self
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Cache-Control", "no-cache")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.close_connection = True
+        cancel = CancelToken()
+
+        def send(data: str) -> None:
+            if cancel.cancelled:
+                return
+            try:
+                handler.wfile.write(f"data: {data}\n\n".encode())
+                handler.wfile.flush()
+            except OSError:  # the client closed the stream: cancel at the next step
+                cancel.cancel()
+
+        def on_frame(frame: Frame) -> None:
+            send(json.dumps({"object": "diffedit.frame"} | frame_to_json(frame), ensure_ascii=False))
+
+        with self.server.lock:
+            if cancel.cancelled:
+                return
+            try:
+                out = run_completion(
+                    self.server.engine, request, on_frame if request.frames else None, cancel
+                )
+            except Cancelled:
+                handler.log_message("completion cancelled: the client closed the stream")
+                return
+            except EngineError as exc:
+                send(json.dumps({"error": {"message": str(exc), "code": 422}}))
+                send("[DONE]")
+                return
+        send(json.dumps(self._answer(request, out), ensure_ascii=False))
+        send("[DONE]")
+
+
+class Handler(CompletionsMixin, BaseHTTPRequestHandler):
     server: DiffeditServer
     protocol_version = "HTTP/1.1"
 
@@ -119,6 +221,8 @@ class Handler(BaseHTTPRequestHandler):
         if not self._authorised():
             return
         engine = self.server.engine
+        from diffedit.engine.completions import describe
+
         if self.path == "/health":
             self._send_json(200, {"status": "ok", "model": engine.name, "demo_model": self.server.demo})
         elif self.path == "/v1/models":
@@ -144,6 +248,7 @@ class Handler(BaseHTTPRequestHandler):
                             ),
                         }
                         | model_facts(self.server)
+                        | describe(engine)
                     ],
                 },
             )
@@ -167,9 +272,13 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(length) or b"{}")
             if not isinstance(body, dict):
                 raise WireError("the body must be a JSON object")
-            job = job_from_json(body)
+            completion = is_completion_body(body)  # vLLM's protocol (see diffedit.engine.vllm_wire)
+            job = None if completion else job_from_json(body)
         except (ValueError, EngineError) as exc:  # WireError, SettingsError, bad JSON
             self._error(400, str(exc))
+            return
+        if job is None:
+            self._completion(body)
             return
         if not same_tokenizer(self, body):
             return
