@@ -1,14 +1,17 @@
 """``diffedit serve``: the project's own engine behind HTTP, for a small team's GPU box and for the tests.
 
-Standard library only (``http.server``). One engine, one lock: jobs run one at a time, in arrival order.
+Standard library only (``http.server``). One engine, one lock: jobs run one at a time, in arrival order;
+at most ``--max-queue`` wait (one more is answered 503 with ``Retry-After``, before anything started), and a
+waiting or running job whose client left is dropped (``diffedit.serve_limits``).
 
 - ``GET /health``: ``{"status": "ok", "model": NAME}``.
 - ``GET /v1/models``: the model, its canvas length, context format and ``"protocol": "diffedit-1"``.
 - ``POST /v1/completions``: a job in ``diffedit.engine.wire``'s shape (the document context as
   ``prompt``: prefix, target, suffix, instruction; ``settings``; the shape-true ``templates``). Without
   ``stream``: one JSON result. With ``"stream": true``: newline-delimited JSON, one ``{"type": "frame"}``
-  per denoising step (the real intermediate canvas), then ``{"type": "result"}`` or ``{"type": "error"}``.
-  Closing a stream cancels its job at the next step; the server goes on serving.
+  per denoising step (the real intermediate canvas), then ``{"type": "result"}`` or ``{"type": "error"}``;
+  while the job waits its turn, ``{"type": "queued", "position": N}`` every few seconds. Closing the
+  connection cancels its job at the next step (streamed or not); the server goes on serving.
 
 With ``--api-key-env VAR`` every request needs ``Authorization: Bearer $VAR`` (401 otherwise). The key
 is read from the environment once and never written anywhere.
@@ -22,27 +25,39 @@ import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from diffedit.engine.types import Cancelled, CancelToken, EngineError, Frame
+from diffedit.engine.transport import HEARTBEAT_S
+from diffedit.engine.types import Cancelled, EngineError, Frame
 from diffedit.engine.wire import PROTOCOL, WireError, frame_to_json, job_from_json, result_to_json
+from diffedit.serve_limits import ClientWatch, JobQueue, check_line_starts
 
 if TYPE_CHECKING:
     from diffedit.engine.engine import Engine
 
 MAX_BODY = 16 * 1024 * 1024  # a document and its templates; more is refused with 413
+MAX_QUEUE = 16  # jobs waiting behind the running one; --max-queue
 
 
 class DiffeditServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], engine: Engine, api_key: str | None, demo: bool) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        engine: Engine,
+        api_key: str | None,
+        demo: bool,
+        max_queue: int | None = MAX_QUEUE,
+    ) -> None:
         super().__init__(address, Handler)
         self.engine = engine
         self.api_key = api_key
         self.demo = demo
         self.lock = threading.Lock()  # one job at a time on the one engine
+        self.queue = JobQueue(max_queue, self.lock)  # jobs take the lock through it, in arrival order
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -62,6 +77,26 @@ class Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, message: str) -> None:
         self._send_json(status, {"error": {"message": message, "code": status}})
+
+    def _busy(self) -> None:
+        """503: the queue is full; nothing was started, so the client may send the job again."""
+        queue = self.server.queue
+        retry = queue.retry_after_s()
+        data = json.dumps(
+            {
+                "error": {
+                    "message": f"the server is busy: {queue.waiting()} jobs wait (at most "
+                    f"{queue.max_waiting}); nothing was started, try again in {retry} s",
+                    "code": 503,
+                }
+            }
+        ).encode("utf-8")
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Retry-After", str(retry))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _authorised(self) -> bool:
         key = self.server.api_key
@@ -119,28 +154,49 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(body, dict):
                 raise WireError("the body must be a JSON object")
             job = job_from_json(body)
+            check_line_starts(job)  # no regular expression from a client is compiled here
         except (ValueError, EngineError) as exc:  # WireError, SettingsError, bad JSON
             self._error(400, str(exc))
             return
         if body.get("stream"):
             self._stream(job)
             return
-        with self.server.lock:
-            try:
-                result = self.server.engine.rewrite(job)
-            except EngineError as exc:
-                self._error(422, str(exc))
-                return
+        queue = self.server.queue
+        ticket = queue.enter()
+        if ticket is None:
+            self._busy()
+            return
+        cancel = ClientWatch(self.connection)  # a client that hangs up no longer holds the engine
+        if not queue.wait_turn(ticket, lambda: cancel.cancelled):
+            self.log_message("job %s dropped while queued: the client left", job.job_id)
+            self.close_connection = True
+            return
+        try:
+            result = self.server.engine.rewrite(job, cancel=cancel)
+        except Cancelled:
+            self.log_message("job %s cancelled: the client left before the answer", job.job_id)
+            self.close_connection = True
+            return
+        except EngineError as exc:
+            self._error(422, str(exc))
+            return
+        finally:
+            queue.done()
         self._send_json(200, result_to_json(result))
 
     def _stream(self, job: Any) -> None:
+        queue = self.server.queue
+        ticket = queue.enter()
+        if ticket is None:
+            self._busy()
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        cancel = CancelToken()
+        cancel = ClientWatch(self.connection)
 
         def write(obj: dict[str, Any]) -> None:
             if cancel.cancelled:
@@ -154,17 +210,26 @@ class Handler(BaseHTTPRequestHandler):
         def on_frame(frame: Frame) -> None:
             write(frame_to_json(frame))
 
-        with self.server.lock:
-            if cancel.cancelled:
-                return
-            try:
-                result = self.server.engine.rewrite(job, on_frame=on_frame, cancel=cancel)
-            except Cancelled:
-                self.log_message("job %s cancelled: the client closed the stream", job.job_id)
-                return
-            except EngineError as exc:
-                write({"type": "error", "message": str(exc)})
-                return
+        beat = [0.0]
+
+        def queued(position: int) -> None:  # the client's stall timeout sees the server alive
+            if time.monotonic() - beat[0] >= HEARTBEAT_S:
+                beat[0] = time.monotonic()
+                write({"type": "queued", "position": position})
+
+        if not queue.wait_turn(ticket, lambda: cancel.cancelled, queued):
+            self.log_message("job %s dropped while queued: the client closed the stream", job.job_id)
+            return
+        try:
+            result = self.server.engine.rewrite(job, on_frame=on_frame, cancel=cancel)
+        except Cancelled:
+            self.log_message("job %s cancelled: the client closed the stream", job.job_id)
+            return
+        except EngineError as exc:
+            write({"type": "error", "message": str(exc)})
+            return
+        finally:
+            queue.done()
         write(result_to_json(result))
 
 
@@ -178,7 +243,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise UsageError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
     engine, demo = load_local_engine(args)
     try:
-        server = DiffeditServer((args.host, args.port), engine, api_key, demo)
+        server = DiffeditServer((args.host, args.port), engine, api_key, demo, args.max_queue or None)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     host, port = server.server_address[:2]
@@ -213,6 +278,14 @@ def add_parser(sub: Any) -> None:
         "--api-key-env",
         metavar="VAR",
         help="require 'Authorization: Bearer KEY' with KEY read from this environment variable",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=MAX_QUEUE,
+        metavar="N",
+        help=f"jobs that may wait behind the running one (default {MAX_QUEUE}; 0: no limit); "
+        "one more is answered 503 with Retry-After",
     )
     p.add_argument("--model", help="DiffusionGemma checkpoint folder (default: the bundled demo model)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
