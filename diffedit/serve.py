@@ -4,7 +4,7 @@ Standard library only (``http.server``). One engine, one lock: jobs run one at a
 at most ``--max-queue`` wait (one more is answered 503 with ``Retry-After``, before anything started), and a
 waiting or running job whose client left is dropped (``diffedit.serve_limits``).
 
-- ``GET /health``: ``{"status": "ok", "model": NAME}``.
+- ``GET /health``: ``{"status": "ok", "model": NAME, "jobs": {"running": 0|1, "waiting": N, ...}}``.
 - ``GET /v1/models``: the model, its canvas length, context format and ``"protocol": "diffedit-1"``.
 - ``POST /v1/completions``: a job in ``diffedit.engine.wire``'s shape (the document context as
   ``prompt``: prefix, target, suffix, instruction; ``settings``; the shape-true ``templates``). Without
@@ -113,7 +113,13 @@ class Handler(BaseHTTPRequestHandler):
             return
         engine = self.server.engine
         if self.path == "/health":
-            self._send_json(200, {"status": "ok", "model": engine.name})
+            queue = self.server.queue
+            jobs = {
+                "running": int(queue.running()),
+                "waiting": queue.waiting(),
+                "max_waiting": queue.max_waiting,
+            }
+            self._send_json(200, {"status": "ok", "model": engine.name, "jobs": jobs})
         elif self.path == "/v1/models":
             fmt = engine.loaded.context_format
             self._send_json(

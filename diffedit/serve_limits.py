@@ -92,6 +92,9 @@ class JobQueue:
             self._durations.append(time.monotonic() - self._started)
         self.lock.release()
 
+    def running(self) -> bool:
+        return self.lock.locked()
+
     def waiting(self) -> int:
         with self._cond:
             return len(self._waiting)
