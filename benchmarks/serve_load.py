@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -57,6 +58,8 @@ class Rewrite:
     result_s: float | None = None
     frames: int = 0
     tokens: int = 0
+    engine_s: float | None = None  # the server's own time for the job (RewriteResult.total_s)
+    step_ms: float | None = None  # its median denoising step, as the server measured it
     replacement: str = ""
     problem: str = ""
 
@@ -144,6 +147,7 @@ def rewrite_once(
     else:
         record.result_s = time.monotonic() - start
         record.tokens = len(result.token_ids)
+        record.engine_s, record.step_ms = result.total_s, result.step_ms_median
         record.problem = check(job, result, seed)
         record.outcome = "invalid" if record.problem else "done"
         record.replacement = "" if record.problem else assemble_blocks(job, result).text
@@ -178,12 +182,16 @@ def editor(
         out.append(record)
 
 
+def median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (``q`` in 0..100); None without values."""
     if not values:
         return None
     ranked = sorted(values)
-    return ranked[max(0, min(len(ranked) - 1, round(q / 100 * len(ranked) + 0.5) - 1))]
+    return ranked[max(0, math.ceil(q / 100 * len(ranked)) - 1)]
 
 
 @dataclass
@@ -216,6 +224,8 @@ class Report:
             "result_tokens_per_s": round(tokens / self.wall_s, 1),
             "first_frame_ms": {"p50": ms(percentile(first, 50)), "p99": ms(percentile(first, 99))},
             "result_ms": {"p50": ms(percentile(result, 50)), "p99": ms(percentile(result, 99))},
+            "engine_s_median": median([r.engine_s for r in done if r.engine_s is not None]),
+            "step_ms_median": median([r.step_ms for r in done if r.step_ms is not None]),
             "stopped_on_purpose": sum(r.outcome == "stopped" for r in self.rewrites),
             "cut_at_the_deadline": sum(r.outcome == "cut" for r in self.rewrites),
             "cut_before_a_frame": sum(r.outcome == "cut" and r.first_frame_s is None for r in self.rewrites),

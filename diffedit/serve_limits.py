@@ -70,11 +70,14 @@ class JobQueue:
             with self._cond:
                 position = self._waiting.index(ticket) + 1
             if position == 1 and self.lock.acquire(timeout=POLL_S):
+                left = gone()  # a job whose client left while it waited never starts
                 with self._cond:
                     self._waiting.popleft()
                     self._started = time.monotonic()
                     self._cond.notify_all()
-                return True
+                if left:
+                    self.lock.release()
+                return not left
             if gone():
                 with self._cond:
                     self._waiting.remove(ticket)
