@@ -182,10 +182,17 @@ def connect_server(args: argparse.Namespace) -> tuple[RemoteEngine, bool]:
     from diffedit.engine.catalog import DEMO_NOTICE
     from diffedit.engine.remote import RemoteEngine
 
-    if args.model or args.device or args.fp8 or args.compile or args.quantize != "none":
+    if (
+        args.model
+        or args.device
+        or getattr(args, "fp8", False)
+        or getattr(args, "compile", False)
+        or args.quantize != "none"
+        or getattr(args, "offload", "auto") != "auto"
+    ):
         raise UsageError(
-            "--server runs the server's model: --model, --device, --fp8, --compile and --quantize are "
-            "options of `diffedit serve` there"
+            "--server runs the server's model: --model, --device, --fp8, --compile, --quantize and --offload "
+            "are options of `diffedit serve` there"
         )
     engine = RemoteEngine.connect(args.server, os.environ.get(args.api_key_env) or None, args.api_key_env)
     if engine.loaded.demo_model:
@@ -220,6 +227,13 @@ def load_local_engine(args: argparse.Namespace) -> tuple[Engine, bool]:
             fp8=args.fp8,
             compile_step=args.compile,
             quantize=args.quantize,
+            offload=args.offload,
+        )
+    if engine.loaded.placement is not None:
+        print(
+            f"diffedit: note: {engine.name} does not fit the GPU whole, so it runs split: "
+            f"{engine.loaded.placement.describe()}",
+            file=sys.stderr,
         )
     return engine, demo_model
 
@@ -285,10 +299,6 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         )
     if args.alternatives is not None:  # candidates side by side: printed, never written
         from diffedit.alternatives_cli import print_alternatives
-        from diffedit.engine.engine import Engine
-
-        if not isinstance(engine, Engine):
-            raise UsageError("--alternatives does not run through --server yet")
 
         return print_alternatives(engine, job, args, demo_model)
     result = engine.rewrite(job, on_frame=canvas.paint if canvas else None)
@@ -316,6 +326,7 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
                 "demo_model": demo_model,
                 "quantization": engine.loaded.quantization,
                 "weight_bytes": engine.loaded.weight_bytes,
+                "placement": placement_report(engine),
                 "instruction": args.instruction or "",
                 "instruction_followed": instruction_followed,
             }
@@ -324,6 +335,12 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     elif not args.in_place:
         sys.stdout.write(new_text.replace("\n", loaded.newline))
     return 0
+
+
+def placement_report(engine: Engine | RemoteEngine) -> dict[str, object] | None:
+    """The ``--json`` report's ``placement``: layers and bytes per device where the model is split."""
+    placement = getattr(getattr(engine, "loaded", None), "placement", None)
+    return placement.summary() if placement is not None else None
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -355,6 +372,13 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         default="none",
         help="int8/int4 weights for the experts and large linear layers, quantised while loading: about "
         "1/2 or 1/4 of bf16's memory (see docs/models.md)",
+    )
+    p.add_argument(
+        "--offload",
+        choices=["auto", "none"],
+        default="auto",
+        help="auto: where the weights do not fit the GPU but fit the GPU and RAM together, keep some layers "
+        "in RAM and copy them in for each step (accelerate; slower: docs/models.md); none: refuse instead",
     )
     p.add_argument(
         "--compile",

@@ -86,6 +86,7 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
         "demo_model",
         "quantization",
         "weight_bytes",
+        "placement",
         "original",
         "free_form",
         "blocks",
@@ -96,6 +97,7 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
     assert report["compiled"] is None  # not asked for
     assert report["demo_model"] is False
     assert report["quantization"] == "none" and report["weight_bytes"] > 0
+    assert report["placement"] is None  # the CPU: never split
     assert report["free_form"] is False  # block-true by default
     assert [b["kind"] for b in report["blocks"]] == ["list item", "list item"]
     for b in report["blocks"]:

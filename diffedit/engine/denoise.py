@@ -20,6 +20,7 @@ from diffedit.engine.constraints import RunPlan
 from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS, GraphedCanvas, graphs_supported
 from diffedit.engine.decoder import CanvasDecoder, EncodedContext
 from diffedit.engine.fused_step import FusedCanvasDecoder, StepKernels, compiled_kernels, fusable
+from diffedit.engine.placement import is_offloaded
 from diffedit.engine.sampling import (
     CanvasConstraints,
     SamplerConfig,
@@ -136,6 +137,8 @@ def denoise(
     outcome = DenoiseOutcome(tokens=[])
     job = _Job(options, generator, observe, cancel, outcome)
     kernels = _step_kernels(model, mode, options.compile_step, outcome)
+    # Layers whose weights accelerate copies in per forward cannot be captured in a CUDA graph.
+    graphed = graphs_supported(device) and not is_offloaded(model)
     end_tensor = torch.tensor(sorted(options.eos_ids), device=device)
     free_form: CanvasConstraints | None = None
     if options.forbid_empty:
@@ -184,7 +187,7 @@ def denoise(
                 tail = "" if run is None else run.tail
                 canvas = _Canvas(index, decoder, hold(start, constraints), first_step, constraints, tail)
                 with StaticCanvasCache(context.cache, canvas_length).installed(model):
-                    if mode == "fast" and graphs_supported(device) and first_step >= MIN_GRAPH_STEPS:
+                    if mode == "fast" and graphed and first_step >= MIN_GRAPH_STEPS:
                         argmax = _graphed_canvas(job, canvas)
                     else:
                         argmax = _eager_canvas(job, canvas)

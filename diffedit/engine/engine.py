@@ -92,6 +92,7 @@ class Engine:
         fp8: bool = False,
         compile_step: bool = False,
         quantize: str = "none",
+        offload: str = "auto",
     ) -> Engine:
         what = Path(path).name if path else "the bundled demo model"
 
@@ -110,6 +111,7 @@ class Engine:
             fp8=fp8,
             on_weights=on_weights if progress else None,
             quantize=quantize,
+            offload=offload,
         )
         engine = cls(loaded)
         engine.compile_step = compile_step
@@ -118,7 +120,8 @@ class Engine:
                 progress("Compiling the decoder step (once: the next start reads it from the cache)…")
             engine.warm_up()
         if progress:
-            progress(f"Loaded {engine.name} on {engine.device}")
+            split = f" ({loaded.placement.describe()})" if loaded.placement is not None else ""
+            progress(f"Loaded {engine.name} on {engine.device}{split}")
         return engine
 
     def warm_up(self) -> None:
