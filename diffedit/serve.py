@@ -1,6 +1,8 @@
 """``diffedit serve``: the project's own engine behind HTTP, for a small team's GPU box and for the tests.
 
-Standard library only (``http.server``). One engine, one lock: jobs run one at a time, in arrival order.
+Standard library only (``http.server``). One engine, one lock: jobs run one at a time, in arrival order;
+at most ``--max-queue`` completions wait (one more is answered 503 with ``Retry-After``, before anything
+started), and a waiting or running completion whose client left is dropped (``diffedit.serve_limits``).
 
 - ``GET /health``: ``{"status": "ok", "model": NAME}``.
 - ``GET /v1/models``: the model, its canvas length, context format and ``"protocol": "diffedit-1"``.
@@ -8,7 +10,8 @@ Standard library only (``http.server``). One engine, one lock: jobs run one at a
   ``prompt``: prefix, target, suffix, instruction; ``settings``; the shape-true ``templates``). Without
   ``stream``: one JSON result. With ``"stream": true``: newline-delimited JSON, one ``{"type": "frame"}``
   per denoising step (the real intermediate canvas), then ``{"type": "result"}`` or ``{"type": "error"}``.
-  Closing a stream cancels its job at the next step; the server goes on serving.
+  While the job waits its turn, ``{"type": "queued", "position": N}`` every few seconds. Closing the
+  connection cancels its job at the next step (streamed or not); the server goes on serving.
 
 - ``POST /v1/alternatives``: a job as for completions plus ``"count": K`` (1-8): K candidates denoised as one
   batch. With ``"stream": true``: one ``{"type": "alternatives_frame"}`` per batched step (every candidate's
@@ -24,7 +27,7 @@ Standard library only (``http.server``). One engine, one lock: jobs run one at a
 ``tokenizer.json``; null without one). A POST may carry ``"tokenizer": SHA`` (the fingerprint the client
 saw when it connected): when it is not the served one, the server answers 409 and runs nothing, so a
 client never mixes the readings or the model facts of one model with another's after a restart.
-``/health`` also says ``demo_model``.
+``/health`` also says ``demo_model``, and ``jobs``: ``{"running": 0|1, "waiting": N, "max_waiting": M}``.
 
 With ``--api-key-env VAR`` every request needs ``Authorization: Bearer $VAR`` (401 otherwise). The key
 is read from the environment once and never written anywhere.
@@ -41,10 +44,13 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from diffedit.engine.transport import HEARTBEAT_S
 from diffedit.engine.types import MAX_ALTERNATIVES, Cancelled, CancelToken, EngineError, Frame
 from diffedit.engine.vllm_wire import (
     CompletionRequest,
@@ -63,11 +69,13 @@ from diffedit.engine.wire import (
     readings_to_json,
     result_to_json,
 )
+from diffedit.serve_limits import ClientWatch, JobQueue, Ticket, check_line_starts
 
 if TYPE_CHECKING:
     from diffedit.engine.engine import Engine
 
 MAX_BODY = 16 * 1024 * 1024  # a document and its templates; more is refused with 413
+MAX_QUEUE = 16  # jobs waiting behind the running one; --max-queue
 POST_ENDPOINTS = ("/v1/completions", "/v1/alternatives", "/v1/inspect")
 
 
@@ -85,12 +93,20 @@ def tokenizer_fingerprint(folder: Path | None) -> str | None:
 class DiffeditServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], engine: Engine, api_key: str | None, demo: bool) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        engine: Engine,
+        api_key: str | None,
+        demo: bool,
+        max_queue: int | None = MAX_QUEUE,
+    ) -> None:
         super().__init__(address, Handler)
         self.engine = engine
         self.api_key = api_key
         self.demo = demo
         self.lock = threading.Lock()  # one job at a time on the one engine
+        self.queue = JobQueue(max_queue, self.lock)  # completions take the lock through it, in arrival order
         info = getattr(getattr(engine, "loaded", None), "info", None)
         self.tokenizer_sha256 = tokenizer_fingerprint(getattr(info, "path", None))
 
@@ -126,9 +142,19 @@ class CompletionsMixin:
         if request.stream:
             self._completion_stream(request)
             return
-        with self.server.lock:
+        ticket = take_place(handler)
+        if ticket is None:
+            return
+        watch = ClientWatch(handler.connection)
+        with engine_turn(handler, ticket, watch) as running:
+            if not running:
+                return
             try:
-                out = run_completion(engine, request)
+                out = run_completion(engine, request, None, watch)
+            except Cancelled:
+                handler.log_message("completion cancelled: the client left")
+                handler.close_connection = True
+                return
             except EngineError as exc:
                 handler._error(422, str(exc))
                 return
@@ -151,13 +177,16 @@ class CompletionsMixin:
         from diffedit.engine.completions import run_completion
 
         handler: Any = self
+        ticket = take_place(handler)
+        if ticket is None:
+            return
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
         handler.send_header("Cache-Control", "no-cache")
         handler.send_header("Connection", "close")
         handler.end_headers()
         handler.close_connection = True
-        cancel = CancelToken()
+        cancel = ClientWatch(handler.connection)
 
         def send(data: str) -> None:
             if cancel.cancelled:
@@ -171,8 +200,19 @@ class CompletionsMixin:
         def on_frame(frame: Frame) -> None:
             send(json.dumps({"object": "diffedit.frame"} | frame_to_json(frame), ensure_ascii=False))
 
-        with self.server.lock:
-            if cancel.cancelled:
+        def queued(position: int) -> None:  # an SSE comment: clients skip it, their stall timer restarts
+            if time.monotonic() - beat[0] >= HEARTBEAT_S:
+                beat[0] = time.monotonic()
+                if not cancel.cancelled:
+                    try:
+                        handler.wfile.write(f": queued {position}\n\n".encode())
+                        handler.wfile.flush()
+                    except OSError:
+                        cancel.cancel()
+
+        beat = [0.0]
+        with engine_turn(handler, ticket, cancel, queued) as running:
+            if not running:
                 return
             try:
                 out = run_completion(
@@ -207,6 +247,26 @@ class Handler(CompletionsMixin, BaseHTTPRequestHandler):
     def _error(self, status: int, message: str) -> None:
         self._send_json(status, {"error": {"message": message, "code": status}})
 
+    def _busy(self) -> None:
+        """503: the queue is full; nothing was started, so the client may send the job again."""
+        queue = self.server.queue
+        retry = queue.retry_after_s()
+        data = json.dumps(
+            {
+                "error": {
+                    "message": f"the server is busy: {queue.waiting()} jobs wait (at most "
+                    f"{queue.max_waiting}); nothing was started, try again in {retry} s",
+                    "code": 503,
+                }
+            }
+        ).encode("utf-8")
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Retry-After", str(retry))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _authorised(self) -> bool:
         key = self.server.api_key
         if key is None:
@@ -224,7 +284,15 @@ class Handler(CompletionsMixin, BaseHTTPRequestHandler):
         from diffedit.engine.completions import describe
 
         if self.path == "/health":
-            self._send_json(200, {"status": "ok", "model": engine.name, "demo_model": self.server.demo})
+            queue = self.server.queue
+            jobs = {
+                "running": int(queue.running()),
+                "waiting": queue.waiting(),
+                "max_waiting": queue.max_waiting,
+            }
+            self._send_json(
+                200, {"status": "ok", "model": engine.name, "demo_model": self.server.demo, "jobs": jobs}
+            )
         elif self.path == "/v1/models":
             fmt = engine.loaded.context_format
             self._send_json(
@@ -274,6 +342,8 @@ class Handler(CompletionsMixin, BaseHTTPRequestHandler):
                 raise WireError("the body must be a JSON object")
             completion = is_completion_body(body)  # vLLM's protocol (see diffedit.engine.vllm_wire)
             job = None if completion else job_from_json(body)
+            if job is not None:
+                check_line_starts(job)  # no regular expression from a client is compiled here
         except (ValueError, EngineError) as exc:  # WireError, SettingsError, bad JSON
             self._error(400, str(exc))
             return
@@ -285,22 +355,42 @@ class Handler(CompletionsMixin, BaseHTTPRequestHandler):
         if body.get("stream"):
             self._stream(job)
             return
-        with self.server.lock:
-            try:
-                result = self.server.engine.rewrite(job)
-            except EngineError as exc:
-                self._error(422, str(exc))
-                return
+        queue = self.server.queue
+        ticket = queue.enter()
+        if ticket is None:
+            self._busy()
+            return
+        cancel = ClientWatch(self.connection)  # a client that hangs up no longer holds the engine
+        if not queue.wait_turn(ticket, lambda: cancel.cancelled):
+            self.log_message("job %s dropped while queued: the client left", job.job_id)
+            self.close_connection = True
+            return
+        try:
+            result = self.server.engine.rewrite(job, cancel=cancel)
+        except Cancelled:
+            self.log_message("job %s cancelled: the client left before the answer", job.job_id)
+            self.close_connection = True
+            return
+        except EngineError as exc:
+            self._error(422, str(exc))
+            return
+        finally:
+            queue.done()
         self._send_json(200, result_to_json(result))
 
     def _stream(self, job: Any) -> None:
+        queue = self.server.queue
+        ticket = queue.enter()
+        if ticket is None:
+            self._busy()
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        cancel = CancelToken()
+        cancel = ClientWatch(self.connection)
 
         def write(obj: dict[str, Any]) -> None:
             if cancel.cancelled:
@@ -314,17 +404,26 @@ class Handler(CompletionsMixin, BaseHTTPRequestHandler):
         def on_frame(frame: Frame) -> None:
             write(frame_to_json(frame))
 
-        with self.server.lock:
-            if cancel.cancelled:
-                return
-            try:
-                result = self.server.engine.rewrite(job, on_frame=on_frame, cancel=cancel)
-            except Cancelled:
-                self.log_message("job %s cancelled: the client closed the stream", job.job_id)
-                return
-            except EngineError as exc:
-                write({"type": "error", "message": str(exc)})
-                return
+        beat = [0.0]
+
+        def queued(position: int) -> None:  # the client's stall timeout sees the server alive
+            if time.monotonic() - beat[0] >= HEARTBEAT_S:
+                beat[0] = time.monotonic()
+                write({"type": "queued", "position": position})
+
+        if not queue.wait_turn(ticket, lambda: cancel.cancelled, queued):
+            self.log_message("job %s dropped while queued: the client closed the stream", job.job_id)
+            return
+        try:
+            result = self.server.engine.rewrite(job, on_frame=on_frame, cancel=cancel)
+        except Cancelled:
+            self.log_message("job %s cancelled: the client closed the stream", job.job_id)
+            return
+        except EngineError as exc:
+            write({"type": "error", "message": str(exc)})
+            return
+        finally:
+            queue.done()
         write(result_to_json(result))
 
 
@@ -351,6 +450,45 @@ def same_tokenizer(handler: Handler, body: dict[str, Any]) -> bool:
     return False
 
 
+def queued_lines(write: Callable[[dict[str, Any]], None]) -> Callable[[int], None]:
+    """While a stream waits its turn: a ``{"type": "queued"}`` line every ``HEARTBEAT_S`` (the client's
+    stall timeout sees the server alive)."""
+    beat = [0.0]
+
+    def tick(position: int) -> None:
+        if time.monotonic() - beat[0] >= HEARTBEAT_S:
+            beat[0] = time.monotonic()
+            write({"type": "queued", "position": position})
+
+    return tick
+
+
+def take_place(handler: Handler) -> Ticket | None:
+    """A place in the server's queue (``None``: it is full, and a 503 was sent: nothing started)."""
+    ticket = handler.server.queue.enter()
+    if ticket is None:
+        handler._busy()
+    return ticket
+
+
+@contextmanager
+def engine_turn(
+    handler: Handler, ticket: Ticket, cancel: CancelToken, tick: Callable[[int], None] | None = None
+) -> Iterator[bool]:
+    """Wait for ``ticket``'s turn on the engine; yields True while this request holds it, False when its
+    client left while it waited (then nothing runs)."""
+    queue = handler.server.queue
+    if not queue.wait_turn(ticket, lambda: cancel.cancelled, tick):
+        handler.log_message("%s dropped while queued: the client left", handler.path)
+        handler.close_connection = True
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        queue.done()
+
+
 def post_extra(handler: Handler) -> None:
     """``POST /v1/alternatives`` and ``POST /v1/inspect`` (authorised already; see the module's docstring)."""
     length = int(handler.headers.get("Content-Length") or 0)
@@ -365,6 +503,7 @@ def post_extra(handler: Handler) -> None:
             request, top_k, context_tokens = inspect_from_json(body)
         else:
             job = job_from_json(body)
+            check_line_starts(job)  # no regular expression from a client is compiled here
             raw_count = body.get("count")
             if not isinstance(raw_count, int) or not 1 <= raw_count <= MAX_ALTERNATIVES:
                 raise WireError(
@@ -377,8 +516,15 @@ def post_extra(handler: Handler) -> None:
     if not same_tokenizer(handler, body):
         return
     server = handler.server
+    ticket = take_place(handler)
+    if ticket is None:
+        return
     if handler.path == "/v1/inspect":
-        with server.lock:
+        # A read-only pass is not cancelled mid-way (the engine's inspect takes no token); a client that
+        # left while it waited gives its place up.
+        with engine_turn(handler, ticket, ClientWatch(handler.connection)) as running:
+            if not running:
+                return
             try:
                 readings = server.engine.inspect(request, top_k=top_k, context_tokens=context_tokens)
             except EngineError as exc:
@@ -387,9 +533,16 @@ def post_extra(handler: Handler) -> None:
         handler._send_json(200, readings_to_json(server.engine.name, readings))
         return
     if not body.get("stream"):
-        with server.lock:
+        watch = ClientWatch(handler.connection)
+        with engine_turn(handler, ticket, watch) as running:
+            if not running:
+                return
             try:
-                out = server.engine.alternatives(job, count)
+                out = server.engine.alternatives(job, count, None, watch)
+            except Cancelled:
+                handler.log_message("alternatives %s cancelled: the client left", job.job_id)
+                handler.close_connection = True
+                return
             except EngineError as exc:
                 handler._error(422, str(exc))
                 return
@@ -401,7 +554,7 @@ def post_extra(handler: Handler) -> None:
     handler.send_header("Connection", "close")
     handler.end_headers()
     handler.close_connection = True
-    cancel = CancelToken()
+    cancel = ClientWatch(handler.connection)
 
     def write(obj: dict[str, Any]) -> None:
         if cancel.cancelled:
@@ -412,7 +565,9 @@ def post_extra(handler: Handler) -> None:
         except OSError:  # the client closed the stream: cancel the batch at its next step
             cancel.cancel()
 
-    with server.lock:
+    with engine_turn(handler, ticket, cancel, queued_lines(write)) as running:
+        if not running:
+            return
         try:
             out = server.engine.alternatives(
                 job, count, lambda f: write(alternatives_frame_to_json(f)), cancel
@@ -436,7 +591,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise UsageError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
     engine, demo = load_local_engine(args)
     try:
-        server = DiffeditServer((args.host, args.port), engine, api_key, demo)
+        server = DiffeditServer((args.host, args.port), engine, api_key, demo, args.max_queue or None)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     host, port = server.server_address[:2]
@@ -471,6 +626,14 @@ def add_parser(sub: Any) -> None:
         "--api-key-env",
         metavar="VAR",
         help="require 'Authorization: Bearer KEY' with KEY read from this environment variable",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=MAX_QUEUE,
+        metavar="N",
+        help=f"jobs that may wait behind the running one (default {MAX_QUEUE}; 0: no limit); "
+        "one more is answered 503 with Retry-After",
     )
     p.add_argument("--model", help="DiffusionGemma checkpoint folder (default: the bundled demo model)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")

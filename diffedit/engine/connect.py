@@ -50,4 +50,4 @@ def connect_server(
 
     files = LocalModelFiles.load(tokenizer)
     steps = DEFAULT_CHUNK_STEPS if chunk_steps is None else chunk_steps
-    return VllmEngine.connect(url, api_key, key_env, files, steps)
+    return VllmEngine.connect_vllm(url, api_key, key_env, files, steps)

@@ -3,8 +3,11 @@
 ``rewrite(job, on_frame, cancel)`` sends the job (the document context and the shape-true templates, see
 ``diffedit.engine.wire``) as one streamed ``POST /v1/completions`` and hands each real intermediate canvas
 to ``on_frame`` as it arrives; ``cancel`` closes the request (the server cancels the job at its next step).
-Standard library only (urllib). Idempotent GETs are retried with backoff; a rewrite is never retried
-(it is not idempotent without a seed, and a half-received stream says nothing about the server's state).
+Standard library only (``diffedit.engine.transport``: timeouts for the connection, an answer and a
+stream's silence). Idempotent GETs are retried with backoff and jitter (a failed connection, a timeout, a
+5xx); a POST is retried only when it certainly did not start (the connection failed, or the server said
+503: its queue is full), never once it was sent (it is not idempotent without a seed, and a half-received
+stream says nothing about the server's state).
 Nothing is sent anywhere unless the user named the server; the key (a Bearer header) is read from the
 environment (or, in the app, the system keyring) and never written.
 
@@ -21,16 +24,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.client import HTTPException, HTTPResponse
 from pathlib import Path
 from typing import Any
 
+from diffedit.engine.transport import (
+    RETRY_STATUSES,
+    Backoff,
+    CloseOnCancel,
+    Exchange,
+    NotSent,
+    Timeouts,
+    pause,
+    retry_after,
+)
 from diffedit.engine.types import (
     AlternativesFrame,
     AlternativesResult,
@@ -54,11 +65,6 @@ from diffedit.engine.wire import (
     readings_from_json,
     result_from_json,
 )
-
-CONNECT_TIMEOUT_S = 10.0  # a GET, or the wait for a stream's next line (a step is far shorter)
-STEP_TIMEOUT_S = 300.0  # the longest wait for the next frame: a queued job waits for the one before it
-GET_RETRIES = 3
-BACKOFF_S = 0.5  # then doubled
 
 
 @dataclass(frozen=True)
@@ -103,10 +109,19 @@ class ServerFacts:
 class RemoteEngine:
     """A served model. ``connect`` checks the server and its protocol; ``rewrite`` runs one job there."""
 
-    def __init__(self, url: str, api_key: str | None = None, key_env: str = "DIFFEDIT_API_KEY") -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        key_env: str = "DIFFEDIT_API_KEY",
+        timeouts: Timeouts | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.key_env = key_env
+        self.timeouts = timeouts or Timeouts()
+        self.backoff = backoff or Backoff()
         self.name = "(not connected)"
         self.compile_error: str | None = None
         self.loaded = RemoteModel(RemoteContextFormat(""), None, None, False, 0)
@@ -115,10 +130,19 @@ class RemoteEngine:
         self.key_hint: str | None = None  # where the key comes from, when not $key_env (the app's keyring)
 
     @classmethod
-    def connect(cls, url: str, api_key: str | None = None, key_env: str = "DIFFEDIT_API_KEY") -> RemoteEngine:
+    def connect(
+        cls,
+        url: str,
+        api_key: str | None = None,
+        key_env: str = "DIFFEDIT_API_KEY",
+        timeouts: Timeouts | None = None,
+        backoff: Backoff | None = None,
+    ) -> RemoteEngine:
         if not url.startswith(("http://", "https://")):
             raise EngineError(f"--server {url}: give a URL such as http://127.0.0.1:8040")
-        engine = cls(url, api_key, key_env)
+        engine = cls(url, api_key, key_env)  # subclasses (the app's) keep the three-argument constructor
+        engine.timeouts = timeouts or engine.timeouts
+        engine.backoff = backoff or engine.backoff
         models = engine._get("/v1/models")
         data = models.get("data") or []
         if models.get("protocol") != PROTOCOL or not data:
@@ -159,6 +183,11 @@ class RemoteEngine:
                 else self.key_hint or f"set ${self.key_env} (or name another with --api-key-env)"
             )
             return EngineError(f"the server at {self.url} refused the API key (401): {how}")
+        if exc.code == 503:
+            return EngineError(
+                f"the server at {self.url} is busy (503: {message or exc.reason}); nothing was started "
+                "there: try again in a moment (its queue limit is `diffedit serve --max-queue`)"
+            )
         if exc.code in (404, 405):
             return EngineError(
                 f"{self.url} has no diffedit diffusion endpoint for {what} ({exc.code}): "
@@ -170,31 +199,88 @@ class RemoteEngine:
 
     def _unreachable(self, exc: BaseException) -> EngineError:
         reason = getattr(exc, "reason", exc)
+        tries = f"{self.backoff.tries} tries, " if self.backoff.tries > 1 else ""
         return EngineError(
-            f"cannot reach the server at {self.url} ({reason}): is `diffedit serve` running there?"
+            f"cannot reach the server at {self.url} ({tries}{reason}): is `diffedit serve` running there?"
+        )
+
+    def _no_answer(self, exc: BaseException, what: str) -> EngineError:
+        if isinstance(exc, TimeoutError):
+            return EngineError(
+                f"the server at {self.url} took the connection but did not answer {what} within "
+                f"{self.timeouts.read_s:g} s ({self.backoff.tries} tries): it may be overloaded or stuck"
+            )
+        return EngineError(
+            f"the server at {self.url} dropped the connection before answering {what} "
+            f"({self.backoff.tries} tries; {exc or type(exc).__name__})"
         )
 
     def _get(self, path: str) -> dict[str, Any]:
-        """A GET, retried with backoff on connection failures (never on an answer such as 401 or 404)."""
-        delay = BACKOFF_S
-        for attempt in range(GET_RETRIES):
-            request = urllib.request.Request(self.url + path, headers=self._headers())
+        """A GET, retried with backoff and jitter on a failed connection, a timeout, a dropped connection or
+        a 5xx (never on an answer such as 401 or 404, which another try would not change)."""
+        last = self.backoff.tries - 1
+        for attempt in range(self.backoff.tries):
             try:
-                with urllib.request.urlopen(request, timeout=CONNECT_TIMEOUT_S) as response:
-                    obj = json.loads(response.read())
-                    if not isinstance(obj, dict):
-                        raise EngineError(f"{self.url}{path} did not answer with a JSON object")
-                    return obj
+                with Exchange(self.url, "GET", path, self._headers(), self.timeouts) as exchange:
+                    raw = exchange.response.read()
             except urllib.error.HTTPError as exc:
+                if exc.code in RETRY_STATUSES and attempt < last:
+                    pause(self.backoff.delay(attempt, retry_after(exc.headers)))
+                    continue
                 raise self._explain(exc, f"GET {path}") from exc
-            except (urllib.error.URLError, OSError, HTTPException) as exc:
-                if attempt == GET_RETRIES - 1:
+            except NotSent as exc:
+                if attempt == last:
                     raise self._unreachable(exc) from exc
-                time.sleep(delay)
-                delay *= 2
+                pause(self.backoff.delay(attempt))
+                continue
+            except (OSError, HTTPException) as exc:  # sent, but no (whole) answer: a GET may be sent again
+                if attempt == last:
+                    raise self._no_answer(exc, f"GET {path}") from exc
+                pause(self.backoff.delay(attempt))
+                continue
+            try:
+                obj = json.loads(raw)
             except ValueError as exc:
                 raise EngineError(
                     f"{self.url}{path} did not answer with JSON: is it a `diffedit serve`?"
+                ) from exc
+            if not isinstance(obj, dict):
+                raise EngineError(f"{self.url}{path} did not answer with a JSON object")
+            return obj
+        raise AssertionError("unreachable")
+
+    def _post_stream(
+        self,
+        body: bytes,
+        cancel: CancelToken | None,
+        path: str = "/v1/completions",
+        what: str = "the rewrite",
+    ) -> Exchange:
+        """A POST, retried only where it certainly did not start: the connection failed, or the server
+        answered 503 (queue full; it honours ``Retry-After``). The answer's socket waits ``stall_s`` at most
+        for each read."""
+        headers = self._headers() | {"Content-Type": "application/json", "Accept": "application/x-ndjson"}
+        last = self.backoff.tries - 1
+        for attempt in range(self.backoff.tries):
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled()
+            try:
+                exchange = Exchange(self.url, "POST", path, headers, self.timeouts, body)
+                exchange.sock.settimeout(self.timeouts.stall_s)
+                return exchange
+            except urllib.error.HTTPError as exc:
+                if exc.code == 503 and attempt < last:
+                    pause(self.backoff.delay(attempt, retry_after(exc.headers)), cancel)
+                    continue
+                raise self._explain(exc, what) from exc
+            except NotSent as exc:
+                if attempt == last:
+                    raise self._unreachable(exc) from exc
+                pause(self.backoff.delay(attempt), cancel)
+            except (OSError, HTTPException) as exc:  # it was sent: it may have started, so no second try
+                raise EngineError(
+                    f"the server at {self.url} did not answer {what} ({exc or type(exc).__name__}); "
+                    "it was not sent again, and nothing of it was kept"
                 ) from exc
         raise AssertionError("unreachable")
 
@@ -210,44 +296,51 @@ class RemoteEngine:
         """Run ``job`` on the server. Raises ``Cancelled`` when ``cancel`` fires (the request is closed),
         ``EngineError`` when the server is unreachable, refuses the job, or goes away before the result."""
         body = json.dumps(job_to_json(job) | {"stream": True} | self._expected()).encode("utf-8")
-        headers = self._headers() | {"Content-Type": "application/json", "Accept": "application/x-ndjson"}
-        request = urllib.request.Request(
-            self.url + "/v1/completions", data=body, headers=headers, method="POST"
-        )
-        try:
-            response: HTTPResponse = urllib.request.urlopen(request, timeout=STEP_TIMEOUT_S)
-        except urllib.error.HTTPError as exc:
-            raise self._explain(exc, "the rewrite") from exc
-        except (urllib.error.URLError, OSError, HTTPException) as exc:
-            raise self._unreachable(exc) from exc
+        exchange = self._post_stream(body, cancel)
         gone = EngineError(
             f"the server at {self.url} went away before the rewrite finished; nothing of it was kept"
         )
-        with response:
-            while True:
-                if cancel is not None and cancel.cancelled:
-                    raise Cancelled()  # leaving the with-block closes the stream: the server cancels the job
-                try:
-                    line = response.readline()
-                except (TimeoutError, OSError, HTTPException) as exc:
-                    raise gone from exc
-                if not line:
-                    raise gone
-                try:
-                    obj = json.loads(line)
-                except ValueError as exc:
-                    raise EngineError(f"the server at {self.url} sent a line that is not JSON") from exc
-                kind = obj.get("type")
-                if kind == "frame":
-                    if on_frame is not None:
-                        on_frame(frame_from_json(obj))
-                elif kind == "result":
+        response = exchange.response
+        watcher = None if cancel is None else CloseOnCancel(exchange.sock, lambda: cancel.cancelled)
+        with exchange:  # leaving it closes the stream: the server cancels the job at its next step
+            try:
+                while True:
+                    if cancel is not None and cancel.cancelled:
+                        raise Cancelled()
                     try:
-                        return result_from_json(obj)
-                    except WireError as exc:
-                        raise EngineError(str(exc)) from exc
-                elif kind == "error":
-                    raise EngineError(f"the server could not rewrite: {obj.get('message', '')}")
+                        line = response.readline()
+                    except TimeoutError as exc:
+                        raise EngineError(
+                            f"the server at {self.url} sent nothing for {self.timeouts.stall_s:g} s in the "
+                            "middle of the rewrite (stalled); it was stopped, and nothing of it was kept"
+                        ) from exc
+                    except (OSError, HTTPException) as exc:
+                        if cancel is not None and cancel.cancelled:
+                            raise Cancelled() from exc
+                        raise gone from exc
+                    if not line:
+                        if cancel is not None and cancel.cancelled:
+                            raise Cancelled()  # the watcher shut the socket
+                        raise gone
+                    try:
+                        obj = json.loads(line)
+                    except ValueError as exc:
+                        raise EngineError(f"the server at {self.url} sent a line that is not JSON") from exc
+                    kind = obj.get("type")
+                    if kind == "frame":
+                        if on_frame is not None:
+                            on_frame(frame_from_json(obj))
+                    elif kind == "result":
+                        try:
+                            return result_from_json(obj)
+                        except WireError as exc:
+                            raise EngineError(str(exc)) from exc
+                    elif kind == "error":
+                        raise EngineError(f"the server could not rewrite: {obj.get('message', '')}")
+                    # "queued" (the job waits its turn) and any newer line: alive, nothing to show
+            finally:
+                if watcher is not None:
+                    watcher.stop()
 
     # -- alternatives, the read-only pass, and what the client checks ------------------------------------
 
@@ -273,17 +366,11 @@ class RemoteEngine:
                 "`diffedit serve`; update it there"
             )
 
-    def _post_lines(self, path: str, body: dict[str, Any], what: str) -> HTTPResponse:
+    def _post_lines(
+        self, path: str, body: dict[str, Any], what: str, cancel: CancelToken | None = None
+    ) -> Exchange:
         data = json.dumps(body | self._expected()).encode("utf-8")
-        headers = self._headers() | {"Content-Type": "application/json", "Accept": "application/x-ndjson"}
-        request = urllib.request.Request(self.url + path, data=data, headers=headers, method="POST")
-        try:
-            response: HTTPResponse = urllib.request.urlopen(request, timeout=STEP_TIMEOUT_S)
-        except urllib.error.HTTPError as exc:
-            raise self._explain(exc, what) from exc
-        except (urllib.error.URLError, OSError, HTTPException) as exc:
-            raise self._unreachable(exc) from exc
-        return response
+        return self._post_stream(data, cancel, path, what)
 
     def _next_object(self, response: HTTPResponse, what: str) -> dict[str, Any]:
         gone = EngineError(
@@ -291,7 +378,12 @@ class RemoteEngine:
         )
         try:
             line = response.readline()
-        except (TimeoutError, OSError, HTTPException) as exc:
+        except TimeoutError as exc:
+            raise EngineError(
+                f"the server at {self.url} sent nothing for {self.timeouts.stall_s:g} s in the middle of "
+                f"{what} (stalled); it was stopped, and nothing of it was kept"
+            ) from exc
+        except (OSError, HTTPException) as exc:
             raise gone from exc
         if not line:
             raise gone
@@ -315,7 +407,8 @@ class RemoteEngine:
         ``cancel`` closes the stream (the server cancels the batch at its next step)."""
         self._offers("/v1/alternatives", "alternatives")
         body = job_to_json(job) | {"count": count, "stream": True}
-        with self._post_lines("/v1/alternatives", body, "the alternatives") as response:
+        with self._post_lines("/v1/alternatives", body, "the alternatives", cancel) as exchange:
+            response = exchange.response
             while True:
                 if cancel is not None and cancel.cancelled:
                     raise Cancelled()  # leaving the with-block closes the stream
@@ -348,9 +441,9 @@ class RemoteEngine:
             raise Cancelled()
         self._offers("/v1/inspect", "the confidence reading")
         body = inspect_to_json(request, top_k, context_tokens)
-        with self._post_lines("/v1/inspect", body, "the confidence reading") as response:
+        with self._post_lines("/v1/inspect", body, "the confidence reading", cancel) as exchange:
             try:
-                obj = json.loads(response.read())
+                obj = json.loads(exchange.response.read())
                 return readings_from_json(obj)
             except (TimeoutError, OSError, HTTPException) as exc:
                 raise EngineError(

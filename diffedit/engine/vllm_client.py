@@ -45,7 +45,7 @@ from http.client import HTTPException, HTTPResponse
 from pathlib import Path
 from typing import Any
 
-from diffedit.engine.remote import STEP_TIMEOUT_S, RemoteContextFormat, RemoteEngine, RemoteModel
+from diffedit.engine.remote import RemoteContextFormat, RemoteEngine, RemoteModel
 from diffedit.engine.types import (
     BlockTemplate,
     Cancelled,
@@ -180,7 +180,7 @@ class VllmEngine(RemoteEngine):
         self.last_requests = 0  # how many completions the last rewrite took (benchmarks read it)
 
     @classmethod
-    def connect(
+    def connect_vllm(
         cls,
         url: str,
         api_key: str | None = None,
@@ -237,7 +237,7 @@ class VllmEngine(RemoteEngine):
         url = self.url + "/v1/completions"
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
-            response: HTTPResponse = urllib.request.urlopen(request, timeout=STEP_TIMEOUT_S)
+            response: HTTPResponse = urllib.request.urlopen(request, timeout=self.timeouts.stall_s)
             return response
         except urllib.error.HTTPError as exc:
             raise self._explain(exc, "the completion") from exc
