@@ -2,8 +2,8 @@
 (``TokenizersBackend``) runs it for what diffedit asks of a tokenizer.
 
 transformers wraps the same ``tokenizers.Tokenizer``; what it adds on top for these calls is: the special
-tokens named in ``tokenizer_config.json`` added to the backend as special, non-normalised tokens where the
-file does not hold them yet; truncation and padding switched off; unknown tokens mapped to the unk id; no
+tokens named in ``tokenizer_config.json`` added to the backend as special tokens where the file does not
+hold them yet (the ones it holds keep their own flags: tests/engine/native/test_load.py); truncation and padding switched off; unknown tokens mapped to the unk id; no
 clean-up of decoded spaces. Checkpoints whose tokenizer needs more (another tokenizer class, clean-up of
 tokenization spaces, truncation or padding in ``tokenizer.json``, a chat template to render) are
 :class:`~diffedit.engine.native.config.Unsupported` and load through transformers.
@@ -71,10 +71,8 @@ class NativeTokenizer:
         specials = [t for t in named.values() if t] + [t for t in (_token_text(e) for e in extra) if t]
         specials = list(dict.fromkeys(specials))
         missing = [t for t in specials if t not in known]
-        if missing:  # transformers' __init__, then its _post_init (which marks every one special)
+        if missing:  # as transformers' __init__ does; tokens the file already holds keep their flags
             tok.add_tokens([AddedToken(t, special=True) for t in missing])
-        if specials:
-            tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
         tok.encode_special_tokens = False
         self._tok = tok
         self.special_tokens = named
