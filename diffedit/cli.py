@@ -417,8 +417,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         "--impl",
         choices=["auto", "native", "transformers"],
         default="auto",
-        help="the model's implementation: auto (default) runs diffedit's own torch-only DiffusionGemma where it "
-        "applies (an unquantised infill checkpoint on the CPU: same results, about 2 s faster to start), "
+        help="the model's implementation: auto (default) runs diffedit's own torch-only DiffusionGemma "
+        "where it applies (an unquantised infill checkpoint on the CPU: the same results, a faster start), "
         "else transformers'",
     )
     p.add_argument("--visual", action="store_true", help="animate the canvas in the terminal as it denoises")

@@ -126,3 +126,31 @@ def test_a_rewrite_loads_the_model_inside_the_load_phase(
     assert code == 0, capsys.readouterr().err
     assert gc.isenabled()
     assert gc.get_freeze_count() > 0  # frozen after the load: the exit and later collections skip it
+
+
+def test_a_native_rewrite_of_the_demo_never_imports_transformers(md: Path) -> None:
+    # The bundled demo model, as `diffedit rewrite` runs it by default: checked when the CLI has returned.
+    argv = ["rewrite", str(md), "--block", "2", "--seed", "1", "--steps", "2"]
+    imported = _imported_by(argv, ENGINE)
+    assert "torch" in imported and "diffedit.engine.engine" in imported  # the rewrite really ran here
+    assert "transformers" not in imported
+
+
+def test_a_native_rewrite_of_another_checkpoint_never_imports_transformers(
+    md: Path, tiny_checkpoint: Path
+) -> None:
+    argv = [
+        "rewrite",
+        str(md),
+        "--block",
+        "2",
+        "--seed",
+        "1",
+        "--steps",
+        "2",
+        "--model",
+        str(tiny_checkpoint),
+    ]
+    assert "transformers" not in _imported_by(argv, ENGINE)
+    # the probe sees transformers where it is imported: with --impl transformers it is
+    assert "transformers" in _imported_by([*argv, "--impl", "transformers"], ENGINE)

@@ -25,7 +25,9 @@ class CacheLayer:
     def is_sliding(self) -> bool:
         return self.sliding_window is not None
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Append; return what this step's attention reads (for a sliding layer: all it held plus the new)."""
         if self.keys is None or self.values is None:
             self.keys = torch.tensor([], dtype=key_states.dtype, device=key_states.device)

@@ -189,7 +189,9 @@ class Attention(nn.Module):
         query_states = query_states.transpose(1, 2)
 
         key_states = self.k_proj(hidden_states).view(hidden_shape)
-        value_states = self.v_proj(hidden_states).view(hidden_shape) if self.v_proj is not None else key_states
+        value_states = (
+            self.v_proj(hidden_states).view(hidden_shape) if self.v_proj is not None else key_states
+        )
         key_states = self.k_norm(key_states)
         key_states = apply_rotary(key_states, cos, sin)
         key_states = key_states.transpose(1, 2)
@@ -355,7 +357,8 @@ class Layer(nn.Module):
         hidden_states = hidden_states_1 + hidden_states_2
         hidden_states = self.post_feedforward_layernorm(hidden_states)
         hidden_states = residual + hidden_states
-        hidden_states *= self.layer_scalar if layer_scalar is None else layer_scalar
+        scalar: torch.Tensor = self.layer_scalar if layer_scalar is None else layer_scalar  # type: ignore[assignment]
+        hidden_states *= scalar
         return hidden_states
 
 

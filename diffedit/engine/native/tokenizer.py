@@ -3,10 +3,11 @@
 
 transformers wraps the same ``tokenizers.Tokenizer``; what it adds on top for these calls is: the special
 tokens named in ``tokenizer_config.json`` added to the backend as special tokens where the file does not
-hold them yet (the ones it holds keep their own flags: tests/engine/native/test_load.py); truncation and padding switched off; unknown tokens mapped to the unk id; no
-clean-up of decoded spaces. Checkpoints whose tokenizer needs more (another tokenizer class, clean-up of
-tokenization spaces, truncation or padding in ``tokenizer.json``, a chat template to render) are
-:class:`~diffedit.engine.native.config.Unsupported` and load through transformers.
+hold them yet (the ones it holds keep their own flags: tests/engine/native/test_load.py); truncation and
+padding switched off; unknown tokens mapped to the unk id; no clean-up of decoded spaces. Checkpoints whose
+tokenizer needs more (another tokenizer class, clean-up of tokenization spaces, truncation or padding in
+``tokenizer.json``, a chat template to render) are :class:`~diffedit.engine.native.config.Unsupported` and
+load through transformers.
 """
 
 from __future__ import annotations
@@ -44,9 +45,7 @@ class NativeTokenizer:
         if not tokenizer_json.is_file():
             raise Unsupported("no tokenizer.json")
         cfg_path = folder / "tokenizer_config.json"
-        cfg: dict[str, Any] = (
-            json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
-        )
+        cfg: dict[str, Any] = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
         if cfg.get("tokenizer_class") not in _PLAIN_CLASSES:
             raise Unsupported(f"tokenizer class {cfg.get('tokenizer_class')!r}")
         if cfg.get("clean_up_tokenization_spaces"):
@@ -101,7 +100,9 @@ class NativeTokenizer:
         ids = [token_ids] if isinstance(token_ids, int) else [int(i) for i in token_ids]
         return str(self._tok.decode(ids, skip_special_tokens=skip_special_tokens))
 
-    def batch_decode(self, sequences: Iterable[Sequence[int]], skip_special_tokens: bool = False) -> list[str]:
+    def batch_decode(
+        self, sequences: Iterable[Sequence[int]], skip_special_tokens: bool = False
+    ) -> list[str]:
         return [self.decode(s, skip_special_tokens=skip_special_tokens) for s in sequences]
 
     def convert_tokens_to_ids(self, token: str) -> int | None:

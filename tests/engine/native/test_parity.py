@@ -28,7 +28,8 @@ SLIDING_WINDOW = 8
 DTYPES = ("fp32", "bf16")
 DOC = (
     "# Notes\n\nThe first paragraph says hello to the reader.\n\n"
-    "The second one is the target of the rewrite, with a few more words.\n\n- an item\n- another item\n\nEnd.\n"
+    "The second one is the target of the rewrite, with a few more words.\n\n"
+    "- an item\n- another item\n\nEnd.\n"
 )
 
 
