@@ -80,10 +80,11 @@ def _build(
     import torch
     from safetensors import safe_open
 
-    from diffedit.engine.native.modeling import NativeDiffusionGemma, RotaryEmbedding
+    from diffedit.engine.native.modeling import NativeDiffusionGemma
 
-    with torch.device("meta"):
-        model = NativeDiffusionGemma(config, generation)
+    # Built on the CPU with uninitialised weights (torch.empty: no memory is touched until the checkpoint's
+    # tensors replace them). Not on the meta device: computing there imports torch._dynamo and sympy.
+    model = NativeDiffusionGemma(config, generation)
     wanted = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
     names: dict[str, tuple[Any, str]] = {}  # our name -> (file, checkpoint name)
     for path in info.weight_files:
@@ -117,9 +118,5 @@ def _build(
     model.load_state_dict(state, strict=False, assign=True)
     decoder = model.model.decoder
     model.lm_head.weight = decoder.embed_tokens.weight  # tied again: assign replaced the parameter
-    decoder.rotary_emb = RotaryEmbedding(config.text_config)  # float32, computed as transformers does
-    decoder.embed_tokens.set_dtype(dtype)
-    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-        if t.is_meta:
-            raise Unsupported(f"{name} was not loaded")
+    decoder.embed_tokens.set_dtype(dtype)  # the rotary tables stay float32, as in transformers
     return model

@@ -32,6 +32,14 @@ from diffedit.engine.native.cache import KVCache
 from diffedit.engine.native.config import FULL, SLIDING, GenerationConfig, ModelConfig, TextConfig
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` without its random initialisation: every weight comes from the checkpoint (and random
+    initialisation of a large model would take seconds)."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+
 class RMSNorm(nn.Module):
     """``DiffusionGemmaRMSNorm``: float32, ``x * pow(mean(x²) + eps, -0.5)``, scaled, cast back."""
 
@@ -163,10 +171,10 @@ class Attention(nn.Module):
         kv_heads = config.kv_heads[layer_idx]
         self.num_key_value_groups = config.num_attention_heads // kv_heads
         hidden, heads, bias = config.hidden_size, config.num_attention_heads, config.attention_bias
-        self.q_proj = nn.Linear(hidden, heads * head_dim, bias=bias)
-        self.k_proj = nn.Linear(hidden, kv_heads * head_dim, bias=bias)
-        self.v_proj = nn.Linear(hidden, kv_heads * head_dim, bias=bias) if self.is_sliding else None
-        self.o_proj = nn.Linear(heads * head_dim, hidden, bias=bias)
+        self.q_proj = Linear(hidden, heads * head_dim, bias=bias)
+        self.k_proj = Linear(hidden, kv_heads * head_dim, bias=bias)
+        self.v_proj = Linear(hidden, kv_heads * head_dim, bias=bias) if self.is_sliding else None
+        self.o_proj = Linear(heads * head_dim, hidden, bias=bias)
         self.q_norm = RMSNorm(head_dim, config.rms_norm_eps)
         self.k_norm = RMSNorm(head_dim, config.rms_norm_eps)
         self.v_norm = RMSNorm(head_dim, config.rms_norm_eps, with_scale=False)
@@ -222,9 +230,9 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, hidden: int, intermediate: int) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(hidden, intermediate, bias=False)
-        self.up_proj = nn.Linear(hidden, intermediate, bias=False)
-        self.down_proj = nn.Linear(intermediate, hidden, bias=False)
+        self.gate_proj = Linear(hidden, intermediate, bias=False)
+        self.up_proj = Linear(hidden, intermediate, bias=False)
+        self.down_proj = Linear(intermediate, hidden, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(gelu_tanh(self.gate_proj(x)) * self.up_proj(x))
@@ -236,7 +244,7 @@ class Router(nn.Module):
         self.top_k = config.top_k_experts
         self.scalar_root_size = config.hidden_size**-0.5
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps, with_scale=False)
-        self.proj = nn.Linear(config.hidden_size, config.num_experts, bias=False)
+        self.proj = Linear(config.hidden_size, config.num_experts, bias=False)
         self.scale = nn.Parameter(torch.ones(config.hidden_size))
         self.per_expert_scale = nn.Parameter(torch.ones(config.num_experts))
 
@@ -375,6 +383,9 @@ class ScaledEmbedding(nn.Embedding):
         """The scale written straight into ``dtype`` (as transformers fills it), not cast from float32."""
         self.embed_scale = torch.full((), self.scalar_embed_scale, dtype=dtype, device=self.weight.device)
 
+    def reset_parameters(self) -> None:
+        pass  # loaded from the checkpoint (see Linear)
+
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return super().forward(input) * self.embed_scale.to(self.weight.dtype)
 
@@ -385,9 +396,9 @@ class SelfConditioning(nn.Module):
         hidden, eps = config.hidden_size, config.rms_norm_eps
         self.pre_norm = RMSNorm(hidden, eps)
         self.post_norm = RMSNorm(hidden, eps, with_scale=False)
-        self.gate_proj = nn.Linear(hidden, config.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(hidden, config.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(config.intermediate_size, hidden, bias=False)
+        self.gate_proj = Linear(hidden, config.intermediate_size, bias=False)
+        self.up_proj = Linear(hidden, config.intermediate_size, bias=False)
+        self.down_proj = Linear(config.intermediate_size, hidden, bias=False)
 
     def forward(self, inputs_embeds: torch.Tensor, self_conditioning_signal: torch.Tensor) -> torch.Tensor:
         normed = self.pre_norm(self_conditioning_signal)
@@ -509,7 +520,7 @@ class NativeDiffusionGemma(nn.Module):
         self.config = config
         self.generation_config = generation_config
         self.model = Inner(text)
-        self.lm_head = nn.Linear(text.hidden_size, text.vocab_size, bias=False)
+        self.lm_head = Linear(text.hidden_size, text.vocab_size, bias=False)
         self.lm_head.weight = self.model.decoder.embed_tokens.weight  # tied, as in every DiffusionGemma
         self.final_logit_softcapping = text.final_logit_softcapping
 
