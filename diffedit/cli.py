@@ -593,6 +593,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The CLI; run as a program (``argv`` None: the console script, ``python -m diffedit``), a command that
+    loaded a model ends the process at once when it is done (:func:`diffedit.startup.exit_now`)."""
+    code = run_command(argv)
+    if argv is None:
+        from diffedit.startup import exit_now
+
+        exit_now(code)
+    return code
+
+
+def run_command(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
