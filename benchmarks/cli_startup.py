@@ -8,8 +8,10 @@ with ``--impl transformers``, interleaved, ``--n`` times each. Then, in more fre
 stages of each path in the CLI's order (inside its GC load phase, as the CLI runs them): importing the CLI,
 torch, the engine's modules, the model's modules (native: diffedit.engine.native with safetensors and
 tokenizers; transformers: ``import transformers`` and its DiffusionGemma modeling module), loading the
-tokenizer and the weights (``Engine.load``), the engine's own time, and the exit. Prints medians, the CPU
-time (user+sys, less noisy than the wall time on a shared machine) and the machine with its load average.
+tokenizer and the weights (``Engine.load``), the engine's own time, and the exit (as the CLI ends:
+``diffedit.startup.exit_now``, after the exit handlers, without the interpreter's teardown). Prints
+medians, the CPU time (user+sys, less noisy than the wall time on a shared machine) and the machine with its
+load average.
 
 The child processes run with Python's bytecode caches written and read (``PYTHONDONTWRITEBYTECODE`` is
 removed from their environment, and one unmeasured run writes the caches first), as an installed wheel runs.
@@ -74,6 +76,8 @@ print(json.dumps({"started": started, "ended": time.time(), "cpu_s": cpu,
                   "model_modules_s": t4 - t3, "load_s": t5 - t4, "engine_s": t6 - t5,
                   "transformers": "transformers" in sys.modules}))
 sys.stdout.flush()
+from diffedit.startup import exit_now
+exit_now(0)  # as the CLI ends (both paths: no compiled step here)
 """
 
 STAGE_LABELS = [
