@@ -12,6 +12,7 @@ from diffedit.rewrites import assemble_blocks, report_json
 
 if TYPE_CHECKING:
     from diffedit.engine.engine import Engine
+    from diffedit.engine.remote import RemoteEngine
 
 
 def check_alternatives(args: argparse.Namespace) -> None:
@@ -26,8 +27,11 @@ def check_alternatives(args: argparse.Namespace) -> None:
         )
 
 
-def print_alternatives(engine: Engine, job: RewriteJob, args: argparse.Namespace, demo_model: bool) -> int:
-    """Run the batch and print it: one JSON report (``seed``, ``alternatives``) or the candidates in turn."""
+def print_alternatives(
+    engine: Engine | RemoteEngine, job: RewriteJob, args: argparse.Namespace, demo_model: bool
+) -> int:
+    """Run the batch (here, or on the server with ``--server``) and print it: one JSON report (``seed``,
+    ``alternatives``) or the candidates in turn."""
     out = engine.alternatives(job, args.alternatives)
     rows = []
     for candidate in out.candidates:

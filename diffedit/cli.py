@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from diffedit.document.blocks import Block, first_words, parse_blocks
 from diffedit.document.drafts import (
@@ -180,17 +180,37 @@ def connect_server(args: argparse.Namespace) -> tuple[RemoteEngine, bool]:
     import os
 
     from diffedit.engine.catalog import DEMO_NOTICE
-    from diffedit.engine.remote import RemoteEngine
 
-    if args.model or args.device or args.fp8 or args.compile or args.quantize != "none":
+    if (
+        args.model
+        or args.device
+        or getattr(args, "fp8", False)
+        or getattr(args, "compile", False)
+        or args.quantize != "none"
+        or getattr(args, "offload", "auto") != "auto"
+    ):
         raise UsageError(
-            "--server runs the server's model: --model, --device, --fp8, --compile and --quantize are "
-            "options of `diffedit serve` there"
+            "--server runs the server's model: --model, --device, --fp8, --compile, --quantize and --offload "
+            "are options of `diffedit serve` there"
         )
-    engine = RemoteEngine.connect(args.server, os.environ.get(args.api_key_env) or None, args.api_key_env)
+    engine = connect_to(args, os.environ.get(args.api_key_env) or None)
     if engine.loaded.demo_model:
         print(f"diffedit: note: (on {engine.url}) {DEMO_NOTICE}", file=sys.stderr)
     return engine, engine.loaded.demo_model
+
+
+def connect_to(args: argparse.Namespace, key: str | None) -> RemoteEngine:
+    """The served engine in the protocol ``--protocol`` names (auto: the server's /v1/models decides)."""
+    from diffedit.engine.connect import connect_server as connect
+
+    protocol: Any = getattr(args, "protocol", "auto")
+    tokenizer = getattr(args, "tokenizer", None)
+    if tokenizer and protocol == "diffedit":
+        raise UsageError("--tokenizer is for --protocol vllm: diffedit's own protocol tokenizes there")
+    chunk = getattr(args, "chunk_steps", None)
+    if chunk is not None and chunk < 0:
+        raise UsageError(f"--chunk-steps must be 0 or more, got {chunk}")
+    return connect(args.server, protocol, key, args.api_key_env, tokenizer, chunk)
 
 
 def load_local_engine(args: argparse.Namespace) -> tuple[Engine, bool]:
@@ -221,6 +241,13 @@ def load_local_engine(args: argparse.Namespace) -> tuple[Engine, bool]:
             compile_step=args.compile,
             quantize=args.quantize,
             impl=implementation(args),
+            offload=args.offload,
+        )
+    if engine.loaded.placement is not None:
+        print(
+            f"diffedit: note: {engine.name} does not fit the GPU whole, so it runs split: "
+            f"{engine.loaded.placement.describe()}",
+            file=sys.stderr,
         )
     return engine, demo_model
 
@@ -303,10 +330,6 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
         )
     if args.alternatives is not None:  # candidates side by side: printed, never written
         from diffedit.alternatives_cli import print_alternatives
-        from diffedit.engine.engine import Engine
-
-        if not isinstance(engine, Engine):
-            raise UsageError("--alternatives does not run through --server yet")
 
         return print_alternatives(engine, job, args, demo_model)
     result = engine.rewrite(job, on_frame=canvas.paint if canvas else None)
@@ -335,6 +358,7 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
                 "quantization": engine.loaded.quantization,
                 "implementation": getattr(engine.loaded, "implementation", "transformers"),
                 "weight_bytes": engine.loaded.weight_bytes,
+                "placement": placement_report(engine),
                 "instruction": args.instruction or "",
                 "instruction_followed": instruction_followed,
             }
@@ -343,6 +367,12 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     elif not args.in_place:
         sys.stdout.write(new_text.replace("\n", loaded.newline))
     return 0
+
+
+def placement_report(engine: Engine | RemoteEngine) -> dict[str, object] | None:
+    """The ``--json`` report's ``placement``: layers and bytes per device where the model is split."""
+    placement = getattr(getattr(engine, "loaded", None), "placement", None)
+    return placement.summary() if placement is not None else None
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -374,6 +404,13 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         default="none",
         help="int8/int4 weights for the experts and large linear layers, quantised while loading: about "
         "1/2 or 1/4 of bf16's memory (see docs/models.md)",
+    )
+    p.add_argument(
+        "--offload",
+        choices=["auto", "none"],
+        default="auto",
+        help="auto: where the weights do not fit the GPU but fit the GPU and RAM together, keep some layers "
+        "in RAM and copy them in for each step (accelerate; slower: docs/models.md); none: refuse instead",
     )
     p.add_argument(
         "--compile",
@@ -420,6 +457,26 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         help="the model's implementation: auto (default) runs diffedit's own torch-only DiffusionGemma "
         "where it applies (an unquantised infill checkpoint on the CPU: the same results, a faster start), "
         "else transformers'",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=["auto", "diffedit", "vllm"],
+        default="auto",
+        help="how to talk to --server: diffedit's own (`diffedit serve`), vLLM's completions with its "
+        "diffusion fields, or auto (the server's /v1/models decides; default)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        metavar="DIR",
+        help="--protocol vllm: the served model's folder here (tokenizer and config; weights not needed), "
+        "to build the prompt and canvases (default: the bundled demo model's)",
+    )
+    p.add_argument(
+        "--chunk-steps",
+        type=int,
+        metavar="K",
+        help="--protocol vllm with --visual: denoising steps per request, each frame a real canvas "
+        "(default 4; 0: one request per canvas, progress only)",
     )
     p.add_argument("--visual", action="store_true", help="animate the canvas in the terminal as it denoises")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of the document")

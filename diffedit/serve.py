@@ -10,6 +10,22 @@ Standard library only (``http.server``). One engine, one lock: jobs run one at a
   per denoising step (the real intermediate canvas), then ``{"type": "result"}`` or ``{"type": "error"}``.
   Closing a stream cancels its job at the next step; the server goes on serving.
 
+- ``POST /v1/alternatives``: a job as for completions plus ``"count": K`` (1-8): K candidates denoised as one
+  batch. With ``"stream": true``: one ``{"type": "alternatives_frame"}`` per batched step (every candidate's
+  latest canvas, ``null`` before its first), then ``{"type": "alternatives_result"}`` (``seed``,
+  ``candidates``: K results, ``forwards``, ``encodes``, ``total_s``) or ``{"type": "error"}``.
+- ``POST /v1/inspect``: ``{"prompt": {prefix, target, suffix}, "top_k", "context_tokens"}``: the
+  read-only pass (the confidence view, ``diffedit inspect``): ``{"object": "inspection", "model",
+  "readings": [{"token_id", "start", "end", "p", "entropy", "top": [[text, p], ...]}]}``, spans in the
+  target's characters.
+
+``/v1/models`` also reports ``demo_model`` (the bundled demo, whose text is nonsense), ``device``,
+``endpoints`` (the POST endpoints above) and ``tokenizer_sha256`` (SHA-256 of the checkpoint's
+``tokenizer.json``; null without one). A POST may carry ``"tokenizer": SHA`` (the fingerprint the client
+saw when it connected): when it is not the served one, the server answers 409 and runs nothing, so a
+client never mixes the readings or the model facts of one model with another's after a restart.
+``/health`` also says ``demo_model``.
+
 With ``--api-key-env VAR`` every request needs ``Authorization: Bearer $VAR`` (401 otherwise). The key
 is read from the environment once and never written anywhere.
 """
@@ -17,21 +33,53 @@ is read from the environment once and never written anywhere.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import hmac
 import json
 import os
 import sys
 import threading
+import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from diffedit.engine.types import Cancelled, CancelToken, EngineError, Frame
-from diffedit.engine.wire import PROTOCOL, WireError, frame_to_json, job_from_json, result_to_json
+from diffedit.engine.types import MAX_ALTERNATIVES, Cancelled, CancelToken, EngineError, Frame
+from diffedit.engine.vllm_wire import (
+    CompletionRequest,
+    completion_answer,
+    is_completion_body,
+    parse_completion_request,
+)
+from diffedit.engine.wire import (
+    PROTOCOL,
+    WireError,
+    alternatives_frame_to_json,
+    alternatives_result_to_json,
+    frame_to_json,
+    inspect_from_json,
+    job_from_json,
+    readings_to_json,
+    result_to_json,
+)
 
 if TYPE_CHECKING:
     from diffedit.engine.engine import Engine
 
 MAX_BODY = 16 * 1024 * 1024  # a document and its templates; more is refused with 413
+POST_ENDPOINTS = ("/v1/completions", "/v1/alternatives", "/v1/inspect")
+
+
+def tokenizer_fingerprint(folder: Path | None) -> str | None:
+    """SHA-256 of ``folder/tokenizer.json`` (None without one): two checkpoints with the same fingerprint
+    turn text into the same token ids."""
+    if folder is None:
+        return None
+    try:
+        return hashlib.sha256((Path(folder) / "tokenizer.json").read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 class DiffeditServer(ThreadingHTTPServer):
@@ -43,9 +91,105 @@ class DiffeditServer(ThreadingHTTPServer):
         self.api_key = api_key
         self.demo = demo
         self.lock = threading.Lock()  # one job at a time on the one engine
+        info = getattr(getattr(engine, "loaded", None), "info", None)
+        self.tokenizer_sha256 = tokenizer_fingerprint(getattr(info, "path", None))
 
 
-class Handler(BaseHTTPRequestHandler):
+class CompletionsMixin:
+    """``POST /v1/completions`` with a vLLM-protocol body (:mod:`diffedit.engine.vllm_wire`): the diffusion
+    fields run on the engine with vLLM's semantics (:mod:`diffedit.engine.completions`). With
+    ``"stream": true``, server-sent events: with ``"diffedit_frames": true`` first one
+    ``{"object": "diffedit.frame"}`` event per denoising step (the extension vLLM lacks), then the completion,
+    then ``[DONE]``. Closing the stream cancels the request at its next step."""
+
+    server: DiffeditServer
+
+    def _completion(self, body: dict[str, Any]) -> None:
+        from diffedit.engine.completions import run_completion, unsupported
+
+        handler: Any = self
+        engine = self.server.engine
+        vocab = int(engine.model.config.text_config.vocab_size)
+        try:
+            request = parse_completion_request(
+                body,
+                engine.canvas_length,
+                vocab,
+                lambda text: engine.tokenizer.encode(text, add_special_tokens=False),
+            )
+            why = unsupported(request)
+            if why is not None:
+                raise WireError(why)
+        except ValueError as exc:
+            handler._error(400, str(exc))
+            return
+        if request.stream:
+            self._completion_stream(request)
+            return
+        with self.server.lock:
+            try:
+                out = run_completion(engine, request)
+            except EngineError as exc:
+                handler._error(422, str(exc))
+                return
+        handler._send_json(200, self._answer(request, out))
+
+    def _answer(self, request: CompletionRequest, out: Any) -> dict[str, Any]:
+        return completion_answer(
+            self.server.engine.name,
+            f"cmpl-{uuid.uuid4().hex}",
+            int(time.time()),
+            len(request.prompt_ids),
+            out.token_ids,
+            out.text,
+            out.finish_reason,
+            out.token_logprobs,
+            out.top_logprobs,
+        )
+
+    def _completion_stream(self, request: CompletionRequest) -> None:
+        from diffedit.engine.completions import run_completion
+
+        handler: Any = self
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Cache-Control", "no-cache")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.close_connection = True
+        cancel = CancelToken()
+
+        def send(data: str) -> None:
+            if cancel.cancelled:
+                return
+            try:
+                handler.wfile.write(f"data: {data}\n\n".encode())
+                handler.wfile.flush()
+            except OSError:  # the client closed the stream: cancel at the next step
+                cancel.cancel()
+
+        def on_frame(frame: Frame) -> None:
+            send(json.dumps({"object": "diffedit.frame"} | frame_to_json(frame), ensure_ascii=False))
+
+        with self.server.lock:
+            if cancel.cancelled:
+                return
+            try:
+                out = run_completion(
+                    self.server.engine, request, on_frame if request.frames else None, cancel
+                )
+            except Cancelled:
+                handler.log_message("completion cancelled: the client closed the stream")
+                return
+            except EngineError as exc:
+                send(json.dumps({"error": {"message": str(exc), "code": 422}}))
+                send("[DONE]")
+                return
+        send(json.dumps(self._answer(request, out), ensure_ascii=False))
+        send("[DONE]")
+
+
+class Handler(CompletionsMixin, BaseHTTPRequestHandler):
     server: DiffeditServer
     protocol_version = "HTTP/1.1"
 
@@ -77,8 +221,10 @@ class Handler(BaseHTTPRequestHandler):
         if not self._authorised():
             return
         engine = self.server.engine
+        from diffedit.engine.completions import describe
+
         if self.path == "/health":
-            self._send_json(200, {"status": "ok", "model": engine.name})
+            self._send_json(200, {"status": "ok", "model": engine.name, "demo_model": self.server.demo})
         elif self.path == "/v1/models":
             fmt = engine.loaded.context_format
             self._send_json(
@@ -97,7 +243,12 @@ class Handler(BaseHTTPRequestHandler):
                             "demo_model": self.server.demo,
                             "quantization": engine.loaded.quantization,
                             "weight_bytes": engine.loaded.weight_bytes,
+                            "placement": (
+                                engine.loaded.placement.summary() if engine.loaded.placement else None
+                            ),
                         }
+                        | model_facts(self.server)
+                        | describe(engine)
                     ],
                 },
             )
@@ -107,8 +258,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if not self._authorised():
             return
-        if self.path != "/v1/completions":
+        if self.path not in POST_ENDPOINTS:
             self._error(404, f"no such endpoint: POST {self.path}")
+            return
+        if self.path != "/v1/completions":
+            post_extra(self)
             return
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
@@ -118,9 +272,15 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(length) or b"{}")
             if not isinstance(body, dict):
                 raise WireError("the body must be a JSON object")
-            job = job_from_json(body)
+            completion = is_completion_body(body)  # vLLM's protocol (see diffedit.engine.vllm_wire)
+            job = None if completion else job_from_json(body)
         except (ValueError, EngineError) as exc:  # WireError, SettingsError, bad JSON
             self._error(400, str(exc))
+            return
+        if job is None:
+            self._completion(body)
+            return
+        if not same_tokenizer(self, body):
             return
         if body.get("stream"):
             self._stream(job)
@@ -166,6 +326,104 @@ class Handler(BaseHTTPRequestHandler):
                 write({"type": "error", "message": str(exc)})
                 return
         write(result_to_json(result))
+
+
+def model_facts(server: DiffeditServer) -> dict[str, Any]:
+    """What ``/v1/models`` says beyond the model's id: the client's badge, status line and checks read it."""
+    return {
+        "device": str(getattr(server.engine, "device", "")),
+        "endpoints": list(POST_ENDPOINTS),
+        "tokenizer_sha256": server.tokenizer_sha256,
+    }
+
+
+def same_tokenizer(handler: Handler, body: dict[str, Any]) -> bool:
+    """A job that names the tokenizer it expects runs only on that one (409 otherwise, nothing run)."""
+    expected = body.get("tokenizer")
+    served = handler.server.tokenizer_sha256
+    if expected is None or expected == served:
+        return True
+    handler._error(
+        409,
+        f"this server's model has another tokenizer ({str(served)[:12]}) than the one the client "
+        f"connected to ({str(expected)[:12]}): the server was restarted with another model; reconnect",
+    )
+    return False
+
+
+def post_extra(handler: Handler) -> None:
+    """``POST /v1/alternatives`` and ``POST /v1/inspect`` (authorised already; see the module's docstring)."""
+    length = int(handler.headers.get("Content-Length") or 0)
+    if length > MAX_BODY:
+        handler._error(413, f"the request is {length} bytes; at most {MAX_BODY} are accepted")
+        return
+    try:
+        body = json.loads(handler.rfile.read(length) or b"{}")
+        if not isinstance(body, dict):
+            raise WireError("the body must be a JSON object")
+        if handler.path == "/v1/inspect":
+            request, top_k, context_tokens = inspect_from_json(body)
+        else:
+            job = job_from_json(body)
+            raw_count = body.get("count")
+            if not isinstance(raw_count, int) or not 1 <= raw_count <= MAX_ALTERNATIVES:
+                raise WireError(
+                    f"count must be a whole number from 1 to {MAX_ALTERNATIVES}, got {raw_count!r}"
+                )
+            count = raw_count
+    except (ValueError, EngineError) as exc:  # WireError, SettingsError, bad JSON
+        handler._error(400, str(exc))
+        return
+    if not same_tokenizer(handler, body):
+        return
+    server = handler.server
+    if handler.path == "/v1/inspect":
+        with server.lock:
+            try:
+                readings = server.engine.inspect(request, top_k=top_k, context_tokens=context_tokens)
+            except EngineError as exc:
+                handler._error(422, str(exc))
+                return
+        handler._send_json(200, readings_to_json(server.engine.name, readings))
+        return
+    if not body.get("stream"):
+        with server.lock:
+            try:
+                out = server.engine.alternatives(job, count)
+            except EngineError as exc:
+                handler._error(422, str(exc))
+                return
+        handler._send_json(200, alternatives_result_to_json(out))
+        return
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/x-ndjson")
+    handler.send_header("Cache-Control", "no-cache")
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.close_connection = True
+    cancel = CancelToken()
+
+    def write(obj: dict[str, Any]) -> None:
+        if cancel.cancelled:
+            return
+        try:
+            handler.wfile.write(json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n")
+            handler.wfile.flush()
+        except OSError:  # the client closed the stream: cancel the batch at its next step
+            cancel.cancel()
+
+    with server.lock:
+        try:
+            out = server.engine.alternatives(
+                job, count, lambda f: write(alternatives_frame_to_json(f)), cancel
+            )
+        except Cancelled:
+            handler.log_message("alternatives %s cancelled: the client closed the stream", job.job_id)
+            return
+        except EngineError as exc:
+            write({"type": "error", "message": str(exc)})
+            return
+    write(alternatives_result_to_json(out))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -219,5 +477,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="let code shipped with this model run")
     p.add_argument("--fp8", action="store_true", help="MoE expert weights in FP8 (see rewrite --help)")
     p.add_argument("--quantize", choices=["none", "int8", "int4"], default="none", help="see rewrite --help")
+    p.add_argument("--offload", choices=["auto", "none"], default="auto", help="see rewrite --help")
     p.add_argument("--compile", action="store_true", help="compiled decoder step (see rewrite --help)")
     p.set_defaults(func=cmd_serve, server=None)

@@ -51,10 +51,17 @@ class Settings:
     fp8: bool = False  # MoE experts in FP8 (half their memory; fastest on Hopper GPUs)
     compile_step: bool = False  # decoder layers as compiled fused kernels
     quantize: str = "none"  # "int8"/"int4": the large weights quantised while loading (docs/models.md)
+    offload: str = "auto"  # "auto": split between GPU and RAM where the weights do not fit the GPU; "none"
     free_form: bool = False  # rewrites may restructure blocks (off: each block keeps its kind and length)
     trusted_code_models: list[str] = field(default_factory=list)  # folders allowed to run their own code
     model_folders: list[str] = field(default_factory=list)  # searched for checkpoints by `diffedit models`
     demo_notice_shown: bool = False  # the "this is the demo model" notice comes on one first rewrite only
+    # A server (`diffedit serve`) instead of the local model. The key is never here: it is read from the
+    # environment variable named below, or from the system keyring (diffedit.server_key) when chosen.
+    use_server: bool = False
+    server_url: str = ""
+    server_key_env: str = "DIFFEDIT_API_KEY"
+    server_key_in_keyring: bool = False
 
     def add_recent(self, path: str | Path) -> None:
         p = str(Path(path).resolve())
@@ -83,6 +90,8 @@ class Settings:
                 setattr(out, f.name, value)
         if out.theme not in ("light", "dark", "system"):
             out.theme = "light"
+        if out.offload not in ("auto", "none"):
+            out.offload = cls.offload
         try:  # strength and steps are checked where the engine's settings are built, nowhere else
             GenerationSettings(steps=out.steps, strength=out.strength)
         except ValueError:

@@ -43,7 +43,9 @@ INSPECT_CONTEXT_CHARS = 8000  # text kept each side of a chunk read for confiden
 
 class EngineLike(Protocol):
     name: str
-    device: str
+
+    @property
+    def device(self) -> str: ...  # where it runs (a served model: "server HOST (DEVICE)")
 
     def rewrite(
         self,
@@ -59,7 +61,15 @@ Loader = Callable[..., EngineLike]
 
 def default_loader(path: str | Path | None = None, **options: Any) -> EngineLike:
     """``Engine.load(path, **options)``: device, dtype, progress, trust_remote_code, fp8, compile_step,
-    quantize."""
+    quantize, offload; with ``server=URL`` (and ``key_env``, ``key_in_keyring``) a ``RemoteEngine``
+    instead."""
+    if options.get("server"):
+        return connect_server(
+            options["server"],
+            options.get("key_env", "DIFFEDIT_API_KEY"),
+            bool(options.get("key_in_keyring")),
+            options.get("progress"),
+        )
     # Imported here, on the worker thread: importing torch and transformers takes seconds.
     from diffedit.engine.engine import Engine
 
@@ -67,6 +77,31 @@ def default_loader(path: str | Path | None = None, **options: Any) -> EngineLike
     # transformers: ~2 s sooner ready on a CPU); the compiled step is built on transformers' classes.
     options.setdefault("impl", "transformers" if options.get("compile_step") else "auto")
     return Engine.load(path, **options)
+
+
+def connect_server(
+    url: str, key_env: str, key_in_keyring: bool, progress: Callable[[str], None] | None = None
+) -> EngineLike:
+    """A ``RemoteEngine`` on ``url`` (checked: reachable, the key taken, diffedit's protocol), its messages
+    in the app's words. The key comes from the keyring or ``$key_env``, on this (the worker) thread."""
+    from diffedit.engine.remote import RemoteEngine
+    from diffedit.server_key import key_hint, resolve_key
+
+    if progress is not None:
+        progress(f"Connecting to {url}…")
+    if not url.startswith(("http://", "https://")):
+        raise EngineError(f"the server {url!r} is not a URL: give one like http://gpu-box:8040 (Preferences)")
+    key = resolve_key(url, key_env, key_in_keyring)
+    hint = key_hint(url, key_env, key_in_keyring, key is not None)
+
+    class AppRemoteEngine(RemoteEngine):
+        """Its messages in the app's words (Preferences, not --server), from the first request on."""
+
+        def __init__(self, url: str, api_key: str | None = None, key_env: str = "DIFFEDIT_API_KEY") -> None:
+            super().__init__(url, api_key, key_env)
+            self.option, self.key_hint = "the server in Edit ▸ Preferences", hint
+
+    return AppRemoteEngine.connect(url, key, key_env)
 
 
 def check_model_folder(folder: str | Path) -> None:
@@ -84,7 +119,11 @@ def is_demo_model(path: str | Path | None) -> bool:
 
 
 def runs_demo_model(engine: EngineLike) -> bool:
-    """Whether the loaded engine reads the bundled demo checkpoint (an engine that names no path: no)."""
+    """Whether the loaded engine reads the bundled demo checkpoint (an engine that names no path: no); a
+    served model says so itself (``demo_model`` in the server's /v1/models)."""
+    served = getattr(getattr(engine, "loaded", None), "demo_model", None)
+    if isinstance(served, bool):
+        return served
     path = getattr(getattr(getattr(engine, "loaded", None), "info", None), "path", None)
     return path is not None and is_demo_model(path)
 
@@ -98,6 +137,10 @@ class ModelSpec:
     fp8: bool = False
     compile_step: bool = False
     quantize: str = "none"  # "int8"/"int4": weights quantised while loading
+    offload: str = "auto"  # "none": refuse a model that does not fit the GPU instead of splitting it
+    server: str = ""  # a `diffedit serve` URL: rewrite there (the options above are the server's then)
+    key_env: str = "DIFFEDIT_API_KEY"  # the variable holding its key, unless the keyring holds it
+    key_in_keyring: bool = False
 
 
 @dataclass
@@ -155,6 +198,7 @@ class _Worker(QObject):
         self._mailbox = mailbox
         self.engine: EngineLike | None = None
         self.load_error = ""
+        self._spec: ModelSpec | None = None
 
     @Slot(object)
     def load(self, spec: ModelSpec) -> None:
@@ -165,6 +209,11 @@ class _Worker(QObject):
         extra.update({k: True for k in ("fp8", "compile_step") if getattr(spec, k)})
         if spec.quantize != "none":
             extra["quantize"] = spec.quantize
+        if spec.offload != "auto":
+            extra["offload"] = spec.offload
+        if spec.server:  # only then: loaders given by tests need not know these
+            extra.update(server=spec.server, key_env=spec.key_env, key_in_keyring=spec.key_in_keyring)
+        self._spec = spec
         try:
             self.engine = self._loader(
                 spec.path, device=spec.device, dtype=spec.dtype, progress=self.loadProgress.emit, **extra
@@ -216,7 +265,7 @@ class _Worker(QObject):
             return
         except Exception as exc:
             traceback.print_exc()
-            self.failed.emit(job_id, describe_failure(exc))
+            self.failed.emit(job_id, describe_failure(exc) + self._reconnect_after(exc))
             return
         if ticket.cancel.cancelled:
             self.cancelled.emit(job_id)
@@ -243,9 +292,20 @@ class _Worker(QObject):
             return
         except Exception as exc:
             traceback.print_exc()
-            self.inspectEnded.emit(job.job_id, describe_failure(exc))
+            self.inspectEnded.emit(job.job_id, describe_failure(exc) + self._reconnect_after(exc))
             return
         self.inspectEnded.emit(job.job_id, "")
+
+    def _reconnect_after(self, exc: BaseException) -> str:
+        """A server whose model changed since we connected (409): connect again, so the name, the demo badge
+        and instruction following shown are the new model's (``loaded`` says them); a note for the message."""
+        from diffedit.engine.remote import ServerModelChanged
+
+        if not isinstance(exc, ServerModelChanged) or self._spec is None:
+            return ""
+        self.engine = None
+        self.load(self._spec)
+        return " diffedit connected to it again; run it again." if self.engine is not None else ""
 
 
 class _Mailbox:

@@ -87,6 +87,7 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
         "quantization",
         "implementation",
         "weight_bytes",
+        "placement",
         "original",
         "free_form",
         "blocks",
@@ -98,6 +99,7 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
     assert report["demo_model"] is False
     assert report["quantization"] == "none" and report["weight_bytes"] > 0
     assert report["implementation"] == "native"  # a plain infill checkpoint on the CPU: diffedit's own
+    assert report["placement"] is None  # the CPU: never split
     assert report["free_form"] is False  # block-true by default
     assert [b["kind"] for b in report["blocks"]] == ["list item", "list item"]
     for b in report["blocks"]:

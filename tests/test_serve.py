@@ -261,6 +261,9 @@ def test_model_options_with_server_and_a_url_without_scheme_are_refused(
 ) -> None:
     assert main(["rewrite", str(md), "--block", "2", "--model", "x", "--server", "http://127.0.0.1:1"]) == 2
     assert "options of `diffedit serve` there" in capsys.readouterr().err
+    server = ["--server", "http://127.0.0.1:1"]
+    assert main(["rewrite", str(md), "--block", "2", "--offload", "none", *server]) == 2
+    assert "--offload are options of `diffedit serve` there" in capsys.readouterr().err
     with pytest.raises(EngineError, match="give a URL"):
         RemoteEngine.connect("127.0.0.1:8040")
 

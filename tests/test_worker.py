@@ -104,7 +104,9 @@ def test_the_models_settings_reach_the_loader(qtbot: QtBot) -> None:
     bridge = EngineBridge(loader)
     try:
         with qtbot.waitSignal(bridge.modelLoaded, timeout=5000):
-            bridge.load(ModelSpec("/m", "cuda", "bf16", fp8=True, compile_step=True, quantize="int4"))
+            bridge.load(
+                ModelSpec("/m", "cuda", "bf16", fp8=True, compile_step=True, quantize="int4", offload="none")
+            )
     finally:
         bridge.shutdown()
     assert seen == {
@@ -114,6 +116,7 @@ def test_the_models_settings_reach_the_loader(qtbot: QtBot) -> None:
         "fp8": True,
         "compile_step": True,
         "quantize": "int4",
+        "offload": "none",
     }
 
 

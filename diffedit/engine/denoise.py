@@ -20,6 +20,7 @@ from diffedit.engine.constraints import RunPlan
 from diffedit.engine.cuda_graph import MIN_GRAPH_STEPS, GraphedCanvas, graphs_supported
 from diffedit.engine.decoder import CanvasDecoder, EncodedContext
 from diffedit.engine.fused_step import FusedCanvasDecoder, StepKernels, compiled_kernels, fusable
+from diffedit.engine.placement import is_offloaded
 from diffedit.engine.sampling import (
     CanvasConstraints,
     SamplerConfig,
@@ -59,6 +60,12 @@ class DenoiseOptions:
     # Shape-true: the runs of canvases to write in order, each under its constraints (compiled from block
     # templates by diffedit.engine.constraints); empty: free form, up to ``max_canvases`` canvases.
     runs: tuple[RunPlan, ...] = ()
+    # A completion request's first canvas (``diffedit serve``'s vLLM-protocol endpoint): start from exactly
+    # these ids at the top of the schedule (no re-noising), with ``pinned`` positions held at their seed value
+    # on every step. ``stop_at_end`` False: a canvas holding an end token is not the last (vLLM's ignore_eos).
+    seed_canvas: tuple[int, ...] | None = None
+    pinned: tuple[int, ...] = ()
+    stop_at_end: bool = True
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,8 @@ def denoise(
     outcome = DenoiseOutcome(tokens=[])
     job = _Job(options, generator, observe, cancel, outcome)
     kernels = _step_kernels(model, mode, options.compile_step, outcome)
+    # Layers whose weights accelerate copies in per forward cannot be captured in a CUDA graph.
+    graphed = graphs_supported(device) and not is_offloaded(model)
     end_tensor = torch.tensor(sorted(options.eos_ids), device=device)
     free_form: CanvasConstraints | None = None
     if options.forbid_empty:
@@ -168,7 +177,11 @@ def denoise(
                     )
                 else:
                     constraints, warm = run.constraints(k, device), run.warm_start(k)
-                if warm is not None and options.strength < 1.0:
+                if index == 0 and options.seed_canvas is not None:
+                    start = torch.tensor([list(options.seed_canvas)], dtype=torch.long, device=device)
+                    first_step = cfg.max_steps
+                    constraints = _pinned(options, device)
+                elif warm is not None and options.strength < 1.0:
                     original = torch.tensor([warm], dtype=torch.long, device=device)
                     start = warm_start_canvas(original, options.strength, vocab_size, generator)
                     first_step = start_step(options.strength, cfg.max_steps)
@@ -184,7 +197,7 @@ def denoise(
                 tail = "" if run is None else run.tail
                 canvas = _Canvas(index, decoder, hold(start, constraints), first_step, constraints, tail)
                 with StaticCanvasCache(context.cache, canvas_length).installed(model):
-                    if mode == "fast" and graphs_supported(device) and first_step >= MIN_GRAPH_STEPS:
+                    if mode == "fast" and graphed and first_step >= MIN_GRAPH_STEPS:
                         argmax = _graphed_canvas(job, canvas)
                     else:
                         argmax = _eager_canvas(job, canvas)
@@ -193,7 +206,7 @@ def denoise(
                 index += 1
                 block = argmax[0]
                 is_end = torch.isin(block, end_tensor)
-                if bool(is_end.any()):
+                if options.stop_at_end and bool(is_end.any()):
                     first_end = int(is_end.nonzero()[0, 0])
                     if run is None:  # free form: the tokens as transformers returns them, then stop
                         block = block.clone()
@@ -211,6 +224,16 @@ def denoise(
             if run is not None:
                 outcome.runs_kept.append(kept)
     return outcome
+
+
+def _pinned(options: DenoiseOptions, device: torch.device) -> CanvasConstraints | None:
+    """The seed canvas's pinned positions as held constraints."""
+    if not options.pinned or options.seed_canvas is None:
+        return None
+    positions = sorted(set(options.pinned))
+    tokens = [options.seed_canvas[p] for p in positions]
+    held = (torch.tensor(positions, device=device), torch.tensor(tokens, device=device))
+    return CanvasConstraints(held=held)
 
 
 def _eager_canvas(job: _Job, canvas: _Canvas) -> torch.Tensor:

@@ -93,6 +93,7 @@ class Engine:
         compile_step: bool = False,
         quantize: str = "none",
         impl: str = "transformers",
+        offload: str = "auto",
     ) -> Engine:
         what = Path(path).name if path else "the bundled demo model"
 
@@ -112,6 +113,7 @@ class Engine:
             on_weights=on_weights if progress else None,
             quantize=quantize,
             impl=impl,
+            offload=offload,
         )
         engine = cls(loaded)
         engine.compile_step = compile_step
@@ -120,7 +122,8 @@ class Engine:
                 progress("Compiling the decoder step (once: the next start reads it from the cache)…")
             engine.warm_up()
         if progress:
-            progress(f"Loaded {engine.name} on {engine.device}")
+            split = f" ({loaded.placement.describe()})" if loaded.placement is not None else ""
+            progress(f"Loaded {engine.name} on {engine.device}{split}")
         return engine
 
     def warm_up(self) -> None:

@@ -256,9 +256,13 @@ def compiled_kernels() -> StepKernels:
 
 def fusable(model: Any) -> str | None:
     """Why the fused step cannot run this model's decoder, or None where it can."""
+    from diffedit.engine.placement import is_offloaded
+
     decoder = model.model.decoder
     layer = decoder.layers[0]
     attn = layer.self_attn
+    if is_offloaded(model):
+        return "layers split between the GPU and RAM (their weights are copied in as each layer runs)"
     if getattr(decoder.text_config, "use_clipped_linears", False):
         return "clipped linear layers"
     if not hasattr(layer.self_attn.q_proj, "weight"):

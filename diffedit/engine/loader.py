@@ -29,6 +29,7 @@ from diffedit.resources import resources_dir
 if TYPE_CHECKING:
     from diffedit.engine.catalog import MachineMemory
     from diffedit.engine.fp8 import Fp8Report
+    from diffedit.engine.placement import Placement
 
 SUPPORTED_MODEL_TYPES = ("diffusion_gemma",)
 DEMO_MODEL_NAME = "diffedit-demo"
@@ -197,6 +198,7 @@ class LoadedModel:
     fp8: Fp8Report | None = None  # set where the MoE experts were quantised to FP8 while loading
     quantization: str = "none"  # "int8"/"int4": the large weights quantised while loading (quant.py)
     weight_bytes: int = 0  # the weights as held on the device (quantised ones at their quantised size)
+    placement: Placement | None = None  # set where the layers were split between the GPU and RAM
     implementation: str = "transformers"  # or "native" (diffedit.engine.native: no transformers import)
 
 
@@ -210,6 +212,8 @@ def load_model(
     quantize: str = "none",
     machine: MachineMemory | None = None,
     impl: str = "transformers",
+    offload: str = "auto",
+    placement: Placement | None = None,
 ) -> LoadedModel:
     """Load tokenizer and weights through transformers' native DiffusionGemma classes.
 
@@ -227,7 +231,9 @@ def load_model(
 
     Before any weight is read, the memory the choice needs is estimated and compared with ``machine``
     (default: this machine now); a model that cannot fit is refused with the estimate and the choice that
-    would fit, instead of running out of memory halfway.
+    would fit, instead of running out of memory halfway. With ``offload`` ``"auto"`` a choice that does
+    not fit the GPU but fits the GPU and RAM together is loaded split between them (placement.py); a
+    ``placement`` given here is used as it is (tests split a model between the CPU and disk).
     """
     info = inspect_checkpoint(path if path is not None else default_model_path())
     if quantize not in QUANT_CHOICES:
@@ -236,7 +242,15 @@ def load_model(
         raise ModelLoadError(
             f"--fp8 and --quantize {quantize} are two ways of shrinking the experts: pick one"
         )
-    if impl != "transformers" and quantize == "none" and not fp8 and not trust_remote_code:
+    if offload not in ("auto", "none"):
+        raise ModelLoadError(f"unknown --offload {offload!r}; use auto or none")
+    if (
+        impl != "transformers"
+        and quantize == "none"
+        and not fp8
+        and not trust_remote_code
+        and placement is None
+    ):
         from diffedit.engine.native import try_native
 
         native = try_native(info, device, dtype, impl, on_weights, machine)
@@ -252,8 +266,13 @@ def load_model(
 
     dev = pick_device(device)
     torch_dtype = pick_dtype(dev, dtype, sum(w.stat().st_size for w in info.weight_files))
-    if torch.device(dev).type != "meta":
-        check_fits(info, quantize, dev, torch_dtype.itemsize, machine)
+    if placement is None and torch.device(dev).type != "meta":
+        placement = check_fits(info, quantize, dev, torch_dtype.itemsize, machine, offload)
+    if placement is not None and fp8:
+        raise ModelLoadError(
+            f"--fp8 needs the whole model on the GPU, and it does not fit ({placement.describe()}); "
+            "use --quantize int8 or int4 instead, which also work split between the GPU and RAM"
+        )
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()  # callers show their own progress (status bar, CLI)
     try:
@@ -265,6 +284,10 @@ def load_model(
             f"the tokenizer in {info.path} does not load ({str(exc).splitlines()[0][:300]}); "
             "re-download the model"
         ) from exc
+    if placement is not None:
+        return _load_split(
+            info, tokenizer, dev, torch_dtype, quantize, placement, on_weights, trust_remote_code
+        )
     if quantize != "none":
         return _load_quantized(info, tokenizer, dev, torch_dtype, quantize, on_weights)
     try:
@@ -348,6 +371,29 @@ def _load_quantized(
     return LoadedModel(model, tokenizer, fmt, info, dev, torch_dtype, None, mode, weight_bytes(model))
 
 
+def _load_split(
+    info: CheckpointInfo,
+    tokenizer: Any,
+    dev: str,
+    torch_dtype: Any,
+    mode: str,
+    placement: Placement,
+    on_weights: WeightsProgress | None,
+    trust_remote_code: bool,
+) -> LoadedModel:
+    from diffedit.engine.placement import load_placed
+    from diffedit.engine.quant import weight_bytes
+
+    model = load_placed(info, torch_dtype, mode, placement, on_weights, trust_remote_code)
+    try:
+        fmt = format_for_checkpoint(info.path, tokenizer)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    # weight_bytes of a split model counts what is on the devices now; the placement's count is the whole
+    held = placement.parts.total or weight_bytes(model)
+    return LoadedModel(model, tokenizer, fmt, info, dev, torch_dtype, None, mode, held, placement)
+
+
 def memory_needed(info: CheckpointInfo, quantize: str, dtype_bytes: int) -> tuple[int, int]:
     """(weights, runtime) bytes an estimate gives for loading ``info`` this way (no weight read)."""
     from diffedit.engine.catalog import runtime_overhead
@@ -360,10 +406,20 @@ def memory_needed(info: CheckpointInfo, quantize: str, dtype_bytes: int) -> tupl
 
 
 def check_fits(
-    info: CheckpointInfo, quantize: str, device: str, dtype_bytes: int, machine: MachineMemory | None = None
-) -> None:
-    """Refuse, naming the estimate and a choice that fits, a load the device's free memory cannot hold."""
+    info: CheckpointInfo,
+    quantize: str,
+    device: str,
+    dtype_bytes: int,
+    machine: MachineMemory | None = None,
+    offload: str = "auto",
+) -> Placement | None:
+    """Refuse, naming the estimate and a choice that fits, a load the device's free memory cannot hold.
+
+    On a CUDA GPU with ``offload`` ``"auto"``, a choice that fits the GPU and RAM together is not refused:
+    the answer is how to split it (None: it fits the device whole).
+    """
     from diffedit.engine.catalog import machine_memory
+    from diffedit.engine.placement import plan_for, split_needs
     from diffedit.units import human_bytes
 
     on_gpu = device.startswith("cuda")
@@ -373,14 +429,30 @@ def check_fits(
     weights, runtime = memory_needed(info, quantize, dtype_bytes)
     need = weights + runtime
     if need <= room:
-        return
+        return None
+    can_split = on_gpu and machine.gpu is not None  # layers kept in RAM run on the GPU: CUDA only
+    if can_split and offload == "auto":
+        placement = plan_for(info, quantize, dtype_bytes, machine, device)
+        if placement is not None:
+            return placement
     # bf16 loading reads the weights into host memory before they move (int8/int4: one tensor at a time)
     options = [m for m in QUANT_CHOICES if sum(memory_needed(info, m, dtype_bytes)) <= room]
     flag = {"none": "--quantize none", "int8": "--quantize int8", "int4": "--quantize int4"}
+    split_options = [
+        (m, p)
+        for m in QUANT_CHOICES
+        if can_split and (p := plan_for(info, m, dtype_bytes, machine, device)) is not None
+    ]
     if options:
         best = options[0]
         best_need = sum(memory_needed(info, best, dtype_bytes))
         fix = f"loading it with {flag[best]} needs about {human_bytes(best_need)} and fits"
+        if split_options and split_options[0][0] == quantize:  # --offload none: its own choice, split
+            fix = f"with --offload auto it fits split ({split_options[0][1].describe()}); or {fix}"
+    elif split_options:
+        mode, plan = next((o for o in split_options if o[0] == quantize), split_options[0])
+        how = "with --offload auto" if mode == quantize else f"with {flag[mode]} --offload auto"
+        fix = f"{how} it fits split between the GPU and RAM ({plan.describe()})"
     else:
         smallest = sum(memory_needed(info, "int4", dtype_bytes))
         fix = (
@@ -389,8 +461,15 @@ def check_fits(
         )
         if on_gpu and smallest <= machine.ram_available:
             fix = f"--device cpu with --quantize int4 fits in RAM ({human_bytes(machine.ram_available)} free)"
+    split = ""
+    if can_split and offload == "auto":
+        gpu_least, ram_rest = split_needs(info, quantize, dtype_bytes)
+        split = (
+            f"; split between the GPU and RAM it needs at least {human_bytes(gpu_least)} of GPU memory "
+            f"and up to {human_bytes(ram_rest)} of RAM ({human_bytes(machine.ram_available)} free)"
+        )
     raise ModelLoadError(
         f"{info.name} does not fit: loading it {'in ' + quantize if quantize != 'none' else 'unquantised'} "
         f"on {device} needs about {human_bytes(need)} (estimate: {human_bytes(weights)} of weights + "
-        f"{human_bytes(runtime)} to run), and this machine has {human_bytes(room)} {where}; {fix}"
+        f"{human_bytes(runtime)} to run), and this machine has {human_bytes(room)} {where}{split}; {fix}"
     )

@@ -125,10 +125,11 @@ def fill(target: QuantizedTensor, index: int, part: QuantizedTensor) -> None:
 
 
 def _register(module: nn.Module, prefix: str, q: QuantizedTensor) -> None:
-    """The quantised parts as buffers, so ``module.to(device)`` moves them (not saved: never persistent)."""
-    module.register_buffer(f"{prefix}_data", q.data, persistent=False)
-    module.register_buffer(f"{prefix}_scale", q.scale, persistent=False)
-    module.register_buffer(f"{prefix}_minimum", q.minimum, persistent=False)
+    """The quantised parts as buffers, so ``module.to(device)`` moves them. Persistent: they are in the
+    ``state_dict``, which is what accelerate's offloading hooks copy to the GPU per forward (placement.py)."""
+    module.register_buffer(f"{prefix}_data", q.data)
+    module.register_buffer(f"{prefix}_scale", q.scale)
+    module.register_buffer(f"{prefix}_minimum", q.minimum)
 
 
 def _view(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,10 +153,18 @@ def build_quantized(
     dtype: torch.dtype,
     mode: QuantMode,
     progress: Callable[[int, int], None] | None = None,
+    device_map: Mapping[str, str] | None = None,
 ) -> Any:
-    """The model in ``folder`` with its large weights in ``mode``, every tensor on ``device``."""
+    """The model in ``folder`` with its large weights in ``mode``, every tensor on ``device``.
+
+    With a ``device_map`` (module name -> device; placement.py) each tensor goes to its module's device
+    instead (``"disk"``: RAM, for accelerate to write out), and the model is left for
+    :func:`diffedit.engine.placement.dispatch` to hook up rather than moved to ``device``.
+    """
     from accelerate import init_empty_weights
     from transformers import AutoConfig, DiffusionGemmaForBlockDiffusion
+
+    from diffedit.engine.placement import device_for
 
     config = AutoConfig.from_pretrained(folder, local_files_only=True)
     with init_empty_weights(include_buffers=False):
@@ -164,6 +172,13 @@ def build_quantized(
     model.tie_weights()  # encoder and decoder share their layers: one meta Parameter per shared tensor
     slots = _slots(model)
     dev = torch.device(device)
+
+    def where(name: str) -> torch.device:
+        if device_map is None:
+            return dev
+        mapped = device_for(name, device_map, str(dev))
+        return torch.device("cpu" if mapped == "disk" else mapped)
+
     stored = list(stored_tensors(files))
     quantised: dict[int, QuantizedTensor] = {}  # id(slot) -> its quantised weight
     done: set[int] = set()
@@ -185,20 +200,26 @@ def build_quantized(
         if id(slot) in done:  # a tied tensor stored twice: the first copy is the one in use
             continue
         done.add(id(slot))
-        if not slot.is_buffer and is_quantisable(t.name, t.shape) and can_quantize(mode, t.shape):
+        tdev = where(t.name)
+        if (
+            mode != "none"
+            and not slot.is_buffer
+            and is_quantisable(t.name, t.shape)
+            and can_quantize(mode, t.shape)
+        ):
             if _is_expert_stack(t.name):
-                q = empty_like_quantized(mode, t.shape, dev)
+                q = empty_like_quantized(mode, t.shape, tdev)
                 for e in range(t.shape[0]):  # one expert at a time: its bf16 slice is the only copy
-                    fill(q, e, quantize(read_tensor(t, e).to(dev), mode))
+                    fill(q, e, quantize(read_tensor(t, e).to(tdev), mode))
             else:
-                q = quantize(read_tensor(t).to(dev), mode)
+                q = quantize(read_tensor(t).to(tdev), mode)
             quantised[id(slot)] = q
         else:
             value = read_tensor(t)
             target_dtype = dtype if value.is_floating_point() else value.dtype
             if slot.is_buffer:  # buffers keep the dtype the model built them in (rotary tables stay fp32)
                 target_dtype = slot.owners[0][0]._buffers[slot.owners[0][1]].dtype  # type: ignore[union-attr]
-            _set(slot, value.to(device=dev, dtype=target_dtype))
+            _set(slot, value.to(device=tdev, dtype=target_dtype))
         read += t.nbytes
         if progress:
             progress(read, total)
@@ -212,12 +233,19 @@ def build_quantized(
             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
             + "; re-download the model"
         )
-    _materialise_rest(model, dev, dtype)
+    _materialise_rest(model, where, dtype)
     gen_file = folder / "generation_config.json"
     if gen_file.is_file():
         model.generation_config = type(model).generation_config_class.from_pretrained(
             folder, local_files_only=True
         )
+    if device_map is not None:
+        for name, module in model.named_modules():  # buffers the model built (rotary tables, scalars)
+            for attr, b in list(module._buffers.items()):
+                target = where(f"{name}.{attr}" if name else attr)
+                if b is not None and b.device != target:
+                    module._buffers[attr] = b.to(target)
+        return model.eval()
     return model.to(dev).eval()
 
 
@@ -248,13 +276,13 @@ def _install(model: nn.Module, slots: dict[str, _Slot], quantised: dict[int, Qua
         setattr(parent, child, made[key])
 
 
-def _materialise_rest(model: nn.Module, dev: torch.device, dtype: torch.dtype) -> None:
+def _materialise_rest(model: nn.Module, where: Callable[[str], torch.device], dtype: torch.dtype) -> None:
     """Weights the checkpoint leaves out (the unused vision tower of a small checkpoint) as zeros."""
-    for module in model.modules():
+    for name, module in model.named_modules():
         for attr, p in list(module._parameters.items()):
             if p is not None and p.device.type == "meta":
                 module._parameters[attr] = nn.Parameter(
-                    torch.zeros(p.shape, dtype=dtype, device=dev), requires_grad=False
+                    torch.zeros(p.shape, dtype=dtype, device=where(f"{name}.{attr}")), requires_grad=False
                 )
 
 

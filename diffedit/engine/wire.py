@@ -12,6 +12,8 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from diffedit.engine.types import (
+    AlternativesFrame,
+    AlternativesResult,
     BlockTemplate,
     EditRequest,
     Frame,
@@ -23,6 +25,7 @@ from diffedit.engine.types import (
     RewriteResult,
     SlotOutcome,
     TemplateSegment,
+    TokenReading,
 )
 
 PROTOCOL = "diffedit-1"  # sent in every job and every /v1/models answer
@@ -178,3 +181,106 @@ def result_from_json(obj: dict[str, Any]) -> RewriteResult:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"the server's result is not in diffedit's protocol: {exc}") from exc
+
+
+# -- alternatives and the read-only pass (``POST /v1/alternatives``, ``POST /v1/inspect``) ----------------
+
+
+def alternatives_frame_to_json(frame: AlternativesFrame) -> dict[str, Any]:
+    return {
+        "type": "alternatives_frame",
+        "job_id": frame.job_id,
+        "frames": [None if f is None else asdict(f) for f in frame.frames],
+        "final": frame.final,
+    }
+
+
+def alternatives_frame_from_json(obj: dict[str, Any]) -> AlternativesFrame:
+    return AlternativesFrame(
+        job_id=int(obj["job_id"]),
+        frames=tuple(None if f is None else frame_from_json(f) for f in obj["frames"]),
+        final=bool(obj.get("final", False)),
+    )
+
+
+def alternatives_result_to_json(out: AlternativesResult) -> dict[str, Any]:
+    return {
+        "type": "alternatives_result",
+        "job_id": out.job_id,
+        "seed": out.seed,
+        "candidates": [asdict(c) for c in out.candidates],
+        "forwards": out.forwards,
+        "encodes": out.encodes,
+        "total_s": out.total_s,
+    }
+
+
+def alternatives_result_from_json(obj: dict[str, Any]) -> AlternativesResult:
+    try:
+        return AlternativesResult(
+            job_id=int(obj["job_id"]),
+            seed=int(obj["seed"]),
+            candidates=tuple(result_from_json(c) for c in obj["candidates"]),
+            forwards=int(obj["forwards"]),
+            encodes=int(obj["encodes"]),
+            total_s=float(obj["total_s"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WireError(f"the server's alternatives are not in diffedit's protocol: {exc}") from exc
+
+
+def inspect_to_json(request: EditRequest, top_k: int, context_tokens: int) -> dict[str, Any]:
+    """The request body of ``POST /v1/inspect``: the text to read (``prompt.target``) in its context."""
+    return {"protocol": PROTOCOL, "prompt": asdict(request), "top_k": top_k, "context_tokens": context_tokens}
+
+
+def inspect_from_json(body: dict[str, Any]) -> tuple[EditRequest, int, int]:
+    try:
+        prompt = body["prompt"]
+        request = EditRequest(
+            str(prompt["prefix"]),
+            str(prompt["target"]),
+            str(prompt["suffix"]),
+            str(prompt.get("instruction", "")),
+        )
+        top_k, context_tokens = int(body.get("top_k", 5)), int(body.get("context_tokens", 1024))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise WireError(f"the reading is not in diffedit's protocol: missing or wrong field {exc}") from exc
+    if not 1 <= top_k <= 100 or not 1 <= context_tokens <= 1_000_000:
+        raise WireError("top_k must be from 1 to 100 and context_tokens positive")
+    return request, top_k, context_tokens
+
+
+def readings_to_json(model: str, readings: tuple[TokenReading, ...]) -> dict[str, Any]:
+    return {
+        "object": "inspection",
+        "model": model,
+        "readings": [
+            {
+                "token_id": r.token_id,
+                "start": r.start,
+                "end": r.end,
+                "p": r.p,
+                "entropy": r.entropy,
+                "top": [[t, q] for t, q in r.top],
+            }
+            for r in readings
+        ],
+    }
+
+
+def readings_from_json(obj: dict[str, Any]) -> tuple[TokenReading, ...]:
+    try:
+        return tuple(
+            TokenReading(
+                int(r["token_id"]),
+                int(r["start"]),
+                int(r["end"]),
+                float(r["p"]),
+                float(r["entropy"]),
+                tuple((str(t), float(q)) for t, q in r["top"]),
+            )
+            for r in obj["readings"]
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WireError(f"the server's reading is not in diffedit's protocol: {exc}") from exc

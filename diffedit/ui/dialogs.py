@@ -29,12 +29,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diffedit.engine.types import GenerationSettings
+from diffedit.engine.types import EngineError, GenerationSettings
+from diffedit.server_key import read_key, store_key
 from diffedit.settings import Settings
 from diffedit.ui.icons import ICON_LICENCE
 
 THEME_CHOICES = (("light", "Light"), ("dark", "Dark"), ("system", "Follow the system"))
 DEVICE_CHOICES = (("", "Automatic"), ("cpu", "CPU"), ("cuda", "CUDA GPU"), ("mps", "Apple GPU (MPS)"))
+SERVER_KEYS = ("use_server", "server_url", "server_key_env", "server_key_in_keyring")
+RUN_CHOICES = ((False, "This computer (the model folder above)"), (True, "A server running diffedit serve"))
+KEY_CHOICES = ((False, "From an environment variable"), (True, "Stored in the system keyring"))
 QUANTIZE_CHOICES = (
     ("none", "As stored (bf16)"),
     ("int8", "int8 (about half the memory)"),
@@ -89,7 +93,14 @@ class PreferencesDialog(QDialog):
             "int8 and int4 shrink the experts and large layers while the model loads, so a large model fits "
             "a laptop; they change the output slightly (Rewrite ▸ Models… shows what fits)"
         )
+        self.offload = QCheckBox("Split between the GPU and RAM when the weights do not fit the GPU", self)
+        self.offload.setChecked(settings.offload != "none")
+        self.offload.setToolTip(
+            "Keeps the layers that do not fit the GPU in RAM and copies them in for each step: slower, but a "
+            "model too large for the GPU runs (off: such a model is refused, naming what would fit)"
+        )
         # Wide ranges on purpose: the engine's GenerationSettings is the one place values are checked.
+        self._server_rows(settings)
         self.steps = QSpinBox(self, minimum=-1000, maximum=100_000, value=settings.steps)
         self.strength = QDoubleSpinBox(self, minimum=-10.0, maximum=10.0, singleStep=0.05, decimals=2)
         self.strength.setValue(settings.strength)
@@ -102,6 +113,12 @@ class PreferencesDialog(QDialog):
         form.addRow("Model folder", model_row)
         form.addRow("Device", self.device)
         form.addRow("Model weights", self.quantize)
+        form.addRow("Rewrite on", self.run_on)
+        form.addRow("Server URL", self.server_url)
+        form.addRow("Server key", self.key_source)
+        form.addRow("", self.key_env)
+        form.addRow("", self.key_entry)
+        form.addRow("", self.offload)
         form.addRow("Default steps", self.steps)
         form.addRow("Default strength", self.strength)
         self.error = QLabel(self)
@@ -119,6 +136,46 @@ class PreferencesDialog(QDialog):
         lay.addWidget(self.error)
         lay.addWidget(buttons)
 
+    def _server_rows(self, settings: Settings) -> None:
+        """Local model or a ``diffedit serve``; where its key is. The key itself goes to the keyring only."""
+        self.key_stored = False  # set when accept() wrote a new key to the keyring
+        self.run_on = QComboBox(self)
+        self.run_on.setObjectName("runOn")
+        for key, label in RUN_CHOICES:
+            self.run_on.addItem(label, key)
+        self.run_on.setCurrentIndex(1 if settings.use_server else 0)
+        self.run_on.setToolTip(
+            "With a server, each rewrite sends the text around it there; nothing is sent anywhere otherwise"
+        )
+        self.server_url = QLineEdit(settings.server_url, self)
+        self.server_url.setObjectName("serverUrl")
+        self.server_url.setPlaceholderText("http://gpu-box:8040")
+        self.key_source = QComboBox(self)
+        self.key_source.setObjectName("keySource")
+        for key, label in KEY_CHOICES:
+            self.key_source.addItem(label, key)
+        self.key_source.setCurrentIndex(1 if settings.server_key_in_keyring else 0)
+        self.key_env = QLineEdit(settings.server_key_env, self)
+        self.key_env.setObjectName("keyEnv")
+        self.key_env.setPlaceholderText("DIFFEDIT_API_KEY")
+        self.key_env.setToolTip("The environment variable diffedit reads the key from (no key: unset)")
+        self.key_entry = QLineEdit(self)
+        self.key_entry.setObjectName("keyEntry")
+        self.key_entry.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key_entry.setPlaceholderText("A key typed here goes to the keyring (empty: keep the stored one)")
+        self.run_on.currentIndexChanged.connect(self._show_server_rows)
+        self.key_source.currentIndexChanged.connect(self._show_server_rows)
+        self._show_server_rows()
+
+    def _show_server_rows(self) -> None:
+        served, keyring = bool(self.run_on.currentData()), bool(self.key_source.currentData())
+        for widget in (self.server_url, self.key_source):
+            widget.setEnabled(served)
+        self.key_env.setEnabled(served and not keyring)
+        self.key_entry.setEnabled(served and keyring)
+        self.key_env.setVisible(not keyring)
+        self.key_entry.setVisible(keyring)
+
     def _browse(self) -> None:
         chosen = QFileDialog.getExistingDirectory(self, "Choose a DiffusionGemma model folder")
         if chosen:
@@ -135,8 +192,13 @@ class PreferencesDialog(QDialog):
             model_path=self.model_path.text().strip(),
             device=self.device.currentData(),
             quantize=self.quantize.currentData(),
+            offload="auto" if self.offload.isChecked() else "none",
             steps=self.steps.value(),
             strength=round(self.strength.value(), 2),
+            use_server=bool(self.run_on.currentData()),
+            server_url=self.server_url.text().strip().rstrip("/"),
+            server_key_env=self.key_env.text().strip() or "DIFFEDIT_API_KEY",
+            server_key_in_keyring=bool(self.key_source.currentData()),
             recent_files=list(self._base.recent_files),
             trusted_code_models=list(self._base.trusted_code_models),
         )
@@ -149,8 +211,34 @@ class PreferencesDialog(QDialog):
             self.error.setText(f"Not saved: {exc}")
             self.error.show()
             return
+        problem = self._server_problem(chosen)
+        if problem:
+            self.error.setText(f"Not saved: {problem}")
+            self.error.show()
+            return
         self.result_settings = chosen
         super().accept()
+
+    def _server_problem(self, chosen: Settings) -> str:
+        """Why the server choice cannot be saved ("" when it can); stores a typed key in the keyring."""
+        url = chosen.server_url
+        if chosen.use_server and not url.startswith(("http://", "https://")):
+            return "give the server's URL, such as http://gpu-box:8040 (diffedit serve prints it)"
+        if not chosen.server_key_env.replace("_", "a").isalnum():
+            return f"{chosen.server_key_env!r} is not the name of an environment variable"
+        key = self.key_entry.text()
+        if not chosen.server_key_in_keyring or not (key or chosen.use_server):
+            return ""
+        try:
+            if key:
+                store_key(url, key)
+                self.key_stored = True
+                self.key_entry.clear()
+            elif read_key(url) is None:
+                return "no key is stored for this server yet: type it in the key field"
+        except EngineError as exc:  # KeyringUnavailable
+            return str(exc)
+        return ""
 
 
 def shortcut_rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:

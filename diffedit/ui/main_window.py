@@ -33,7 +33,7 @@ from diffedit.document.textpos import to_utf16
 from diffedit.engine.types import GenerationSettings
 from diffedit.resources import resources_dir, templates
 from diffedit.settings import Settings
-from diffedit.ui.dialogs import PreferencesDialog, about_box, shortcuts_dialog
+from diffedit.ui.dialogs import SERVER_KEYS, PreferencesDialog, about_box, shortcuts_dialog
 from diffedit.ui.editing.editor import MarkdownEditor
 from diffedit.ui.editing.find_bar import FindBar
 from diffedit.ui.editing.outline_dock import OutlineDock
@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
         self.confidence = ConfidenceView(self.editor, self.bridge, self)
         self.alternatives_dialog: AlternativesDialog | None = None
         self.model = ModelPicker(self.settings, self.bridge, self)
+        self._pending_key_change = False  # the Preferences just stored a server key in the keyring
         # files
         self.documents = DocumentController(self.editor, self.settings, self)
         self.notice_bar = NoticeBar(self)
@@ -468,18 +469,25 @@ class MainWindow(QMainWindow):
         """FP8 experts and the compiled step need a CUDA GPU: elsewhere they are off, saying why.
         An option already on stays switchable, so it can be turned off."""
         cuda = device.startswith("cuda")
+        served = device.startswith("server ")
         for action, why in (
             (self.act_fp8, "FP8 needs a CUDA GPU"),
             (self.act_compile, "The compiled decoder step needs a CUDA GPU"),
         ):
+            if served:  # the server's options are set where it runs (diffedit serve --fp8 / --compile)
+                why = f"{why} and is set on the server (diffedit serve)"
             base = self._option_tips.setdefault(action.objectName(), action.toolTip())
             on = action.isChecked()
             action.setEnabled(cuda or on)
             action.setToolTip(base if cuda else f"{why}; the model runs on {device.split()[0]}. {base}")
 
     def _on_model_failed(self, message: str) -> None:
-        self.status.set_model("Model: unavailable")
         self.status.set_demo(False)
+        if self.settings.use_server:
+            self.status.set_model("Server: not connected")
+            self.notice_bar.notify("error", f"The server could not be used: {message}")
+            return
+        self.status.set_model("Model: unavailable")
         self.notice_bar.notify("error", f"The model could not be loaded: {message}")
 
     def _on_running_changed(self, running: bool) -> None:
@@ -565,8 +573,15 @@ class MainWindow(QMainWindow):
         s = self.settings
         s.steps, s.strength = self.rewrite_bar.steps.value(), self.rewrite_bar.strength_value()
         dialog = PreferencesDialog(s, self)
-        dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings))
+        dialog.accepted.connect(lambda: self._take_preferences(dialog))
         return dialog
+
+    def _take_preferences(self, dialog: PreferencesDialog) -> None:
+        self._pending_key_change = dialog.key_stored
+        try:
+            self.apply_settings(dialog.result_settings)
+        finally:
+            self._pending_key_change = False
 
     def open_preferences(self) -> None:
         self.preferences_dialog().open()
@@ -576,7 +591,9 @@ class MainWindow(QMainWindow):
         if new is None:
             return
         old = self.settings
-        model_changed = any(getattr(new, k) != getattr(old, k) for k in ("model_path", "device", "quantize"))
+        model_keys = ("model_path", "device", "quantize", "offload", *SERVER_KEYS)
+        model_changed = any(getattr(new, k) != getattr(old, k) for k in model_keys)
+        model_changed |= bool(self._pending_key_change)  # a key stored in the keyring: connect with it
         for f in dataclasses.fields(Settings):
             setattr(old, f.name, getattr(new, f.name))
         self.editor.set_editor_font(old.font_family, old.font_size)

@@ -1,7 +1,9 @@
 """Which model rewrites: the folder (checked before anything loads), its options, and the one way to reload.
 
-Remote code runs only for a folder the user allowed after a warning. Every change of model or model option
-goes through ``ModelPicker.reload``: stop the rewrite, say so, and have the bridge load the new spec.
+Remote code runs only for a folder the user allowed after a warning. With a server chosen in Preferences the
+spec names it instead (a ``diffedit serve``: the bridge connects there; picking a local model turns it off).
+Every change of model or model option goes through ``ModelPicker.reload``: stop the rewrite, say so, and
+have the bridge load the new spec.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def adopt_model_folder(parent: QWidget, folder: Path, settings: Settings) -> boo
         QMessageBox.warning(parent, "Not a usable model", f"{exc}\n\nThe current model stays in use.")
         return False
     key = str(folder.resolve())
+    settings.use_server = False  # a local model chosen: rewrites run here again (the server stays noted)
     trusted = [p for p in settings.trusted_code_models if p != key]
     if wants_remote_code(folder):
         answer = QMessageBox.warning(
@@ -85,6 +88,10 @@ class ModelPicker(QObject):
             s.fp8,
             s.compile_step,
             s.quantize,
+            s.offload,
+            s.server_url.strip() if s.use_server else "",
+            s.server_key_env.strip() or "DIFFEDIT_API_KEY",
+            s.server_key_in_keyring,
         )
 
     def load(self) -> None:
@@ -112,6 +119,7 @@ class ModelPicker(QObject):
 
     def use_demo_model(self) -> None:
         self.settings.model_path = ""
+        self.settings.use_server = False
         self.settings.save()
         self.reload()
 
