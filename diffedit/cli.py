@@ -240,6 +240,7 @@ def load_local_engine(args: argparse.Namespace) -> tuple[Engine, bool]:
             fp8=args.fp8,
             compile_step=args.compile,
             quantize=args.quantize,
+            impl=implementation(args),
             offload=args.offload,
         )
     if engine.loaded.placement is not None:
@@ -249,6 +250,23 @@ def load_local_engine(args: argparse.Namespace) -> tuple[Engine, bool]:
             file=sys.stderr,
         )
     return engine, demo_model
+
+
+def implementation(args: argparse.Namespace) -> str:
+    """Which DiffusionGemma runs the model: ``auto`` (diffedit's own torch-only one where it applies, else
+    transformers'), as ``--impl`` says; reference sampling and ``--compile`` are transformers' own."""
+    impl = getattr(args, "impl", None) or "transformers"  # `diffedit serve` keeps transformers
+    transformers_only = [
+        flag
+        for flag, on in (
+            ("--sampling reference", getattr(args, "sampling", "fast") == "reference"),
+            ("--compile", args.compile),
+        )
+        if on
+    ]
+    if transformers_only and impl == "native":
+        raise UsageError(f"--impl native does not run with {' or '.join(transformers_only)}; drop one")
+    return "transformers" if transformers_only else impl
 
 
 def write_in_place(path: Path, new_text: str, loaded: LoadedDocument, what: str) -> None:
@@ -338,6 +356,7 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
             | {
                 "demo_model": demo_model,
                 "quantization": engine.loaded.quantization,
+                "implementation": getattr(engine.loaded, "implementation", "transformers"),
                 "weight_bytes": engine.loaded.weight_bytes,
                 "placement": placement_report(engine),
                 "instruction": args.instruction or "",
@@ -430,6 +449,14 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         default="DIFFEDIT_API_KEY",
         help="environment variable holding the server's API key, sent as a Bearer header "
         "(default DIFFEDIT_API_KEY)",
+    )
+    p.add_argument(
+        "--impl",
+        choices=["auto", "native", "transformers"],
+        default="auto",
+        help="the model's implementation: auto (default) runs diffedit's own torch-only DiffusionGemma "
+        "where it applies (an unquantised infill checkpoint on the CPU: the same results, a faster start), "
+        "else transformers'",
     )
     p.add_argument(
         "--protocol",
@@ -623,6 +650,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The CLI; run as a program (``argv`` None: the console script, ``python -m diffedit``), a command that
+    loaded a model ends the process at once when it is done (:func:`diffedit.startup.exit_now`)."""
+    code = run_command(argv)
+    if argv is None:
+        from diffedit.startup import exit_now
+
+        exit_now(code)
+    return code
+
+
+def run_command(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

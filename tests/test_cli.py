@@ -85,6 +85,7 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
         "compiled",
         "demo_model",
         "quantization",
+        "implementation",
         "weight_bytes",
         "placement",
         "original",
@@ -97,6 +98,7 @@ def test_json_report(md: Path, tiny_checkpoint: Path, capsys) -> None:
     assert report["compiled"] is None  # not asked for
     assert report["demo_model"] is False
     assert report["quantization"] == "none" and report["weight_bytes"] > 0
+    assert report["implementation"] == "native"  # a plain infill checkpoint on the CPU: diffedit's own
     assert report["placement"] is None  # the CPU: never split
     assert report["free_form"] is False  # block-true by default
     assert [b["kind"] for b in report["blocks"]] == ["list item", "list item"]
@@ -328,6 +330,39 @@ def test_entry_point_runs_as_a_program(md: Path, tiny_checkpoint: Path) -> None:
     assert proc.stdout.startswith("# Title\n\n") and proc.stdout.endswith(
         "- item a\n- item b\n\nLast paragraph.\n"
     )
+
+
+@pytest.mark.parametrize("extra", [[], ["--free-form"]])
+def test_the_native_and_the_transformers_model_write_the_same_text(
+    md: Path, tiny_checkpoint: Path, capsys, extra: list[str]
+) -> None:
+    reports = {}
+    for impl in ("native", "transformers"):
+        code, out, err = _rewrite_block_2(
+            capsys, md, tiny_checkpoint, "--seed", "5", "--json", "--impl", impl, *extra
+        )
+        assert code == 0, err
+        reports[impl] = json.loads(out)
+    assert reports["native"]["implementation"] == "native"
+    assert reports["transformers"]["implementation"] == "transformers"
+    assert reports["native"]["text"] == reports["transformers"]["text"]
+    assert reports["native"]["steps"] == reports["transformers"]["steps"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--sampling", "reference"], "--impl native does not run with --sampling reference"),
+        (["--compile"], "--impl native does not run with --compile"),
+        (["--quantize", "int8"], "--impl native loads unquantised weights"),
+    ],
+)
+def test_impl_native_with_a_transformers_only_option_is_refused(
+    md: Path, tiny_checkpoint: Path, capsys, extra: list[str], message: str
+) -> None:
+    code, out, err = _rewrite_block_2(capsys, md, tiny_checkpoint, "--impl", "native", *extra)
+    assert code == 2 and out == ""
+    assert message in err and len(err.strip().splitlines()) == 1
 
 
 def test_compile_runs_the_compiled_step_or_says_why_not(

@@ -126,3 +126,79 @@ def test_a_rewrite_loads_the_model_inside_the_load_phase(
     assert code == 0, capsys.readouterr().err
     assert gc.isenabled()
     assert gc.get_freeze_count() > 0  # frozen after the load: the exit and later collections skip it
+
+
+def test_a_native_rewrite_of_the_demo_never_imports_transformers(md: Path) -> None:
+    # The bundled demo model, as `diffedit rewrite` runs it by default: checked when the CLI has returned.
+    argv = ["rewrite", str(md), "--block", "2", "--seed", "1", "--steps", "2"]
+    imported = _imported_by(argv, ENGINE)
+    assert "torch" in imported and "diffedit.engine.engine" in imported  # the rewrite really ran here
+    assert "transformers" not in imported
+
+
+def test_a_native_rewrite_of_another_checkpoint_never_imports_transformers(
+    md: Path, tiny_checkpoint: Path
+) -> None:
+    argv = [
+        "rewrite",
+        str(md),
+        "--block",
+        "2",
+        "--seed",
+        "1",
+        "--steps",
+        "2",
+        "--model",
+        str(tiny_checkpoint),
+    ]
+    assert "transformers" not in _imported_by(argv, ENGINE)
+    # the probe sees transformers where it is imported: with --impl transformers it is
+    assert "transformers" in _imported_by([*argv, "--impl", "transformers"], ENGINE)
+
+
+# `diffedit rewrite` as a program (cli.main() reading sys.argv), with an exit handler registered first and a
+# line after main() that only a normal return would reach.
+AS_A_PROGRAM = """
+import atexit, sys
+from pathlib import Path
+marker = Path(sys.argv[1])
+atexit.register(marker.write_text, "exit handlers ran")
+sys.argv = ["diffedit", *sys.argv[2:]]
+from diffedit.cli import main
+code = main()
+print("returned", code)
+"""
+
+
+def test_a_rewrite_as_a_program_exits_at_once_after_its_output_and_exit_handlers(
+    md: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    argv = ["rewrite", str(md), "--block", "2", "--seed", "1", "--steps", "2", "--json"]
+    proc = subprocess.run(
+        [sys.executable, "-c", AS_A_PROGRAM, str(marker), *argv, "--model", str(tiny_checkpoint)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["replacement"]  # the whole report, flushed before the exit
+    assert "returned" not in proc.stdout  # ended inside main(), skipping the interpreter's teardown
+    assert marker.read_text() == "exit handlers ran"
+
+
+def test_a_command_without_a_model_returns_as_usual(md: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    proc = subprocess.run(
+        [sys.executable, "-c", AS_A_PROGRAM, str(marker), "blocks", str(md)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith("returned 0")
+    assert marker.read_text() == "exit handlers ran"

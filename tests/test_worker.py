@@ -163,3 +163,17 @@ def test_the_mailbox_hands_out_only_the_asked_jobs_frame() -> None:
     mailbox.put(frame(2))
     taken = mailbox.take(2)
     assert taken is not None and taken.job_id == 2
+
+
+def test_the_real_loader_runs_the_native_model_unless_the_step_is_compiled(
+    tiny_checkpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from diffedit.engine.engine import Engine
+    from diffedit.worker import default_loader
+
+    engine = default_loader(tiny_checkpoint, device="cpu")
+    assert engine.loaded.implementation == "native"  # type: ignore[attr-defined]
+    asked: dict[str, object] = {}
+    monkeypatch.setattr(Engine, "load", classmethod(lambda cls, path, **options: asked.update(options)))
+    default_loader(tiny_checkpoint, device="cpu", compile_step=True)
+    assert asked["impl"] == "transformers"

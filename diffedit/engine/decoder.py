@@ -10,6 +10,10 @@ same order with the same operations, so its logits are bitwise those of ``model(
 it to ``torch.equal``, and reference mode's token-for-token parity with ``generate`` runs through it), but
 computes the rotary tables once per canvas, skips the wrappers, and soft-caps the logits in place instead of
 allocating three vocabulary-sized tensors per step.
+
+The model is either transformers' ``DiffusionGemmaForBlockDiffusion`` or diffedit's own torch-only one
+(:mod:`diffedit.engine.native`), which has the same module tree and its own KV cache (``make_cache``); this
+module imports transformers only for the former.
 """
 
 from __future__ import annotations
@@ -17,9 +21,19 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers.cache_utils import DynamicCache
 
 from diffedit.engine.sampling import CanvasConstraints, SamplerConfig, StepState, sample_in_place
+
+
+def new_cache(model: Any) -> Any:
+    """An empty encoder KV cache for ``model``: its own where it has one (the native model), else
+    transformers' ``DynamicCache``."""
+    make = getattr(model, "make_cache", None)
+    if make is not None:
+        return make()
+    from transformers.cache_utils import DynamicCache
+
+    return DynamicCache(config=model.config.get_text_config(decoder=True))
 
 
 class EncodedContext:
@@ -27,7 +41,7 @@ class EncodedContext:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.cache = DynamicCache(config=model.config.get_text_config(decoder=True))
+        self.cache = new_cache(model)
         self.length = 0  # tokens encoded so far
         self.canvas_length = int(model.config.canvas_length)
 

@@ -92,6 +92,7 @@ class Engine:
         fp8: bool = False,
         compile_step: bool = False,
         quantize: str = "none",
+        impl: str = "transformers",
         offload: str = "auto",
     ) -> Engine:
         what = Path(path).name if path else "the bundled demo model"
@@ -111,6 +112,7 @@ class Engine:
             fp8=fp8,
             on_weights=on_weights if progress else None,
             quantize=quantize,
+            impl=impl,
             offload=offload,
         )
         engine = cls(loaded)

@@ -199,6 +199,7 @@ class LoadedModel:
     quantization: str = "none"  # "int8"/"int4": the large weights quantised while loading (quant.py)
     weight_bytes: int = 0  # the weights as held on the device (quantised ones at their quantised size)
     placement: Placement | None = None  # set where the layers were split between the GPU and RAM
+    implementation: str = "transformers"  # or "native" (diffedit.engine.native: no transformers import)
 
 
 def load_model(
@@ -210,10 +211,15 @@ def load_model(
     on_weights: WeightsProgress | None = None,
     quantize: str = "none",
     machine: MachineMemory | None = None,
+    impl: str = "transformers",
     offload: str = "auto",
     placement: Placement | None = None,
 ) -> LoadedModel:
     """Load tokenizer and weights through transformers' native DiffusionGemma classes.
+
+    ``impl="auto"`` loads diffedit's own torch-only implementation instead where it applies
+    (:mod:`diffedit.engine.native`: bitwise the same logits, without importing transformers); ``"native"``
+    insists on it and says why it does not apply.
 
     ``trust_remote_code`` is passed on only when the user opted in for this model; the native classes
     never need it. With ``fp8`` the MoE experts are quantised to FP8 one tensor at a time as they move to
@@ -238,6 +244,20 @@ def load_model(
         )
     if offload not in ("auto", "none"):
         raise ModelLoadError(f"unknown --offload {offload!r}; use auto or none")
+    if (
+        impl != "transformers"
+        and quantize == "none"
+        and not fp8
+        and not trust_remote_code
+        and placement is None
+    ):
+        from diffedit.engine.native import try_native
+
+        native = try_native(info, device, dtype, impl, on_weights, machine)
+        if native is not None:
+            return native
+    elif impl == "native":
+        raise ModelLoadError("--impl native loads unquantised weights without --fp8 or --trust-remote-code")
     # Local files only: loading never touches the network, even if a name looks like a hub id.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
