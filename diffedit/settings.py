@@ -62,6 +62,8 @@ class Settings:
     server_url: str = ""
     server_key_env: str = "DIFFEDIT_API_KEY"
     server_key_in_keyring: bool = False
+    # "diffedit": a `diffedit serve`; "vllm": vLLM's completions (the model folder above gives the tokenizer)
+    server_protocol: str = "diffedit"
 
     def add_recent(self, path: str | Path) -> None:
         p = str(Path(path).resolve())
@@ -92,6 +94,8 @@ class Settings:
             out.theme = "light"
         if out.offload not in ("auto", "none"):
             out.offload = cls.offload
+        if out.server_protocol not in ("diffedit", "vllm"):
+            out.server_protocol = cls.server_protocol
         try:  # strength and steps are checked where the engine's settings are built, nowhere else
             GenerationSettings(steps=out.steps, strength=out.strength)
         except ValueError:

@@ -69,6 +69,8 @@ def default_loader(path: str | Path | None = None, **options: Any) -> EngineLike
             options.get("key_env", "DIFFEDIT_API_KEY"),
             bool(options.get("key_in_keyring")),
             options.get("progress"),
+            options.get("protocol", "diffedit"),
+            path,
         )
     # Imported here, on the worker thread: importing torch and transformers takes seconds.
     from diffedit.engine.engine import Engine
@@ -80,10 +82,17 @@ def default_loader(path: str | Path | None = None, **options: Any) -> EngineLike
 
 
 def connect_server(
-    url: str, key_env: str, key_in_keyring: bool, progress: Callable[[str], None] | None = None
+    url: str,
+    key_env: str,
+    key_in_keyring: bool,
+    progress: Callable[[str], None] | None = None,
+    protocol: str = "diffedit",
+    tokenizer: str | Path | None = None,
 ) -> EngineLike:
-    """A ``RemoteEngine`` on ``url`` (checked: reachable, the key taken, diffedit's protocol), its messages
-    in the app's words. The key comes from the keyring or ``$key_env``, on this (the worker) thread."""
+    """A ``RemoteEngine`` on ``url`` (checked: reachable, the key taken, diffedit's protocol), or with
+    ``protocol="vllm"`` a ``VllmEngine`` (the model folder ``tokenizer``, the bundled demo's when None, turns
+    text into the ids vLLM takes), its messages in the app's words. The key comes from the keyring or
+    ``$key_env``, on this (the worker) thread."""
     from diffedit.engine.remote import RemoteEngine
     from diffedit.server_key import key_hint, resolve_key
 
@@ -101,7 +110,26 @@ def connect_server(
             super().__init__(url, api_key, key_env)
             self.option, self.key_hint = "the server in Edit ▸ Preferences", hint
 
-    return AppRemoteEngine.connect(url, key, key_env)
+    if protocol != "vllm":
+        return AppRemoteEngine.connect(url, key, key_env)
+    from diffedit.engine.vllm_client import DEFAULT_CHUNK_STEPS, LocalModelFiles, VllmEngine
+
+    class AppVllmEngine(VllmEngine):
+        """The same, in vLLM's protocol."""
+
+        def __init__(
+            self,
+            url: str,
+            files: LocalModelFiles,
+            api_key: str | None = None,
+            key_env: str = "DIFFEDIT_API_KEY",
+            chunk_steps: int = DEFAULT_CHUNK_STEPS,
+        ) -> None:
+            super().__init__(url, files, api_key, key_env, chunk_steps)
+            self.option, self.key_hint = "the server in Edit ▸ Preferences", hint
+
+    files = LocalModelFiles.load(tokenizer or None)
+    return AppVllmEngine.connect_vllm(url, key, key_env, files)
 
 
 def check_model_folder(folder: str | Path) -> None:
@@ -141,6 +169,7 @@ class ModelSpec:
     server: str = ""  # a `diffedit serve` URL: rewrite there (the options above are the server's then)
     key_env: str = "DIFFEDIT_API_KEY"  # the variable holding its key, unless the keyring holds it
     key_in_keyring: bool = False
+    protocol: str = "diffedit"  # the server's: "diffedit" (diffedit serve) or "vllm" (tokenizer: ``path``)
 
 
 @dataclass
@@ -213,6 +242,8 @@ class _Worker(QObject):
             extra["offload"] = spec.offload
         if spec.server:  # only then: loaders given by tests need not know these
             extra.update(server=spec.server, key_env=spec.key_env, key_in_keyring=spec.key_in_keyring)
+            if spec.protocol != "diffedit":
+                extra["protocol"] = spec.protocol
         self._spec = spec
         try:
             self.engine = self._loader(

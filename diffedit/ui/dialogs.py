@@ -36,8 +36,12 @@ from diffedit.ui.icons import ICON_LICENCE
 
 THEME_CHOICES = (("light", "Light"), ("dark", "Dark"), ("system", "Follow the system"))
 DEVICE_CHOICES = (("", "Automatic"), ("cpu", "CPU"), ("cuda", "CUDA GPU"), ("mps", "Apple GPU (MPS)"))
-SERVER_KEYS = ("use_server", "server_url", "server_key_env", "server_key_in_keyring")
-RUN_CHOICES = ((False, "This computer (the model folder above)"), (True, "A server running diffedit serve"))
+SERVER_KEYS = ("use_server", "server_url", "server_key_env", "server_key_in_keyring", "server_protocol")
+RUN_CHOICES = (
+    ("", "This computer (the model folder above)"),
+    ("diffedit", "A server running diffedit serve"),
+    ("vllm", "A vLLM server (the model folder above gives its tokenizer)"),
+)
 KEY_CHOICES = ((False, "From an environment variable"), (True, "Stored in the system keyring"))
 QUANTIZE_CHOICES = (
     ("none", "As stored (bf16)"),
@@ -141,9 +145,11 @@ class PreferencesDialog(QDialog):
         self.key_stored = False  # set when accept() wrote a new key to the keyring
         self.run_on = QComboBox(self)
         self.run_on.setObjectName("runOn")
-        for key, label in RUN_CHOICES:
-            self.run_on.addItem(label, key)
-        self.run_on.setCurrentIndex(1 if settings.use_server else 0)
+        for protocol, label in RUN_CHOICES:
+            self.run_on.addItem(label, protocol)
+        self.run_on.setCurrentIndex(
+            self.run_on.findData(settings.server_protocol) if settings.use_server else 0
+        )
         self.run_on.setToolTip(
             "With a server, each rewrite sends the text around it there; nothing is sent anywhere otherwise"
         )
@@ -196,6 +202,7 @@ class PreferencesDialog(QDialog):
             steps=self.steps.value(),
             strength=round(self.strength.value(), 2),
             use_server=bool(self.run_on.currentData()),
+            server_protocol=self.run_on.currentData() or self._base.server_protocol,
             server_url=self.server_url.text().strip().rstrip("/"),
             server_key_env=self.key_env.text().strip() or "DIFFEDIT_API_KEY",
             server_key_in_keyring=bool(self.key_source.currentData()),

@@ -253,7 +253,7 @@ def test_preferences_choose_the_server_and_keep_its_key_in_the_keyring_never_in_
     assert f"set ${KEY_ENV} before starting diffedit" in w.notice_bar.label.text()
 
     dialog = w.preferences_dialog()
-    assert dialog.run_on.currentData() is True and dialog.server_url.text() == server.url
+    assert dialog.run_on.currentData() == "diffedit" and dialog.server_url.text() == server.url
     dialog.key_source.setCurrentIndex(dialog.key_source.findData(True))
     dialog.key_entry.setText(KEY)
     dialog.accept()
@@ -277,7 +277,7 @@ def test_preferences_refuse_a_server_without_a_url_or_a_keyring_that_fails(
 
     w = make_window()
     dialog = w.preferences_dialog()
-    dialog.run_on.setCurrentIndex(dialog.run_on.findData(True))
+    dialog.run_on.setCurrentIndex(dialog.run_on.findData("diffedit"))
     dialog.server_url.setText("gpu-box:8040")
     dialog.accept()
     assert dialog.result() != dialog.DialogCode.Accepted
@@ -319,3 +319,36 @@ def test_a_server_whose_model_changed_is_connected_again_and_the_text_is_untouch
     again = run_target(w, qtbot, seed=5, steps=2)
     qtbot.waitUntil(lambda: not w.controller.running, timeout=120_000)
     assert again and again[0].steps == 2, w.notice_bar.label.text()
+
+
+def test_a_vllm_server_chosen_in_preferences_rewrites_in_place_in_one_undo_step(
+    make_window: WindowFactory, server: Served, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vLLM protocol from the app (against diffedit serve, which speaks it): the bundled demo's
+    tokenizer turns the text into ids; the result is committed as one undo step, kept for recovery."""
+    from diffedit.engine.vllm_client import VllmEngine
+    from diffedit.settings import FILE_NAME, config_dir
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    w = make_window(default_loader)
+    qtbot.waitUntil(lambda: w.bridge.state == "ready", timeout=60_000)  # the local demo first
+    dialog = w.preferences_dialog()
+    dialog.run_on.setCurrentIndex(dialog.run_on.findData("vllm"))
+    dialog.server_url.setText(server.url)
+    dialog.key_env.setText(KEY_ENV)
+    dialog.accept()
+    assert dialog.result() == dialog.DialogCode.Accepted, dialog.error.text()
+    assert '"server_protocol": "vllm"' in (config_dir() / FILE_NAME).read_text(encoding="utf-8")
+    qtbot.waitUntil(lambda: "server" in w.status.model.text() or w.bridge.state == "failed", timeout=60_000)
+    assert w.bridge.state == "ready", w.bridge.error
+    assert isinstance(w.bridge._worker.engine, VllmEngine)
+
+    results = run_target(w, qtbot, seed=5, steps=3)
+    qtbot.waitUntil(lambda: not w.controller.running, timeout=120_000)
+    assert results, w.notice_bar.label.text()
+    assert '"POST /v1/completions HTTP/1.1" 200' in server.log_text()
+    text = normalize_replacement(results[0].text)
+    assert "\n\n" not in text.strip("\n")  # a paragraph stays one paragraph
+    assert w.editor.toPlainText() == DOC[:T0] + text + DOC[T1:] != DOC
+    w.editor.undo()
+    assert w.editor.toPlainText() == DOC and not w.editor.document().isUndoAvailable()

@@ -92,6 +92,7 @@ class ModelPicker(QObject):
             s.server_url.strip() if s.use_server else "",
             s.server_key_env.strip() or "DIFFEDIT_API_KEY",
             s.server_key_in_keyring,
+            s.server_protocol,
         )
 
     def load(self) -> None:
