@@ -3,7 +3,7 @@
 Blocks are compared after :func:`normalized` (lower case, punctuation and markup to single spaces), so
 ``**Note:** Use `apt`.`` and ``Note: use apt.`` are the same block. Near duplicates are blocks whose word
 3-shingle sets have an estimated Jaccard similarity of at least ``threshold``, found with a MinHash
-signature (``PERMUTATIONS`` universal hashes of the CRC-32 of each shingle) and banded locality-sensitive
+signature (``PERMUTATIONS`` seeded splitmix64 mixes of the CRC-32 of each shingle) and banded locality-sensitive
 hashing, then confirmed on the whole signatures (the share of equal components estimates the Jaccard
 similarity; only signatures are kept, not shingle sets). Everything is deterministic (no salted ``hash()``).
 
@@ -19,13 +19,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PERMUTATIONS = 32
-BANDS = 8  # 8 bands of 4 rows: pairs at Jaccard 0.8 collide in some band with probability ~0.99
+PERMUTATIONS = 64
+BANDS = 16  # 16 bands of 4 rows: pairs at Jaccard 0.8 share some band with probability > 0.999
 MIN_WORDS = 8  # shorter blocks are compared exactly only (too few shingles for a useful estimate)
-PRIME = (1 << 61) - 1
-_rng = np.random.default_rng(20261202)
-_A = _rng.integers(1, 1 << 31, PERMUTATIONS, dtype=np.uint64)
-_B = _rng.integers(0, 1 << 31, PERMUTATIONS, dtype=np.uint64)
+_SEEDS = np.random.default_rng(20261202).integers(0, 2**63, PERMUTATIONS, dtype=np.uint64)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijection of 64-bit integers that scatters every input bit (uint64
+    arithmetic wraps, which is what it relies on)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 def normalized(block: str) -> str:
@@ -45,8 +52,8 @@ def signature(shingle_set: set[str]) -> np.ndarray:
     hashes = np.fromiter(
         (zlib.crc32(s.encode("utf-8")) for s in sorted(shingle_set)), dtype=np.uint64, count=len(shingle_set)
     )
-    # (a*h + b) mod p on 64-bit integers: a, b, h < 2^32 so a*h < 2^63 does not overflow.
-    mixed = (_A[:, None] * hashes[None, :] + _B[:, None]) % np.uint64(PRIME)
+    # one hash function per seed: mix(h XOR seed), a different pseudo-random permutation of the shingles each
+    mixed = _mix(hashes[None, :] ^ _SEEDS[:, None])
     return np.asarray(mixed.min(axis=1))
 
 
