@@ -5,7 +5,8 @@ Blocks are compared after :func:`normalized` (lower case, punctuation and markup
 3-shingle sets have an estimated Jaccard similarity of at least ``threshold``, found with a MinHash
 signature (``PERMUTATIONS`` seeded splitmix64 mixes of the CRC-32 of each shingle) and banded
 locality-sensitive hashing, then confirmed on the whole signatures (the share of equal components
-estimates the Jaccard similarity; only signatures are kept, not shingle sets). Everything is deterministic (no salted ``hash()``).
+estimates the Jaccard similarity; only signatures are kept, not shingle sets). Everything is
+deterministic (no salted ``hash()``).
 
 The first occurrence wins, so the caller decides the order: the corpus feeds held-out documents first, so a
 training paragraph that repeats a held-out one is dropped from training, never the other way round.
