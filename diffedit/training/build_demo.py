@@ -17,12 +17,13 @@ The corpus needs the Debian packages (apt, root) and a network; a lent GPU machi
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from diffedit.training.niceness import nice_to
 
 STAGES = ("corpus", "train", "sweep", "evaluate", "card")
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
     cmds = commands(PROFILES[args.profile], args.out, args.data, args.threads)
     if not args.dry_run:
-        os.nice(10)
+        nice_to(10)
     for stage in stages:
         if stage == "corpus" and (args.data / "corpus" / "train.jsonl").is_file() and not args.rebuild_corpus:
             print(f"# corpus: {args.data / 'corpus'} exists (--rebuild-corpus to convert again)", flush=True)

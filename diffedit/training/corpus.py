@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -35,6 +34,7 @@ from typing import Any
 
 from diffedit.training import sources as src
 from diffedit.training.dedup import Deduplicator
+from diffedit.training.niceness import nice_to
 
 HELDOUT_PERCENT = 8
 MAX_CODE_LINES = 14
@@ -303,8 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--nice", type=int, default=10, help="lower this process's priority (default 10)")
     args = parser.parse_args(argv)
-    if args.nice:
-        os.nice(args.nice)
+    nice_to(args.nice)
     chosen = src.by_name(args.sources)
     ensure_sources(chosen)
     versions = check_free(chosen)

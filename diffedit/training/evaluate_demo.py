@@ -35,6 +35,7 @@ from diffedit.training import corpus
 from diffedit.training.checkpoint import DEMO_DIR
 from diffedit.training.examples import Example, Split, build_examples, encode_split
 from diffedit.training.metrics import baseline_accuracy, most_frequent_token, one_pass_accuracy
+from diffedit.training.niceness import nice_to
 
 RESULTS_FILE = "eval_results.json"
 DEFAULT_BUDGET = 192
@@ -199,10 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--words", type=Path, default=None, help="word list (default /usr/share/dict/words)")
     parser.add_argument("--nice", type=int, default=10)
     args = parser.parse_args(argv)
-    if args.nice:
-        import os
-
-        os.nice(args.nice)
+    nice_to(args.nice)
     torch.set_num_threads(args.threads)
     results = evaluate(
         args.checkpoint, args.data, args.generations, args.dictionary_n, args.rewrites, args.words

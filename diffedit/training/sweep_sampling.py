@@ -43,6 +43,7 @@ from diffedit.training.evaluate_demo import encode_splits, training_budget
 from diffedit.training.examples import Split
 from diffedit.training.heldout_sets import load_sets, reference_score
 from diffedit.training.metrics import one_pass_accuracy
+from diffedit.training.niceness import nice_to
 from diffedit.training.text_metrics import WORDS_FILE, dictionary_word_rate, load_words, repetition
 
 SWEEP_FILE = "sampling_sweep.json"
@@ -188,8 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--nice", type=int, default=10)
     args = parser.parse_args(argv)
-    if args.nice:
-        os.nice(args.nice)
+    nice_to(args.nice)
     torch.set_num_threads(args.threads)
     grid = [
         Setting(lo, hi, float(b))

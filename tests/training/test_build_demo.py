@@ -37,3 +37,15 @@ def test_gpu_profile_trains_on_cuda_and_an_existing_corpus_is_kept(
 def test_unknown_stage_is_refused() -> None:
     with pytest.raises(SystemExit, match="unknown stage"):
         build_demo.main(["--dry-run", "--stages", "corpus,trian"])
+
+
+def test_stages_started_by_a_niced_parent_do_not_nice_twice() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os; from diffedit.training.niceness import nice_to; os.nice(2); "
+        "base = os.nice(0); nice_to(base + 3); nice_to(base + 3); nice_to(base + 1); print(os.nice(0) - base)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "3"
