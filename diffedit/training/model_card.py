@@ -19,9 +19,9 @@ from diffedit.training.train_demo import CURVE_FILE, steps_run
 
 SOURCE_PACKAGE = "python3.11-doc 3.11.2-6+deb12u9 (Debian 12)"
 # Seconds per training step on this project's 2-core machine with 2 torch threads, per model shape:
-# demo-1 1,000 steps in 39.1 minutes (session 1); demo-2 measured by benchmarks/demo_shape.py (session 6,
-# 20 steps on a shared machine: an extrapolation).
-CPU_SECONDS_PER_STEP = {"demo-1": 2.35, "demo-2": 4.9}
+# demo-1 1,000 steps in 39.1 minutes (session 1); demo-2 an estimate (demo-1's time x 2.26, its active
+# parameters per token), to be replaced by the CPU run's own figure (training_run.json's wall time / steps).
+CPU_SECONDS_PER_STEP = {"demo-1": 2.35, "demo-2": 5.3}
 CONVERTER = "pandoc 2.17.1.1 (Debian 12) with `diffedit/training/rst_to_md.lua`"
 CURVE_FIGURE = "training_curve.svg"
 # The data section of a model trained on the Python documentation alone (the first demo).
