@@ -297,8 +297,9 @@ def sampler_section(checkpoint: Path, res: dict[str, Any]) -> str:
             line += f" {r['heldout_source']['dictionary_word_rate']} |"
         lines.append(line)
     original = sweep["original"]["selection"]
-    return f"""{text} Chosen by `python -m diffedit.training.sweep_sampling --write`: every setting
-rewrote the same
+    return f"""{text}
+
+Chosen by `python -m diffedit.training.sweep_sampling --write`: every setting rewrote the same
 {sweep["blocks"]["selection"]} held-out prose blocks from noise through `Engine.rewrite` (seed = index); the
 highest dictionary-word rate whose repetition stays within 0.05 of the originals' ({original["repetition"]})
 with at most 5% empty outputs wins (the held-out source's column is shown, never used to choose). The
