@@ -40,7 +40,7 @@ PYTHON_DATA = """- Source: the reST sources of the Python 3.11 documentation, fr
 # The first demo (diffedit-demo as bundled until issue 14), on its own held-out split: one-pass accuracy from
 # its card; dictionary-word rates from `sweep_sampling` at its shipped config (t 0.1..0.3, bound 0.1) on only
 # 4 blocks a set (80 and 54 words; session 6, a loaded machine). Re-measure before the card ships:
-# `evaluate_demo --checkpoint COPY_OF_THE_OLD_DEMO --data DATA_WITH_PYTHON_AND_GNU_STANDARDS --dictionary-n 40`.
+# `evaluate_demo --checkpoint OLD_DEMO_COPY --data DATA_OF_PYTHON_AND_GNU_STANDARDS --dictionary-n 40`.
 PREVIOUS_DEMO = {
     "one_pass_accuracy": 0.1392,
     "heldout_documents_dictionary_word_rate": 0.85,
