@@ -1,10 +1,22 @@
-"""The demo model's corpus: Python 3.11's documentation (PSF licence), converted to Markdown prose.
+"""The demo model's corpus: openly licensed prose from Debian packages, converted to Markdown blocks.
 
-Fetched from Debian's ``python3.11-doc`` (reST sources in ``/usr/share/doc/python3.11/html/_sources``),
-converted with pandoc and a Lua filter, then filtered block by block for prose. Documents are split into
-train and held-out sets by document (a deterministic hash of the source path), never by paragraph.
+Sources (:mod:`diffedit.training.sources`): the Python 3.11 documentation, the Debian Administrator's
+Handbook, the Debian Reference, Perl's manuals, git's manuals, the Bash reference and GNU coding standards,
+and WordNet's glosses, each from its Debian package (main, DFSG-free; the licence of each is recorded in
+``sources.json``). Each document is converted with pandoc (or pod2markdown) and filtered block by block for
+prose paragraphs, list items, headings and short code blocks that follow prose, then deduplicated
+paragraph by paragraph (exact after normalisation, and near duplicates by MinHash,
+:mod:`diffedit.training.dedup`).
 
-    python -m diffedit.training.corpus --out data/corpus
+Three splits, all by whole document, never by paragraph:
+
+* ``train.jsonl``: what the tokenizer and the model see;
+* ``heldout.jsonl``: documents of the training sources held out by a hash of their source path;
+* ``heldout_source.jsonl``: every document of the sources in ``HELDOUT_SOURCES`` (text not from the
+  training corpus at all: the dictionary-word evaluation reads it).
+
+    python -m diffedit.training.corpus --out data/corpus                # every source
+    python -m diffedit.training.corpus --out data/corpus --sources python   # the first demo's corpus
 """
 
 from __future__ import annotations
@@ -15,22 +27,15 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-SOURCES_DIR = Path("/usr/share/doc/python3.11/html/_sources")
-DEBIAN_PACKAGES = ("python3.11-doc", "pandoc")
-LUA_FILTER = Path(__file__).with_name("rst_to_md.lua")
-# Directories whose pages are almost all API entries, grammar or changelogs rather than prose.
-SKIP_DIRS = ("c-api", "whatsnew", "includes", "distutils")
-SKIP_FILES = (
-    "contents.rst.txt",
-    "genindex.rst.txt",
-    "license.rst.txt",
-    "copyright.rst.txt",
-    "glossary.rst.txt",
-)
+from diffedit.training import sources as src
+from diffedit.training.dedup import Deduplicator
+from diffedit.training.niceness import nice_to
+
 HELDOUT_PERCENT = 8
 MAX_CODE_LINES = 14
 
@@ -39,31 +44,55 @@ MAX_CODE_LINES = 14
 class Document:
     source: str
     text: str
+    origin: str = src.PYTHON  # the name of the Source it comes from
 
 
-def ensure_sources() -> None:
-    """Install the Debian packages the corpus comes from, if they are missing (needs root and apt)."""
-    if SOURCES_DIR.is_dir() and shutil.which("pandoc"):
-        return
-    subprocess.run(["apt-get", "update", "-q"], check=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *DEBIAN_PACKAGES], check=True
-    )
+TOOLS = {"pandoc": "pandoc", "pod2markdown": "libpod-markdown-perl"}
 
 
-def source_files(root: Path = SOURCES_DIR) -> list[Path]:
-    files = sorted(root.rglob("*.rst.txt"))
-    return [f for f in files if f.parts[len(root.parts)] not in SKIP_DIRS and f.name not in SKIP_FILES]
-
-
-def rst_to_markdown(path: Path) -> str:
+def package_status(package: str) -> tuple[str, str] | None:
+    """(version, section) of an installed Debian package, None where it is not installed."""
+    if not shutil.which("dpkg-query"):
+        return None
     out = subprocess.run(
-        ["pandoc", "-f", "rst", "-t", "gfm", "--wrap=none", "--lua-filter", str(LUA_FILTER), str(path)],
+        ["dpkg-query", "-W", "-f", "${db:Status-Status}\t${Version}\t${Section}", package],
         capture_output=True,
         text=True,
         check=False,
     )
-    return out.stdout if out.returncode == 0 else ""
+    parts = out.stdout.split("\t")
+    if out.returncode != 0 or len(parts) != 3 or parts[0] != "installed":
+        return None
+    return parts[1], parts[2]
+
+
+def ensure_sources(chosen: Sequence[src.Source] = src.SOURCES) -> None:
+    """Install the Debian packages the corpus comes from, if they are missing (needs root and apt)."""
+    wanted = [p for s in chosen for p in s.packages] + list(TOOLS.values())
+    missing = [p for p in dict.fromkeys(wanted) if package_status(p) is None]
+    if not missing:
+        return
+    print(f"installing {' '.join(missing)} with apt-get", flush=True)
+    subprocess.run(["apt-get", "update", "-q"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], check=True)
+
+
+def check_free(chosen: Sequence[src.Source]) -> dict[str, str]:
+    """The installed version of each source's package; refuses one outside Debian main (non-free, contrib)."""
+    versions: dict[str, str] = {}
+    for s in chosen:
+        status = package_status(s.packages[0])
+        if status is None:
+            raise SystemExit(
+                f"{s.packages[0]} is not installed: run `apt-get install {s.packages[0]}` (root)"
+            )
+        version, section = status
+        if "/" in section:  # main has no area prefix; non-free/doc, contrib/text ... do
+            raise SystemExit(
+                f"{s.packages[0]} is in {section.split('/')[0]}, not main: not DFSG-free, left out"
+            )
+        versions[s.name] = version
+    return versions
 
 
 def split_blocks(markdown: str) -> list[str]:
@@ -133,7 +162,28 @@ def clean_document(markdown: str) -> str:
         kept.append(block)
     while kept and block_kind(kept[-1]) == "heading":
         kept.pop()
-    return "\n\n".join(kept)
+    return "\n\n".join(drop_empty_sections(kept))
+
+
+def heading_level(block: str) -> int:
+    return len(block) - len(block.lstrip("#"))
+
+
+def drop_empty_sections(blocks: list[str]) -> list[str]:
+    """Headings directly followed by a heading of the same or a higher level (a section whose content was
+    all filtered out, like POD's ``# NAME``) are dropped."""
+    out: list[str] = []
+    for i, block in enumerate(blocks):
+        nxt = blocks[i + 1] if i + 1 < len(blocks) else None
+        if (
+            block_kind(block) == "heading"
+            and nxt is not None
+            and block_kind(nxt) == "heading"
+            and heading_level(nxt) <= heading_level(block)
+        ):
+            continue
+        out.append(block)
+    return out
 
 
 def prose_blocks(text: str) -> int:
@@ -145,20 +195,94 @@ def is_heldout(source: str) -> bool:
     return digest[0] * 100 // 256 < HELDOUT_PERCENT
 
 
-def convert_all(root: Path = SOURCES_DIR, min_prose_blocks: int = 4) -> Iterator[Document]:
-    for path in source_files(root):
-        text = clean_document(rst_to_markdown(path))
-        if prose_blocks(text) >= min_prose_blocks:
-            yield Document(str(path.relative_to(root)), text)
+def convert_all(
+    chosen: Sequence[src.Source] = (src.SOURCES[0],), min_prose_blocks: int = 4, log: bool = False
+) -> Iterator[Document]:
+    """Every document of the chosen sources, converted and filtered (not yet deduplicated)."""
+    for s in chosen:
+        count = 0
+        for name, markdown in src.convert(s):
+            text = clean_document(markdown)
+            if prose_blocks(text) >= min_prose_blocks:
+                count += 1
+                yield Document(name, text, s.name)
+        if log:
+            print(f"  {s.name}: {count} documents converted", flush=True)
+
+
+def split_of(doc: Document, heldout_sources: Iterable[str]) -> str:
+    """``heldout_source`` for a held-out source's document, else ``heldout`` or ``train`` by document."""
+    if doc.origin in set(heldout_sources):
+        return "heldout_source"
+    return "heldout" if is_heldout(doc.source) else "train"
+
+
+SPLITS = ("train", "heldout", "heldout_source")
+# Deduplication order: the first occurrence of a paragraph is kept, so held-out text stays whole and a
+# training paragraph repeating a held-out one is what goes.
+DEDUP_ORDER = ("heldout_source", "heldout", "train")
+
+
+def deduplicate(
+    docs: Sequence[Document], heldout_sources: Iterable[str], min_prose_blocks: int = 4
+) -> tuple[dict[str, list[Document]], Deduplicator]:
+    """The documents by split, each stripped of paragraphs, list items and code blocks already seen
+    (exactly or nearly); headings are structure and never count as duplicates. A document left with
+    fewer than ``min_prose_blocks`` prose blocks is dropped."""
+    held = tuple(heldout_sources)
+    by_split: dict[str, list[Document]] = {k: [] for k in SPLITS}
+    for d in docs:
+        by_split[split_of(d, held)].append(d)
+    dedup = Deduplicator()
+    out: dict[str, list[Document]] = {k: [] for k in SPLITS}
+    for split in DEDUP_ORDER:
+        for d in sorted(by_split[split], key=lambda doc: (doc.origin, doc.source)):
+            blocks = [b for b in split_blocks(d.text) if block_kind(b) == "heading" or dedup.is_new(b)]
+            text = clean_document("\n\n".join(blocks))
+            if prose_blocks(text) >= min_prose_blocks:
+                out[split].append(Document(d.source, text, d.origin))
+    for split in SPLITS:
+        out[split].sort(key=lambda doc: (doc.origin, doc.source))
+    return out, dedup
+
+
+def source_table(
+    chosen: Sequence[src.Source], versions: dict[str, str], splits: dict[str, list[Document]]
+) -> list[dict[str, Any]]:
+    """Per source: package, version, licence, register and what each split holds (for the model card)."""
+    rows = []
+    for s in chosen:
+        row: dict[str, Any] = {
+            "source": s.name,
+            "packages": list(s.packages),
+            "version": versions.get(s.name, "?"),
+            "licence": s.licence,
+            "register": s.register,
+            "copyright_file": f"/usr/share/doc/{s.packages[0]}/copyright",
+        }
+        for split, docs in splits.items():
+            mine = [d for d in docs if d.origin == s.name]
+            row[split] = {
+                "documents": len(mine),
+                "blocks": sum(len(split_blocks(d.text)) for d in mine),
+                "chars": sum(len(d.text) for d in mine),
+            }
+        rows.append(row)
+    return rows
 
 
 def write_jsonl(path: Path, docs: list[Document]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for d in docs:
-            f.write(json.dumps({"source": d.source, "text": d.text}, ensure_ascii=False) + "\n")
+            row = {"source": d.source, "origin": d.origin, "text": d.text}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def read_documents(path: Path) -> list[Document]:
+def read_documents(path: Path, missing_ok: bool = False) -> list[Document]:
+    """The documents of one split file; with ``missing_ok`` a missing file (an older corpus without that
+    split) reads as none."""
+    if missing_ok and not path.is_file():
+        return []
     with path.open(encoding="utf-8") as f:
         return [Document(**json.loads(line)) for line in f if line.strip()]
 
@@ -168,16 +292,55 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=Path("data/corpus"))
+    parser.add_argument(
+        "--sources", nargs="*", default=None, help=f"default: all ({', '.join(s.name for s in src.SOURCES)})"
+    )
+    parser.add_argument(
+        "--heldout-sources",
+        nargs="*",
+        default=list(src.HELDOUT_SOURCES),
+        help="sources held out whole (default: %(default)s)",
+    )
+    parser.add_argument("--nice", type=int, default=10, help="lower this process's priority (default 10)")
     args = parser.parse_args(argv)
-    ensure_sources()
-    docs = list(convert_all())
-    train = [d for d in docs if not is_heldout(d.source)]
-    heldout = [d for d in docs if is_heldout(d.source)]
+    nice_to(args.nice)
+    chosen = src.by_name(args.sources)
+    ensure_sources(chosen)
+    versions = check_free(chosen)
+    print(f"converting {len(chosen)} source(s)", flush=True)
+    docs = list(convert_all(chosen, log=True))
+    splits, dedup = deduplicate(docs, args.heldout_sources)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(args.out / "train.jsonl", train)
-    write_jsonl(args.out / "heldout.jsonl", heldout)
-    chars = sum(len(d.text) for d in docs)
-    print(f"{len(docs)} documents ({chars / 1e6:.1f}M chars): {len(train)} train, {len(heldout)} held out")
+    for split, split_docs in splits.items():
+        write_jsonl(args.out / f"{split}.jsonl", split_docs)
+    table = source_table(chosen, versions, splits)
+    summary = {
+        "sources": table,
+        "heldout_sources": [s for s in args.heldout_sources if s in {c.name for c in chosen}],
+        "heldout_percent": HELDOUT_PERCENT,
+        "duplicates_dropped": {"exact": dedup.dropped_exact, "near": dedup.dropped_near},
+        "near_duplicate_examples": [{"dropped": a, "kept": b} for a, b in dedup.near_examples],
+        "pandoc": pandoc_version(),
+    }
+    (args.out / "sources.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(f"{'source':<18} {'version':<28} {'train docs':>10} {'chars':>10} {'held docs':>9} {'held-src':>8}")
+    for row in table:
+        print(
+            f"{row['source']:<18} {row['version']:<28} {row['train']['documents']:>10} "
+            f"{row['train']['chars']:>10,} {row['heldout']['documents']:>9} "
+            f"{row['heldout_source']['documents']:>8}"
+        )
+    counts = ", ".join(f"{len(v)} {k}" for k, v in splits.items())
+    chars = sum(len(d.text) for v in splits.values() for d in v)
+    print(
+        f"{sum(len(v) for v in splits.values())} documents ({chars / 1e6:.1f}M chars): {counts}; "
+        f"duplicates dropped: {dedup.dropped_exact} exact, {dedup.dropped_near} near"
+    )
+
+
+def pandoc_version() -> str:
+    out = subprocess.run(["pandoc", "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.splitlines()[0] if out.returncode == 0 and out.stdout else "?"
 
 
 if __name__ == "__main__":

@@ -11,15 +11,41 @@ import json
 from pathlib import Path
 from typing import Any
 
-from diffedit.training.checkpoint import DEMO_DIR, DENOISING_STEPS, SAMPLING_TEMPERATURE
+from diffedit.training.checkpoint import DEMO_DIR
 from diffedit.training.corpus import read_documents
 from diffedit.training.evaluate_demo import RESULTS_FILE
+from diffedit.training.sweep_sampling import SWEEP_FILE
 from diffedit.training.train_demo import CURVE_FILE, steps_run
 
 SOURCE_PACKAGE = "python3.11-doc 3.11.2-6+deb12u9 (Debian 12)"
-# Measured on this project's 2-core machine: 1,000 steps in 39.1 minutes with 2 torch threads (session 1).
-CPU_SECONDS_PER_STEP = 2.35
+# Seconds per training step on this project's 2-core machine with 2 torch threads, per model shape:
+# demo-1 1,000 steps in 39.1 minutes (session 1); demo-2 an estimate (demo-1's time x 2.26, its active
+# parameters per token), to be replaced by the CPU run's own figure (training_run.json's wall time / steps).
+CPU_SECONDS_PER_STEP = {"demo-1": 2.35, "demo-2": 5.3}
 CONVERTER = "pandoc 2.17.1.1 (Debian 12) with `diffedit/training/rst_to_md.lua`"
+CURVE_FIGURE = "training_curve.svg"
+# The data section of a model trained on the Python documentation alone (the first demo).
+PYTHON_DATA = """- Source: the reST sources of the Python 3.11 documentation, from Debian's `{source_package}`
+  (`/usr/share/doc/python3.11/html/_sources/`). Copyright © 2001-2023 Python Software Foundation; the
+  documentation is licensed under the PSF License Agreement, and code examples in it are dual licensed under
+  the PSF License Agreement and the Zero-Clause BSD license (see the documentation's `license` page and
+  `/usr/share/doc/python3.11-doc/copyright`).
+- Conversion: {converter} (drops index entries, tables, raw HTML, API signatures, version notes; unwraps
+  admonitions; fences code blocks), then a block filter keeping prose paragraphs, list items, headings and
+  code blocks of at most 14 lines that follow prose. `c-api/`, `whatsnew/`, `distutils/`, `includes/` and the
+  licence/glossary/contents pages are skipped. Script: `python -m diffedit.training.corpus`.
+- {total} documents kept: {train} for training, {heldout}
+  held out **by document** (a hash of the source path; never seen in training, nor by the tokenizer):
+  {heldout_list}."""
+# The first demo (diffedit-demo as bundled until issue 14), on its own held-out split: one-pass accuracy from
+# its card; dictionary-word rates from `sweep_sampling` at its shipped config (t 0.1..0.3, bound 0.1) on only
+# 4 blocks a set (80 and 54 words; session 6, a loaded machine). Re-measure before the card ships:
+# `evaluate_demo --checkpoint OLD_DEMO_COPY --data DATA_OF_PYTHON_AND_GNU_STANDARDS --dictionary-n 40`.
+PREVIOUS_DEMO = {
+    "one_pass_accuracy": 0.1392,
+    "heldout_documents_dictionary_word_rate": 0.85,
+    "heldout_source_dictionary_word_rate": 0.8333,
+}
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -76,16 +102,22 @@ def device_of(phase: dict[str, Any]) -> str:
     return str(phase["args"].get("device", "cpu"))
 
 
+def shape_of(phase: dict[str, Any]) -> str:
+    return str(phase["args"].get("shape", "demo-1"))
+
+
 def devices_sentence(run: dict[str, Any]) -> str:
     devices = {device_of(p) for p in all_phases(run)}
     if devices == {"cpu"}:
         return "on 2 CPU cores shared with other people's jobs"
     steps = sum(steps_run(p["args"]) for p in all_phases(run))
-    cpu_minutes = steps * CPU_SECONDS_PER_STEP / 60
+    per_step = CPU_SECONDS_PER_STEP.get(shape_of(run), CPU_SECONDS_PER_STEP["demo-1"])
+    cpu_minutes = steps * per_step / 60
+    gpu = run.get("device_name") or "NVIDIA H100"  # runs before device_name was recorded: the H100
     return (
-        f"on a lent NVIDIA H100 (`--device cuda`). The same commands without `--device cuda` run on this "
+        f"on a lent {gpu} (`--device cuda`). The same commands without `--device cuda` run on this "
         f"project's 2-core CPU machine in about {cpu_minutes:.0f} minutes ({steps:,} steps at the "
-        f"{CPU_SECONDS_PER_STEP} s per step measured there with 2 torch threads)"
+        f"{per_step} s per step measured there with 2 torch threads)"
     )
 
 
@@ -137,6 +169,195 @@ def parameter_counts(checkpoint: Path) -> tuple[int, int]:
     return total, vision
 
 
+def read_optional(path: Path) -> dict[str, Any] | None:
+    return read_json(path) if path.is_file() else None
+
+
+def sources_table(summary: dict[str, Any]) -> str:
+    lines = [
+        "| source | Debian package (version) | licence | register | train documents | train characters "
+        "| held-out documents | held out whole |",
+        "|---|---|---|---|---:|---:|---:|---|",
+    ]
+    held = set(summary.get("heldout_sources", []))
+    for r in summary["sources"]:
+        docs = r["heldout_source"]["documents"] if r["source"] in held else r["heldout"]["documents"]
+        lines.append(
+            f"| {r['source']} | `{' + '.join(r['packages'])}` {r['version']} | {r['licence']} "
+            f"| {r['register']} "
+            f"| {r['train']['documents']:,} | {r['train']['chars']:,} | {docs:,} | "
+            f"{'**yes**' if r['source'] in held else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def corpus_section(summary: dict[str, Any]) -> str:
+    """The data section of a corpus built from several sources (``sources.json``)."""
+    dropped = summary["duplicates_dropped"]
+    held = ", ".join(f"`{h}`" for h in summary["heldout_sources"]) or "none"
+    return f"""Every source is a Debian package from main (DFSG-free; `python -m diffedit.training.corpus`
+checks the archive area and refuses anything else), converted to Markdown with {summary["pandoc"]}
+(`rst_to_md.lua` for reST, `html_to_md.lua` for DocBook, asciidoc and texinfo HTML, `pod2markdown` then pandoc
+for POD; WordNet glosses one short paragraph a synset), then filtered block by block: prose paragraphs,
+list items, headings, and code blocks of at most 14 lines that follow prose. The licence of each is the one
+in the package's `/usr/share/doc/PACKAGE/copyright`.
+
+{sources_table(summary)}
+
+- Deduplicated paragraph by paragraph across all sources: exact after normalisation (case, punctuation,
+  markup) and near duplicates (MinHash of word 3-shingles, estimated Jaccard >= 0.8):
+  {dropped["exact"]:,} exact and {dropped["near"]:,} near duplicates dropped; held-out text is kept first,
+  so a training paragraph that repeats a held-out one is what goes.
+- Held out **by document** ({summary["heldout_percent"]}% by a hash of the source path; never seen in
+  training, nor by the tokenizer), and **by source**: {held} is held out whole, the "text not from its
+  corpus" the dictionary-word rate is measured on."""
+
+
+def curve_svg(rows: list[dict[str, str]], width: int = 640, height: int = 260) -> str:
+    """A two-panel line chart (smoothed loss; held-out one-pass accuracy and the baseline) as plain SVG."""
+    steps = [float(r["step"]) for r in rows]
+    panels = [
+        ("loss (smoothed)", [("loss", [float(r["loss"]) for r in rows], "#1f77b4")]),
+        (
+            "held-out one-pass accuracy",
+            [
+                ("model", [float(r["heldout_acc"]) for r in rows], "#d62728"),
+                ("baseline", [float(r["baseline_acc"]) for r in rows], "#7f7f7f"),
+            ],
+        ),
+    ]
+    pw, ph, pad = width // 2, height, 40
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+    ]
+    x0, x1 = min(steps), max(steps)
+    for i, (title, series) in enumerate(panels):
+        ox = i * pw
+        values = [v for _, vals, _ in series for v in vals]
+        lo, hi = min(values), max(values)
+        if hi == lo:
+            hi = lo + 1.0
+
+        def xy(step: float, v: float, lo: float = lo, hi: float = hi, ox: int = ox) -> str:
+            x = ox + pad + (step - x0) / max(1.0, x1 - x0) * (pw - 2 * pad)
+            y = ph - pad - (v - lo) / (hi - lo) * (ph - 2 * pad)
+            return f"{x:.1f},{y:.1f}"
+
+        parts.append(f'<text x="{ox + pad}" y="16">{title}</text>')
+        parts.append(
+            f'<polyline fill="none" stroke="black" points="{ox + pad},{pad} {ox + pad},{ph - pad} '
+            f'{ox + pw - pad},{ph - pad}"/>'
+        )
+        parts.append(f'<text x="{ox + 2}" y="{pad + 4}">{hi:.3g}</text>')
+        parts.append(f'<text x="{ox + 2}" y="{ph - pad}">{lo:.3g}</text>')
+        parts.append(f'<text x="{ox + pad}" y="{ph - pad + 14}">{x0:.0f}</text>')
+        parts.append(f'<text x="{ox + pw - pad - 30}" y="{ph - pad + 14}">step {x1:.0f}</text>')
+        for k, (name, vals, colour) in enumerate(series):
+            points = " ".join(xy(st, v) for st, v in zip(steps, vals, strict=True))
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
+            parts.append(f'<text x="{ox + pw - pad - 60}" y="{pad + 12 * k}" fill="{colour}">{name}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def read_curve(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def sampler_section(checkpoint: Path, res: dict[str, Any]) -> str:
+    gen = read_json(checkpoint / "generation_config.json")
+    bound = (gen.get("sampler_config") or {}).get("entropy_bound", 0.1)
+    text = (
+        f"Sampler (`generation_config.json`): up to {gen['max_denoising_steps']} denoising steps, "
+        f"entropy-bound acceptance (bound {bound}), temperature {gen['t_min']} to {gen['t_max']}, "
+        "adaptive stop "
+        f"(stable argmax for {gen.get('stability_threshold', 1)} step(s) and mean entropy below "
+        f"{gen.get('confidence_threshold', 0.005)})."
+    )
+    sweep = read_optional(checkpoint / SWEEP_FILE)
+    if sweep is None:
+        return text
+    lines = [
+        "| t_min..t_max | entropy bound | dictionary-word rate | repetition | empty | steps (mean) "
+        "| seconds (median) |"
+        + (" held-out source: dictionary-word rate |" if "heldout_source" in sweep["blocks"] else ""),
+        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if "heldout_source" in sweep["blocks"] else ""),
+    ]
+    for r in sweep["rows"]:
+        st, sel = r["setting"], r["selection"]
+        mark = "**" if r["setting"] == sweep["best"]["setting"] else ""
+        line = (
+            f"| {mark}{st['t_min']}..{st['t_max']}{mark} | {st['entropy_bound']} "
+            f"| {sel['dictionary_word_rate']} | "
+            f"{sel['repetition']} | {sel['empty']} | {sel['steps_mean']} | {sel['seconds_median']} |"
+        )
+        if "heldout_source" in r:
+            line += f" {r['heldout_source']['dictionary_word_rate']} |"
+        lines.append(line)
+    original = sweep["original"]["selection"]
+    return f"""{text}
+
+Chosen by `python -m diffedit.training.sweep_sampling --write`: every setting rewrote the same
+{sweep["blocks"]["selection"]} held-out prose blocks from noise through `Engine.rewrite` (seed = index); the
+highest dictionary-word rate whose repetition stays within 0.05 of the originals' ({original["repetition"]})
+with at most 5% empty outputs wins (the held-out source's column is shown, never used to choose). The
+original blocks themselves score {original["dictionary_word_rate"]}.
+
+{chr(10).join(lines)}"""
+
+
+def comparison_section(res: dict[str, Any]) -> str:
+    dic = res.get("dictionary")
+    if not dic:
+        return ""
+    prev = PREVIOUS_DEMO
+    docs, src = dic.get("heldout_documents"), dic.get("heldout_source")
+
+    def cell(d: dict[str, Any] | None) -> str:
+        return "n/a" if d is None else f"**{d['dictionary_word_rate']}** ({d['words']:,} words)"
+
+    def orig(d: dict[str, Any] | None) -> str:
+        return "n/a" if d is None else str(d["original"]["dictionary_word_rate"])
+
+    rep_docs = docs["repetition"] if docs else "n/a"
+    rep_orig = docs["original"]["repetition"] if docs else "n/a"
+    prev_docs = prev["heldout_documents_dictionary_word_rate"]
+    prev_src = prev["heldout_source_dictionary_word_rate"]
+    return f"""
+Dictionary-word rate (`diffedit.training.text_metrics`: share of prose words, outside code, found in
+`{dic["words_file"]}`) of rewrites from noise through `Engine.rewrite` with the shipped generation config,
+against the first demo model:
+
+| | first demo | this model | the original text |
+|---|---:|---:|---:|
+| one-pass accuracy at 50% noise (own held-out split) | {prev["one_pass_accuracy"]} \
+| **{res["model_accuracy"]:.4f}** | |
+| dictionary-word rate, held-out documents | {prev_docs} | {cell(docs)} | {orig(docs)} |
+| dictionary-word rate, held-out source (not from its corpus) | {prev_src} | {cell(src)} | {orig(src)} |
+| repetition (share of repeated word pairs), held-out documents | | {rep_docs} | {rep_orig} |
+"""
+
+
+def rewrites_section(res: dict[str, Any]) -> str:
+    dic = res.get("dictionary")
+    if not dic or not dic.get("rewrites"):
+        return ""
+    parts = [
+        f"## Rewrites of held-out blocks\n\n{len(dic['rewrites'])} blocks drawn by "
+        f"`random.Random({dic['rewrite_seed']})` from the blocks the dictionary-word rate was measured on, "
+        "rewritten from noise by `Engine.rewrite` with the shipped generation config (seed = the block's "
+        "index), verbatim:\n"
+    ]
+    for i, r in enumerate(dic["rewrites"], 1):
+        where = "held-out source" if r["set"] == "heldout_source" else "held-out document"
+        rewritten = quote(r["rewritten"]) if r["rewritten"].strip() else "> (empty)"
+        parts.append(f"**{i}** ({where}). Before:\n\n{quote(r['original'])}\n\nAfter:\n\n{rewritten}\n")
+    return "\n".join(parts) + "\n"
+
+
 def render(checkpoint: Path, data_dir: Path) -> str:
     run = read_json(checkpoint / "training_run.json")
     res = read_json(checkpoint / RESULTS_FILE)
@@ -147,6 +368,30 @@ def render(checkpoint: Path, data_dir: Path) -> str:
     heldout_docs = [d.source for d in read_documents(data_dir / "corpus" / "heldout.jsonl")]
     train_docs = read_documents(data_dir / "corpus" / "train.jsonl")
     args = run["args"]
+    summary = read_optional(data_dir / "corpus" / "sources.json")
+    origins = {d.origin for d in train_docs}
+    python_only = origins <= {"python"}
+    seen = (
+        "has seen only Python\ndocumentation"
+        if python_only
+        else f"has seen {len(origins)} sources of\ntechnical and dictionary prose"
+    )
+    if python_only or summary is None:
+        data_intro = PYTHON_DATA.format(
+            source_package=SOURCE_PACKAGE,
+            converter=CONVERTER,
+            total=len(train_docs) + len(heldout_docs),
+            train=len(train_docs),
+            heldout=len(heldout_docs),
+            heldout_list=", ".join(f"`{s}`" for s in heldout_docs),
+        )
+    else:
+        data_intro = corpus_section(summary)
+    limits_first = (
+        "Trained only on Python documentation: other topics come out as Python-documentation-flavoured text."
+        if python_only
+        else "Trained on technical manuals and dictionary glosses: other topics come out in their style."
+    )
     return f"""---
 license: apache-2.0
 language: en
@@ -164,23 +409,12 @@ fill-in-the-middle format of `diffedit_infill.json`:
 `<bos> <|suffix|> SUFFIX <|prefix|> PREFIX <|middle|>`, then one {cfg["canvas_length"]}-token canvas
 holding the target, one `<eos>`, then `<pad>`.
 
-**It is a demo, not a writing assistant.** It does not follow instructions, has seen only Python
-documentation, and produces fluent-looking but often wrong or incoherent text.
+**It is a demo, not a writing assistant.** It does not follow instructions, {seen}, and produces \
+fluent-looking but often wrong or incoherent text.
 
 ## Data and licences
 
-- Source: the reST sources of the Python 3.11 documentation, from Debian's `{SOURCE_PACKAGE}`
-  (`/usr/share/doc/python3.11/html/_sources/`). Copyright © 2001-2023 Python Software Foundation; the
-  documentation is licensed under the PSF License Agreement, and code examples in it are dual licensed under
-  the PSF License Agreement and the Zero-Clause BSD license (see the documentation's `license` page and
-  `/usr/share/doc/python3.11-doc/copyright`).
-- Conversion: {CONVERTER} (drops index entries, tables, raw HTML, API signatures, version notes; unwraps
-  admonitions; fences code blocks), then a block filter keeping prose paragraphs, list items, headings and
-  code blocks of at most 14 lines that follow prose. `c-api/`, `whatsnew/`, `distutils/`, `includes/` and the
-  licence/glossary/contents pages are skipped. Script: `python -m diffedit.training.corpus`.
-- {len(train_docs) + len(heldout_docs)} documents kept: {len(train_docs)} for training, {len(heldout_docs)}
-  held out **by document** (a hash of the source path; never seen in training, nor by the tokenizer):
-  {", ".join(f"`{s}`" for s in heldout_docs)}.
+{data_intro}
 - Examples: every block as a target, plus a run of 2-3 consecutive blocks starting there; targets must fit one
   canvas (at most {cfg["canvas_length"] - 1} tokens plus `<eos>`), longer ones are skipped (no continuation
   canvases are trained). Prompts are built by `diffedit.engine.context.InfillFormat` with a budget of
@@ -236,7 +470,10 @@ preparation.{continuation_note(run)}
 
 {phase_table(run)}
 
-Training curve (`{CURVE_FILE}`; accuracy on a fixed subset of 384 held-out examples):
+Training curve (`{CURVE_FILE}`, drawn in `{CURVE_FIGURE}`; accuracy on a fixed subset of 384 held-out
+examples):
+
+![Training curve: smoothed loss and held-out one-pass accuracy by step]({CURVE_FIGURE})
 
 {curve_table(checkpoint / CURVE_FILE)}
 
@@ -253,13 +490,11 @@ exactly by the argmax of **one** forward pass.
 | most frequent training-target token (`{res["baseline_token"]}`) | {res["baseline_accuracy"]:.4f} |
 | ratio | **{res["ratio"]}x** |
 
-Sampler (`generation_config.json`): up to {DENOISING_STEPS} denoising steps, entropy-bound acceptance
-(bound 0.1), temperature {SAMPLING_TEMPERATURE[0]} to {SAMPLING_TEMPERATURE[1]}, adaptive stop (stable argmax
-for 1 step and mean entropy below 0.005). The temperature is cooler than the 26B model's 0.4 to 0.8: at those
-values this small model's drafts collapse into runs of "the the the" (checked by eye on two held-out blocks).
+{comparison_section(res)}
+{sampler_section(checkpoint, res)}
 
-Speed: `model.generate` of one {cfg["canvas_length"]}-token canvas (prompt budget {args["budget"]}, up to
-{DENOISING_STEPS} denoising steps, adaptive stop) takes a median of **{res["generate_median_s"]} s** on this
+Speed: `model.generate` of one {cfg["canvas_length"]}-token canvas (prompt budget {args["budget"]}, the
+shipped sampler, adaptive stop) takes a median of **{res["generate_median_s"]} s** on this
 project's shared 2-core CPU machine in fp32 with {res["torch_threads"]} torch thread(s)
 ({len(res["generate_seconds"])} paragraphs: {res["generate_seconds"]} s).
 
@@ -269,9 +504,9 @@ The target regenerated from random noise with the shipped generation config (fir
 entries of `heldout_sample.jsonl`, seed = index):
 
 {samples_section(res)}
-## Limits
+{rewrites_section(res)}## Limits
 
-- Trained only on Python documentation: other topics come out as Python-documentation-flavoured text.
+- {limits_first}
 - No instruction following: it only fills the marked block from its surroundings.
 - One canvas: targets over {cfg["canvas_length"] - 1} tokens were never trained (no continuation canvases).
 - Prompts of at most {args["budget"]} tokens in training; longer contexts are untested.
@@ -287,6 +522,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path("data"))
     args = parser.parse_args(argv)
     (args.checkpoint / "README.md").write_text(render(args.checkpoint, args.data), encoding="utf-8")
+    figure = curve_svg(read_curve(args.checkpoint / CURVE_FILE))
+    (args.checkpoint / CURVE_FIGURE).write_text(figure, encoding="utf-8")
     print(f"wrote {args.checkpoint / 'README.md'}")
 
 

@@ -34,12 +34,13 @@ from diffedit.training import corpus
 from diffedit.training.checkpoint import DEMO_DIR, save_checkpoint
 from diffedit.training.examples import Example, build_examples
 from diffedit.training.metrics import baseline_accuracy, most_frequent_token, one_pass_accuracy
-from diffedit.training.model_config import Shape, build_config
+from diffedit.training.model_config import SHAPES, Shape, build_config
 from diffedit.training.tokenizer import save_tokenizer, train_bpe
 
 DATA_DIR = Path("data")
 CURVE_FILE = "training_curve.csv"
 HELDOUT_SAMPLE_FILE = "heldout_sample.jsonl"
+HELDOUT_SOURCE_SAMPLE_FILE = "heldout_source_sample.jsonl"  # blocks of the sources held out whole
 RUN_FILE = "training_run.json"
 DATA_SEED = 0  # the example set and the evaluation subset do not depend on --seed
 
@@ -63,17 +64,24 @@ class TrainArgs:
     init_from: Path | None = None
     stop_after: int | None = None  # stop early, keeping the schedule of --steps (a phase cut short)
     device: str = "cpu"  # the noise and the data order are drawn on the CPU either way
+    shape: str = "demo-1"  # a name in model_config.SHAPES
+    data: Path = DATA_DIR
 
 
 # ---------------------------------------------------------------- data
 
 
-def load_corpus(data_dir: Path) -> tuple[list[corpus.Document], list[corpus.Document]]:
+def load_corpus(
+    data_dir: Path,
+) -> tuple[list[corpus.Document], list[corpus.Document], list[corpus.Document]]:
+    """Training, held-out and held-out-source documents (the last empty for a corpus without one)."""
     corpus_dir = data_dir / "corpus"
     if not (corpus_dir / "train.jsonl").is_file():
         corpus.main(["--out", str(corpus_dir)])
-    return corpus.read_documents(corpus_dir / "train.jsonl"), corpus.read_documents(
-        corpus_dir / "heldout.jsonl"
+    return (
+        corpus.read_documents(corpus_dir / "train.jsonl"),
+        corpus.read_documents(corpus_dir / "heldout.jsonl"),
+        corpus.read_documents(corpus_dir / "heldout_source.jsonl", missing_ok=True),
     )
 
 
@@ -245,18 +253,22 @@ class Data:
     heldout: list[Example]
     eval: list[Example]
     heldout_docs: list[corpus.Document]
+    heldout_source_docs: list[corpus.Document]
 
 
-def prepare_data(args: TrainArgs, canvas_length: int) -> Data:
-    DATA_DIR.mkdir(exist_ok=True)
-    train_docs, heldout_docs = load_corpus(DATA_DIR)
-    tokenizer = save_tokenizer(train_bpe(d.text for d in train_docs), DATA_DIR / "tokenizer")
-    train_ex = cached_examples(DATA_DIR / "train_examples.pkl", tokenizer, train_docs, args, canvas_length)
+def prepare_data(args: TrainArgs, shape: Shape) -> Data:
+    data_dir = args.data
+    data_dir.mkdir(exist_ok=True)
+    train_docs, heldout_docs, other_docs = load_corpus(data_dir)
+    bpe = train_bpe((d.text for d in train_docs), shape.vocab_size)
+    tokenizer = save_tokenizer(bpe, data_dir / "tokenizer")
+    canvas_length = shape.canvas_length
+    train_ex = cached_examples(data_dir / "train_examples.pkl", tokenizer, train_docs, args, canvas_length)
     heldout_ex = cached_examples(
-        DATA_DIR / "heldout_examples.pkl", tokenizer, heldout_docs, args, canvas_length
+        data_dir / "heldout_examples.pkl", tokenizer, heldout_docs, args, canvas_length
     )
     eval_ex = random.Random(DATA_SEED).sample(heldout_ex, min(args.eval_examples, len(heldout_ex)))
-    return Data(tokenizer, train_ex, heldout_ex, eval_ex, list(heldout_docs))
+    return Data(tokenizer, train_ex, heldout_ex, eval_ex, list(heldout_docs), list(other_docs))
 
 
 def init_model(args: TrainArgs, shape: Shape) -> DiffusionGemmaForBlockDiffusion:
@@ -283,8 +295,8 @@ def train(args: TrainArgs) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
-    shape = Shape()
-    data = prepare_data(args, shape.canvas_length)
+    shape = SHAPES[args.shape]
+    data = prepare_data(args, shape)
     pad_id = data.tokenizer.pad_token_id
     frequent = most_frequent_token(data.train, pad_id)
     base = baseline_accuracy(data.eval, frequent, pad_id, shape.vocab_size)
@@ -297,6 +309,8 @@ def train(args: TrainArgs) -> None:
     step_offset = sum(steps_run(p["args"]) for p in phases)
     args.out.mkdir(parents=True, exist_ok=True)
     write_heldout_sample(args.out / HELDOUT_SAMPLE_FILE, data.heldout_docs)
+    if data.heldout_source_docs:
+        write_heldout_sample(args.out / HELDOUT_SOURCE_SAMPLE_FILE, data.heldout_source_docs)
     curve = args.out / CURVE_FILE
     if not phases:
         curve.unlink(missing_ok=True)
@@ -346,6 +360,7 @@ def train(args: TrainArgs) -> None:
         "train_examples": len(data.train),
         "heldout_examples": len(data.heldout),
         "argv": sys.argv,
+        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         "previous_phases": phases,
     }
     (args.out / RUN_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -361,6 +376,8 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
     for name in ("steps", "batch_size", "warmup", "budget", "seed", "eval_every", "eval_examples", "threads"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     parser.add_argument("--device", default=defaults.device, help="cpu (default) or cuda")
+    parser.add_argument("--shape", default=defaults.shape, choices=sorted(SHAPES), help="model shape")
+    parser.add_argument("--data", type=Path, default=defaults.data, help="data folder (default data)")
     for name in ("lr", "min_lr_ratio", "weight_decay", "kept_weight", "pad_weight"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps")

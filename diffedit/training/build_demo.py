@@ -1,0 +1,126 @@
+"""Build the demo model with one command: corpus -> tokenizer -> examples -> training -> sampling sweep ->
+evaluation -> model card.
+
+    python -m diffedit.training.build_demo --profile cpu               # this project's 2-core CPU, ~2 h
+    python -m diffedit.training.build_demo --profile gpu --stages train  # on a lent GPU (~15 min), then:
+    python -m diffedit.training.build_demo --profile gpu --stages sweep,evaluate,card   # back on the CPU
+
+Each stage runs as its own ``python -m diffedit.training.*`` process (so each records its own command
+line), niced, and is printed before it runs. The checkpoint goes to ``--out`` (default
+``runs/diffedit-demo-2``), never over the bundled model: copy it into
+``diffedit/resources/models/diffedit-demo`` once its card shows it is better.
+
+The corpus needs the Debian packages (apt, root) and a network; a lent GPU machine has neither, so build
+``data/corpus`` first (``--stages corpus``) and carry ``data`` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffedit.training.niceness import nice_to
+
+STAGES = ("corpus", "train", "sweep", "evaluate", "card")
+
+
+@dataclass(frozen=True)
+class Profile:
+    device: str
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int
+    eval_every: int
+
+
+# cpu: ~2 hours in all on 2 idle cores: ~100 minutes of training at ~5.3 s per step (demo-1's measured 2.35 s
+# scaled by demo-2's 2.26x active parameters per token: an estimate, the shared machine could not measure it,
+# see docs/training.md), plus ~20 minutes of corpus, examples, sweep and evaluation.
+# gpu: sized for ~10 minutes of a lent GPU (demo-1 ran 0.19 s per step on an H100), not measured yet.
+PROFILES = {
+    "cpu": Profile("cpu", steps=1100, batch_size=16, lr=1.2e-3, warmup=100, eval_every=200),
+    "gpu": Profile("cuda", steps=4000, batch_size=16, lr=1.2e-3, warmup=150, eval_every=400),
+}
+SHAPE = "demo-2"
+
+
+def commands(profile: Profile, out: Path, data: Path, threads: int) -> dict[str, list[str]]:
+    py = [sys.executable, "-m"]
+    train = [
+        *py,
+        "diffedit.training.train_demo",
+        "--shape",
+        SHAPE,
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        str(profile.steps),
+        "--batch-size",
+        str(profile.batch_size),
+        "--lr",
+        str(profile.lr),
+        "--warmup",
+        str(profile.warmup),
+        "--eval-every",
+        str(profile.eval_every),
+        "--threads",
+        str(threads),
+    ]
+    if profile.device != "cpu":
+        train += ["--device", profile.device]
+    return {
+        "corpus": [*py, "diffedit.training.corpus", "--out", str(data / "corpus")],
+        "train": train,
+        "sweep": [
+            *py,
+            "diffedit.training.sweep_sampling",
+            "--checkpoint",
+            str(out),
+            "--data",
+            str(data),
+            "--write",
+        ],
+        "evaluate": [*py, "diffedit.training.evaluate_demo", "--checkpoint", str(out), "--data", str(data)],
+        "card": [*py, "diffedit.training.model_card", "--checkpoint", str(out), "--data", str(data)],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated, in order (default: all)")
+    parser.add_argument("--out", type=Path, default=Path("runs/diffedit-demo-2"))
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--rebuild-corpus", action="store_true", help="convert again even if data/corpus exists"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    args = parser.parse_args(argv)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise SystemExit(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
+    cmds = commands(PROFILES[args.profile], args.out, args.data, args.threads)
+    if not args.dry_run:
+        nice_to(10)
+    for stage in stages:
+        if stage == "corpus" and (args.data / "corpus" / "train.jsonl").is_file() and not args.rebuild_corpus:
+            print(f"# corpus: {args.data / 'corpus'} exists (--rebuild-corpus to convert again)", flush=True)
+            continue
+        print(f"# {stage}\n{shlex.join(cmds[stage])}", flush=True)
+        if not args.dry_run:
+            subprocess.run(cmds[stage], check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Held-out prose blocks for the sampling sweep and the dictionary-word evaluation, chosen by a fixed seed.
+
+Two sets: ``selection``, single prose blocks of the held-out documents of the training sources
+(``data/corpus/heldout.jsonl``; without a corpus, the checkpoint's ``heldout_sample.jsonl``), and
+``heldout_source``, blocks of the sources held out whole (``data/corpus/heldout_source.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from diffedit.training import corpus
+from diffedit.training.examples import Split, candidate_splits
+from diffedit.training.text_metrics import dictionary_word_rate, repetition
+
+SPLIT_SEED = 11
+
+
+def is_prose_target(target: str) -> bool:
+    return 40 <= len(target) <= 450 and corpus.block_kind(target) in ("paragraph", "list")
+
+
+def prose_splits(docs: Sequence[corpus.Document], count: int, seed: int = SPLIT_SEED) -> list[Split]:
+    """``count`` single-block prose splits of ``docs``, chosen by ``seed``: one block per document before
+    any document gives a second, and the documents taken in turn from each source (origin), so that no
+    document or source dominates."""
+    rng = random.Random(seed)
+    by_origin: dict[str, list[list[Split]]] = {}
+    for d in docs:
+        splits = [
+            s for s in candidate_splits(d.text, rng) if "\n\n" not in s.target and is_prose_target(s.target)
+        ]
+        if splits:
+            rng.shuffle(splits)
+            by_origin.setdefault(d.origin, []).append(splits)
+    for lists in by_origin.values():
+        rng.shuffle(lists)
+    longest = max((len(v) for v in by_origin.values()), default=0)
+    per_doc = [by_origin[o][k] for k in range(longest) for o in sorted(by_origin) if k < len(by_origin[o])]
+    chosen: list[Split] = []
+    depth = 0
+    while len(chosen) < count and any(len(s) > depth for s in per_doc):
+        chosen += [s[depth] for s in per_doc if len(s) > depth][: count - len(chosen)]
+        depth += 1
+    return chosen
+
+
+def trim_context(split: Split, chars: int = 1500) -> Split:
+    return Split(split.prefix[-chars:], split.target, split.suffix[:chars])
+
+
+def load_sets(checkpoint: Path, data_dir: Path, n: int) -> dict[str, list[Split]]:
+    corpus_dir = data_dir / "corpus"
+    heldout = corpus.read_documents(corpus_dir / "heldout.jsonl", missing_ok=True)
+    if heldout:
+        selection = [trim_context(s) for s in prose_splits(heldout, n)]
+    else:
+        sample = read_sample(checkpoint / "heldout_sample.jsonl")
+        selection = [s for s in sample if is_prose_target(s.target)][:n]
+    sets = {"selection": selection}
+    other = corpus.read_documents(corpus_dir / "heldout_source.jsonl", missing_ok=True)
+    if other:
+        sets["heldout_source"] = [trim_context(s) for s in prose_splits(other, n)]
+    return sets
+
+
+def read_sample(path: Path) -> list[Split]:
+    with path.open(encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return [Split(r["prefix"], r["target"], r["suffix"]) for r in rows]
+
+
+def reference_score(splits: Sequence[Split], words: frozenset[str]) -> dict[str, float]:
+    """The original blocks' own figures: the ceiling a rewrite can reach on this text."""
+    targets = [s.target for s in splits]
+    return {
+        "dictionary_word_rate": round(dictionary_word_rate(targets, words).rate, 4),
+        "repetition": round(statistics.fmean(repetition(t) for t in targets), 4),
+    }
