@@ -109,6 +109,17 @@ def keep_and_confidence(app: QApplication, w: MainWindow, start: int) -> None:
     w.confidence.stop()
 
 
+def preferences_and_grab(app: QApplication, w: MainWindow, shot: str) -> None:
+    """Edit ▸ Preferences with rewrites on a server (shown, then cancelled: nothing is saved)."""
+    dialog = w.preferences_dialog()
+    dialog.run_on.setCurrentIndex(dialog.run_on.findData("diffedit"))
+    dialog.server_url.setText("http://gpu-box:8040")
+    dialog.show()
+    pump(app, 0.5)
+    dialog.grab().save(str(HERE / shot))
+    dialog.reject()
+
+
 def main() -> int:
     app = QApplication([])
     apply_theme(app, THEMES["light"])
@@ -153,6 +164,7 @@ def main() -> int:
     w.act_preview.setChecked(False)
     w.resize(1280, 820)
     draft_and_grab(app, w, "draft-in-progress.png")
+    preferences_and_grab(app, w, "preferences-server.png")
     w.bridge.shutdown()
     w.close()
     return 0
