@@ -384,34 +384,12 @@ class Handler(CompletionsMixin, BaseHTTPRequestHandler):
         if ticket is None:
             self._busy()
             return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-ndjson")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
-        cancel = ClientWatch(self.connection)
-
-        def write(obj: dict[str, Any]) -> None:
-            if cancel.cancelled:
-                return
-            try:
-                self.wfile.write(json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n")
-                self.wfile.flush()
-            except OSError:  # the client closed the stream: cancel the job at its next step
-                cancel.cancel()
+        cancel, write = open_lines(self)
 
         def on_frame(frame: Frame) -> None:
             write(frame_to_json(frame))
 
-        beat = [0.0]
-
-        def queued(position: int) -> None:  # the client's stall timeout sees the server alive
-            if time.monotonic() - beat[0] >= HEARTBEAT_S:
-                beat[0] = time.monotonic()
-                write({"type": "queued", "position": position})
-
-        if not queue.wait_turn(ticket, lambda: cancel.cancelled, queued):
+        if not queue.wait_turn(ticket, lambda: cancel.cancelled, queued_lines(write)):
             self.log_message("job %s dropped while queued: the client closed the stream", job.job_id)
             return
         try:
@@ -448,6 +426,29 @@ def same_tokenizer(handler: Handler, body: dict[str, Any]) -> bool:
         f"connected to ({str(expected)[:12]}): the server was restarted with another model; reconnect",
     )
     return False
+
+
+def open_lines(handler: Handler) -> tuple[ClientWatch, Callable[[dict[str, Any]], None]]:
+    """Start a 200 answer of newline-delimited JSON: the token that is cancelled once the client has gone
+    (closed the stream, or a write failed), and the function that writes one object as one line."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/x-ndjson")
+    handler.send_header("Cache-Control", "no-cache")
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.close_connection = True
+    cancel = ClientWatch(handler.connection)
+
+    def write(obj: dict[str, Any]) -> None:
+        if cancel.cancelled:
+            return
+        try:
+            handler.wfile.write(json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n")
+            handler.wfile.flush()
+        except OSError:  # the client closed the stream: cancel the job at its next step
+            cancel.cancel()
+
+    return cancel, write
 
 
 def queued_lines(write: Callable[[dict[str, Any]], None]) -> Callable[[int], None]:
@@ -548,23 +549,7 @@ def post_extra(handler: Handler) -> None:
                 return
         handler._send_json(200, alternatives_result_to_json(out))
         return
-    handler.send_response(200)
-    handler.send_header("Content-Type", "application/x-ndjson")
-    handler.send_header("Cache-Control", "no-cache")
-    handler.send_header("Connection", "close")
-    handler.end_headers()
-    handler.close_connection = True
-    cancel = ClientWatch(handler.connection)
-
-    def write(obj: dict[str, Any]) -> None:
-        if cancel.cancelled:
-            return
-        try:
-            handler.wfile.write(json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n")
-            handler.wfile.flush()
-        except OSError:  # the client closed the stream: cancel the batch at its next step
-            cancel.cancel()
-
+    cancel, write = open_lines(handler)
     with engine_turn(handler, ticket, cancel, queued_lines(write)) as running:
         if not running:
             return
