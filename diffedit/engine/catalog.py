@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -191,8 +191,16 @@ def runtime_overhead(canvas_length: int, vocab_size: int) -> int:
     return RUNTIME_BASE_BYTES + LOGIT_COPIES * canvas_length * vocab_size * 4
 
 
-def estimate_loads(stats: WeightStats, overhead: int, machine: MachineMemory) -> tuple[LoadEstimate, ...]:
-    """Memory for bf16, int8, int4 and offloaded loading; int8/int4 shrink only the quantisable weights."""
+def estimate_loads(
+    stats: WeightStats,
+    overhead: int,
+    machine: MachineMemory,
+    can_split: Callable[[], bool] | None = None,
+) -> tuple[LoadEstimate, ...]:
+    """Memory for bf16, int8, int4 and offloaded loading; int8/int4 shrink only the quantisable weights.
+
+    ``can_split``: whether the loader's own planner (``diffedit.engine.placement``) finds a split of the bf16
+    weights between this machine's GPU and RAM; without it, the rough test GPU + RAM >= the weights."""
     rest = stats.parameters - stats.quantisable
     bf16 = stats.parameters * BF16_BYTES_PER_PARAM + overhead
     int8 = math.ceil(rest * BF16_BYTES_PER_PARAM + stats.quantisable * INT8_BYTES_PER_PARAM) + overhead
@@ -202,9 +210,14 @@ def estimate_loads(stats: WeightStats, overhead: int, machine: MachineMemory) ->
     sizes: tuple[tuple[LoadMode, int], ...] = (("bf16", bf16), ("int8", int8), ("int4", int4))
     out = [LoadEstimate(m, b, where, b <= room) for m, b in sizes]
     if on_gpu:  # accelerate keeps what fits on the GPU and the rest of the bf16 layers in RAM
-        out.append(
-            LoadEstimate("offloaded", bf16, "GPU+RAM", bf16 <= machine.gpu_free + machine.ram_available)
-        )
+        if can_split is not None:  # the resident parts and one layer's room on the GPU, layer by layer
+            fits = can_split()
+            note = "" if fits else "no split fits: the GPU cannot hold the resident parts and one layer"
+            out.append(LoadEstimate("offloaded", bf16, "GPU+RAM", fits, note))
+        else:
+            out.append(
+                LoadEstimate("offloaded", bf16, "GPU+RAM", bf16 <= machine.gpu_free + machine.ram_available)
+            )
     else:
         out.append(LoadEstimate("offloaded", bf16, "GPU+RAM", False, "needs a CUDA GPU"))
     return tuple(out)
@@ -268,8 +281,18 @@ def describe_checkpoint(
         size_bytes=size,
         dtype="+".join(stats.dtypes),
         demo=demo,
-        loads=estimate_loads(stats, overhead, machine),
+        loads=estimate_loads(stats, overhead, machine, lambda: _splits(info, machine)),
     )
+
+
+def _splits(info: Any, machine: MachineMemory) -> bool:
+    """Whether the loader would split ``info``'s bf16 weights between this machine's GPU and RAM."""
+    from diffedit.engine.placement import plan_for
+
+    try:
+        return plan_for(info, "none", BF16_BYTES_PER_PARAM, machine, "cuda") is not None
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def scan_hf_cache(machine: MachineMemory, cache_dir: Path | None = None) -> list[CatalogEntry]:

@@ -16,6 +16,7 @@ from diffedit.engine.catalog import (
     INT8_BYTES_PER_PARAM,
     MachineMemory,
     WeightStats,
+    describe_checkpoint,
     estimate_loads,
     find_checkpoints,
     hf_cache_dir,
@@ -172,3 +173,18 @@ def test_a_repo_id_resolves_to_its_cached_snapshot(cache: Path) -> None:
     assert resolve_model(None) is None
     with pytest.raises(ModelLoadError, match=r"diffedit models pull acme/other"):
         resolve_model("acme/other")
+
+
+def test_the_offloaded_column_asks_the_loaders_planner_not_the_sum_of_gpu_and_ram() -> None:
+    """GPU + RAM hold the demo's 17 MB many times over, but a GPU with 1 MB free cannot hold the resident
+    parts, one layer's room and the runtime: the loader would refuse the split, so the catalogue says so."""
+    demo = default_model_path()
+    tiny_gpu = MachineMemory(16 * 10**9, 8 * 10**9, "cuda:0 test", gpu_total=10**6, gpu_free=10**6)
+    entry = describe_checkpoint(demo, "demo", "demo", tiny_gpu)
+    offloaded = {ld.mode: ld for ld in entry.loads}["offloaded"]
+    assert offloaded.bytes <= tiny_gpu.gpu_free + tiny_gpu.ram_available  # the rough test would say it fits
+    assert not offloaded.fits and "no split fits" in offloaded.note
+    roomy_gpu = MachineMemory(16 * 10**9, 8 * 10**9, "cuda:0 test", gpu_total=4 * 10**9, gpu_free=2 * 10**9)
+    assert {ld.mode: ld for ld in describe_checkpoint(demo, "demo", "demo", roomy_gpu).loads}[
+        "offloaded"
+    ].fits
