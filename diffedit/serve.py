@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from diffedit.engine.transport import HEARTBEAT_S
-from diffedit.engine.types import MAX_ALTERNATIVES, Cancelled, CancelToken, EngineError, Frame
+from diffedit.engine.types import MAX_ALTERNATIVES, Cancelled, EngineError, Frame
 from diffedit.engine.vllm_wire import (
     CompletionRequest,
     completion_answer,
@@ -361,7 +361,7 @@ class Handler(CompletionsMixin, BaseHTTPRequestHandler):
             self._busy()
             return
         cancel = ClientWatch(self.connection)  # a client that hangs up no longer holds the engine
-        if not queue.wait_turn(ticket, lambda: cancel.cancelled):
+        if not queue.wait_turn(ticket, cancel.gone_now):
             self.log_message("job %s dropped while queued: the client left", job.job_id)
             self.close_connection = True
             return
@@ -389,7 +389,7 @@ class Handler(CompletionsMixin, BaseHTTPRequestHandler):
         def on_frame(frame: Frame) -> None:
             write(frame_to_json(frame))
 
-        if not queue.wait_turn(ticket, lambda: cancel.cancelled, queued_lines(write)):
+        if not queue.wait_turn(ticket, cancel.gone_now, queued_lines(write)):
             self.log_message("job %s dropped while queued: the client closed the stream", job.job_id)
             return
         try:
@@ -474,12 +474,12 @@ def take_place(handler: Handler) -> Ticket | None:
 
 @contextmanager
 def engine_turn(
-    handler: Handler, ticket: Ticket, cancel: CancelToken, tick: Callable[[int], None] | None = None
+    handler: Handler, ticket: Ticket, cancel: ClientWatch, tick: Callable[[int], None] | None = None
 ) -> Iterator[bool]:
     """Wait for ``ticket``'s turn on the engine; yields True while this request holds it, False when its
     client left while it waited (then nothing runs)."""
     queue = handler.server.queue
-    if not queue.wait_turn(ticket, lambda: cancel.cancelled, tick):
+    if not queue.wait_turn(ticket, cancel.gone_now, tick):
         handler.log_message("%s dropped while queued: the client left", handler.path)
         handler.close_connection = True
         yield False

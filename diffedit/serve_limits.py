@@ -132,6 +132,13 @@ class ClientWatch(CancelToken):
         self._last = 0.0
         self._lock = threading.Lock()
 
+    def gone_now(self) -> bool:
+        """``cancelled``, looking at the connection now (not at most every ``every_s``): for the moment a
+        queued job is about to start, so that a client that left just before never has its job run."""
+        with self._lock:
+            self._last = 0.0
+        return self.cancelled
+
     @property
     def cancelled(self) -> bool:
         if super().cancelled:

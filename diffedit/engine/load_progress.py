@@ -15,18 +15,29 @@ WeightsProgress = Callable[[int, int], None]  # (tensors loaded, tensors in all)
 LOOP_DESCRIPTION = "Loading weights"  # the desc transformers gives its weight-loading loop
 
 
+def whole_percents(report: WeightsProgress) -> WeightsProgress:
+    """``report``, called only when the whole percentage changes: at most 101 reports, however many
+    tensors, and each one further on than the last."""
+    last = [-1]
+
+    def tell(done: int, total: int) -> None:
+        percent = done * 100 // total if total else 100
+        if percent != last[0]:
+            last[0] = percent
+            report(done, total)
+
+    return tell
+
+
 class _CountingLoop:
     """Stands in for the loop's progress bar: iterates as it would and reports each whole percent."""
 
     def __init__(self, bar: Any, items: Any, total: int, report: WeightsProgress) -> None:
-        self._bar, self._items, self._total, self._report = bar, items, total, report
-        self._percent = -1
+        self._bar, self._items, self._total = bar, items, total
+        self._report = whole_percents(report)
 
     def _tell(self, done: int) -> None:
-        percent = done * 100 // self._total if self._total else 100
-        if percent != self._percent:  # at most 101 reports, however many tensors
-            self._percent = percent
-            self._report(done, self._total)
+        self._report(done, self._total)
 
     def __iter__(self) -> Iterator[Any]:
         self._tell(0)

@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from diffedit.engine.context import INFILL_FILE, format_for_checkpoint
-from diffedit.engine.load_progress import WeightsProgress
+from diffedit.engine.load_progress import WeightsProgress, whole_percents
 from diffedit.engine.native.config import Unsupported, read_config, read_generation_config
 from diffedit.engine.types import ModelLoadError
 
@@ -105,6 +105,9 @@ def _build(
         raise Unsupported(f"weights missing from the checkpoint: {', '.join(missing[:3])}")
     state: dict[str, torch.Tensor] = {}
     total, done = len(names), 0
+    if on_weights is not None:
+        on_weights = whole_percents(on_weights)
+        on_weights(0, total)
     by_file: dict[Any, list[tuple[str, str]]] = {}
     for ours, (path, key) in names.items():
         by_file.setdefault(path, []).append((ours, key))
