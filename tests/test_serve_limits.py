@@ -260,7 +260,8 @@ def test_alternatives_readings_and_vllm_completions_wait_in_the_same_queue(serve
 
 
 def test_a_client_that_hangs_up_on_a_plain_vllm_completion_frees_the_engine(server: Served) -> None:
-    body = {"prompt": [2, 5, 6], "max_tokens": 8, "vllm_xargs": {"diffusion_max_steps": 100_000}}
+    # Canvas after canvas until cancelled (no end token stops it): the job is running when the client leaves.
+    body = {"prompt": [2, 5, 6], "max_tokens": 100_000, "ignore_eos": True}
     connection = connect(server)
     connection.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
     until(lambda: health(server)["running"] == 1)
