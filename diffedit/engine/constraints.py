@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,28 +62,46 @@ class TokenClasses:
         self.empty = empty  # shows nothing: no slot may hold one (the end ids are placed by the band)
         self.ends = torch.zeros(vocab_size, dtype=torch.bool)
         self.ends[sorted(self.end_ids)] = True
-        self._containing: dict[frozenset[str], torch.Tensor] = {}
-        self._starting: dict[tuple[str, ...], torch.Tensor] = {}
+        # Masks by rule, the least recently used dropped past MASK_CACHE_SIZE: diffedit's templates use a
+        # handful, and a server must not let its clients grow this without bound.
+        self._containing: OrderedDict[frozenset[str], torch.Tensor] = OrderedDict()
+        self._starting: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
 
     def containing(self, chars: frozenset[str]) -> torch.Tensor:
         """Tokens whose text holds any of ``chars``."""
-        mask = self._containing.get(chars)
+        mask = _recall(self._containing, chars)
         if mask is None:
             mask = torch.tensor([not chars.isdisjoint(t) for t in self.texts], dtype=torch.bool)
-            self._containing[chars] = mask
+            _remember(self._containing, chars, mask)
         return mask
 
     def starting(self, patterns: tuple[str, ...]) -> torch.Tensor:
         """Tokens whose text, at a line start, matches one of ``patterns`` or could begin a match (a partial
         match: the tokens after it might complete it)."""
-        mask = self._starting.get(patterns)
+        mask = _recall(self._starting, patterns)
         if mask is None:
             either = regex.compile("|".join(f"(?:{p})" for p in patterns))
             mask = torch.tensor(
                 [either.match(t, partial=True) is not None for t in self.texts], dtype=torch.bool
             )
-            self._starting[patterns] = mask
+            _remember(self._starting, patterns, mask)
         return mask
+
+
+MASK_CACHE_SIZE = 64
+
+
+def _recall(cache: OrderedDict[Any, torch.Tensor], key: Any) -> torch.Tensor | None:
+    mask = cache.get(key)
+    if mask is not None:
+        cache.move_to_end(key)
+    return mask
+
+
+def _remember(cache: OrderedDict[Any, torch.Tensor], key: Any, mask: torch.Tensor) -> None:
+    cache[key] = mask
+    while len(cache) > MASK_CACHE_SIZE:
+        cache.popitem(last=False)
 
 
 def place_kept(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from diffedit.engine.constraints import TokenClasses, compile_templates
+from diffedit.engine.constraints import MASK_CACHE_SIZE, TokenClasses, compile_templates
 from diffedit.engine.denoise import DenoiseOptions, StepView, denoise
 from diffedit.engine.loader import load_model
 from diffedit.engine.sampling import (
@@ -206,3 +206,17 @@ def test_a_slot_without_an_original_takes_its_band_from_target_tokens(
     assert (planned.start, planned.original_tokens) == (0, 0)
     assert (planned.min_tokens, planned.max_tokens) == (24, 60)
     assert run.canvases == 4 and run.held[60] == EOS  # 61 positions: canvas after canvas
+
+
+def test_the_rule_masks_are_remembered_but_never_more_than_a_bounded_number(classes: TokenClasses) -> None:
+    """A server compiles the rules its clients send: each distinct set costs a vocabulary-sized mask, so
+    the cache keeps the most recently used MASK_CACHE_SIZE and answers the same either way."""
+    first = classes.containing(frozenset("\n"))
+    for i in range(3 * MASK_CACHE_SIZE):
+        classes.containing(frozenset({chr(0x4E00 + i)}))
+        classes.starting((f"x{i}",))
+    assert len(classes._containing) == MASK_CACHE_SIZE and len(classes._starting) == MASK_CACHE_SIZE
+    again = classes.containing(frozenset("\n"))  # dropped long ago: made again, the same mask
+    assert torch.equal(first, again)
+    kept = classes.containing(frozenset({chr(0x4E00 + 3 * MASK_CACHE_SIZE - 1)}))
+    assert kept is classes._containing[frozenset({chr(0x4E00 + 3 * MASK_CACHE_SIZE - 1)})]
