@@ -69,7 +69,7 @@ from diffedit.engine.wire import (
     readings_to_json,
     result_to_json,
 )
-from diffedit.serve_limits import ClientWatch, JobQueue, Ticket, check_line_starts
+from diffedit.serve_limits import ClientWatch, JobLimits, JobQueue, Ticket, check_line_starts
 
 if TYPE_CHECKING:
     from diffedit.engine.engine import Engine
@@ -100,12 +100,14 @@ class DiffeditServer(ThreadingHTTPServer):
         api_key: str | None,
         demo: bool,
         max_queue: int | None = MAX_QUEUE,
+        limits: JobLimits | None = None,
     ) -> None:
         super().__init__(address, Handler)
         self.engine = engine
         self.api_key = api_key
         self.demo = demo
         self.lock = threading.Lock()  # one job at a time on the one engine
+        self.limits = limits or JobLimits()
         self.queue = JobQueue(max_queue, self.lock)  # completions take the lock through it, in arrival order
         info = getattr(getattr(engine, "loaded", None), "info", None)
         self.tokenizer_sha256 = tokenizer_fingerprint(getattr(info, "path", None))
@@ -133,6 +135,7 @@ class CompletionsMixin:
                 vocab,
                 lambda text: engine.tokenizer.encode(text, add_special_tokens=False),
             )
+            self.server.limits.check(request.max_steps, request.max_tokens, len(request.prompt_ids))
             why = unsupported(request)
             if why is not None:
                 raise WireError(why)
@@ -344,6 +347,7 @@ class Handler(CompletionsMixin, BaseHTTPRequestHandler):
             job = None if completion else job_from_json(body)
             if job is not None:
                 check_line_starts(job)  # no regular expression from a client is compiled here
+                self.server.limits.check_job(job)
         except (ValueError, EngineError) as exc:  # WireError, SettingsError, bad JSON
             self._error(400, str(exc))
             return
@@ -502,9 +506,11 @@ def post_extra(handler: Handler) -> None:
             raise WireError("the body must be a JSON object")
         if handler.path == "/v1/inspect":
             request, top_k, context_tokens = inspect_from_json(body)
+            handler.server.limits.check(None, None, context_tokens)
         else:
             job = job_from_json(body)
             check_line_starts(job)  # no regular expression from a client is compiled here
+            handler.server.limits.check_job(job)
             raw_count = body.get("count")
             if not isinstance(raw_count, int) or not 1 <= raw_count <= MAX_ALTERNATIVES:
                 raise WireError(
@@ -576,7 +582,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise UsageError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
     engine, demo = load_local_engine(args)
     try:
-        server = DiffeditServer((args.host, args.port), engine, api_key, demo, args.max_queue or None)
+        limits = JobLimits(args.max_steps, args.max_new_tokens, args.max_context_tokens)
+        server = DiffeditServer((args.host, args.port), engine, api_key, demo, args.max_queue or None, limits)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     host, port = server.server_address[:2]
@@ -620,6 +627,15 @@ def add_parser(sub: Any) -> None:
         help=f"jobs that may wait behind the running one (default {MAX_QUEUE}; 0: no limit); "
         "one more is answered 503 with Retry-After",
     )
+    defaults = JobLimits()
+    for flag, default, what in (
+        ("--max-steps", defaults.steps, "denoising steps per canvas"),
+        ("--max-new-tokens", defaults.new_tokens, "tokens one request may write"),
+        ("--max-context-tokens", defaults.context_tokens, "tokens of context one request may send"),
+    ):
+        p.add_argument(
+            flag, type=int, default=default, metavar="N", help=f"most {what} (default {default}; more: 400)"
+        )
     p.add_argument("--model", help="DiffusionGemma checkpoint folder (default: the bundled demo model)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
     p.add_argument("--trust-remote-code", action="store_true", help="let code shipped with this model run")

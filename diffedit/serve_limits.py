@@ -25,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 
 from diffedit.engine.types import CancelToken, FreeText, GenerationSettings, RewriteJob
@@ -190,3 +191,30 @@ def check_line_starts(job: RewriteJob) -> None:
                     "use; this server compiles no other regular expressions (do client and server versions "
                     "differ?)"
                 )
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """The most one request may ask of the engine (``diffedit serve --max-steps`` etc.): without them one
+    client could hold the engine, and every editor queued behind it, for as long as it likes."""
+
+    steps: int = 1000  # denoising steps per canvas
+    new_tokens: int = 8192  # tokens written (canvases x canvas length, rounded up)
+    context_tokens: int = 32768  # document context read around the target
+
+    def check(self, steps: int | None, new_tokens: int | None, context_tokens: int | None) -> None:
+        """``WireError`` (a 400, nothing run) naming what is over which limit and the option that sets it."""
+        for what, value, limit, option in (
+            ("steps", steps, self.steps, "--max-steps"),
+            ("new tokens", new_tokens, self.new_tokens, "--max-new-tokens"),
+            ("context tokens", context_tokens, self.context_tokens, "--max-context-tokens"),
+        ):
+            if value is not None and value > limit:
+                raise WireError(
+                    f"the request asks for {value} {what}; this server allows at most {limit} "
+                    f"(its {option}): ask for fewer"
+                )
+
+    def check_job(self, job: RewriteJob) -> None:
+        s = job.settings
+        self.check(s.steps, s.max_new_tokens, s.context_tokens)

@@ -3,6 +3,7 @@ expressions it compiles (``diffedit.serve_limits``); unit tests, then a real ser
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -135,7 +136,9 @@ def test_a_foreign_regular_expression_is_refused() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    served = start_server(tmp_path_factory.mktemp("serve-limits"), "--max-queue", "1")
+    served = start_server(
+        tmp_path_factory.mktemp("serve-limits"), "--max-queue", "1", "--max-steps", str(ENDLESS.steps)
+    )
     yield served
     stop(served)
 
@@ -261,10 +264,28 @@ def test_alternatives_readings_and_vllm_completions_wait_in_the_same_queue(serve
 
 def test_a_client_that_hangs_up_on_a_plain_vllm_completion_frees_the_engine(server: Served) -> None:
     # Canvas after canvas until cancelled (no end token stops it): the job is running when the client leaves.
-    body = {"prompt": [2, 5, 6], "max_tokens": 100_000, "ignore_eos": True}
+    body = {"prompt": [2, 5, 6], "max_tokens": 8192, "ignore_eos": True}  # 64 canvases, at most allowed
     connection = connect(server)
     connection.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
     until(lambda: health(server)["running"] == 1)
     hang_up(connection)
     until(lambda: health(server) == {"running": 0, "waiting": 0, "max_waiting": 1})
     assert "completion cancelled: the client left" in server.log_text()
+
+
+def test_a_request_over_the_servers_limits_is_refused_naming_the_option(server: Served) -> None:
+    """One client must not hold the engine (and every editor queued behind it) as long as it likes."""
+    over = (ENDLESS.steps or 0) + 1  # the fixture's --max-steps, plus one
+    big = paragraph_job(steps=2)
+    big = RewriteJob(big.request, dataclasses.replace(big.settings, steps=over), big.job_id, big.templates)
+    steps_message = f"asks for {over} steps; this server allows at most {over - 1} (its --max-steps)"
+    tokens_message = "at most 8192 (its --max-new-tokens)"
+    for path, body, message in (
+        ("/v1/completions", job_to_json(big), steps_message),
+        ("/v1/alternatives", job_to_json(big) | {"count": 2}, steps_message),
+        ("/v1/completions", {"prompt": [2, 5, 6], "max_tokens": 10**6}, tokens_message),
+    ):
+        refused = post_raw(server, path, body)
+        assert refused.status == 400, (path, refused.status)
+        assert message in json.loads(refused.read())["error"]["message"]
+    assert health(server) == {"running": 0, "waiting": 0, "max_waiting": 1}  # nothing ran
