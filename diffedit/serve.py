@@ -335,14 +335,10 @@ class Handler(CompletionsMixin, BaseHTTPRequestHandler):
         if self.path != "/v1/completions":
             post_extra(self)
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._error(413, f"the request is {length} bytes; at most {MAX_BODY} are accepted")
+        body = read_body(self)
+        if body is None:
             return
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-            if not isinstance(body, dict):
-                raise WireError("the body must be a JSON object")
             completion = is_completion_body(body)  # vLLM's protocol (see diffedit.engine.vllm_wire)
             job = None if completion else job_from_json(body)
             if job is not None:
@@ -494,16 +490,29 @@ def engine_turn(
         queue.done()
 
 
-def post_extra(handler: Handler) -> None:
-    """``POST /v1/alternatives`` and ``POST /v1/inspect`` (authorised already; see the module's docstring)."""
+def read_body(handler: Handler) -> dict[str, Any] | None:
+    """A POST's JSON object, or None when it was refused (413 too large, 400 not a JSON object; sent)."""
     length = int(handler.headers.get("Content-Length") or 0)
     if length > MAX_BODY:
         handler._error(413, f"the request is {length} bytes; at most {MAX_BODY} are accepted")
-        return
+        return None
     try:
         body = json.loads(handler.rfile.read(length) or b"{}")
-        if not isinstance(body, dict):
-            raise WireError("the body must be a JSON object")
+    except ValueError as exc:
+        handler._error(400, f"the body is not JSON: {exc}")
+        return None
+    if not isinstance(body, dict):
+        handler._error(400, "the body must be a JSON object")
+        return None
+    return body
+
+
+def post_extra(handler: Handler) -> None:
+    """``POST /v1/alternatives`` and ``POST /v1/inspect`` (authorised already; see the module's docstring)."""
+    body = read_body(handler)
+    if body is None:
+        return
+    try:
         if handler.path == "/v1/inspect":
             request, top_k, context_tokens = inspect_from_json(body)
             handler.server.limits.check(None, None, context_tokens)

@@ -165,3 +165,15 @@ def test_bad_counts_and_readings_are_refused_with_their_reason(server: Served) -
             urllib.request.urlopen(request, timeout=30)
         assert caught.value.code == 400
         assert words in json.loads(caught.value.read())["error"]["message"]
+
+
+def test_a_body_that_is_not_a_json_object_is_refused_on_every_endpoint(server: Served) -> None:
+    for path in ("/v1/completions", "/v1/alternatives", "/v1/inspect"):
+        for data, words in ((b"{not json", "the body is not JSON"), (b"[1, 2]", "must be a JSON object")):
+            request = urllib.request.Request(
+                server.url + path, data=data, headers={"Content-Type": "application/json"}, method="POST"
+            )
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(request, timeout=30)
+            assert caught.value.code == 400, path
+            assert words in json.loads(caught.value.read())["error"]["message"], path
