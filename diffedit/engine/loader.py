@@ -261,7 +261,7 @@ def load_model(
     # Local files only: loading never touches the network, even if a name looks like a hub id.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from transformers import AutoTokenizer, DiffusionGemmaForBlockDiffusion
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     dev = pick_device(device)
@@ -293,17 +293,7 @@ def load_model(
     try:
         # Mismatched shapes come back in the loading info (instead of "look at the above report!" with the
         # report hidden), so that check_loading_info can name the tensor.
-        with weights_progress(on_weights):
-            loaded: Any = DiffusionGemmaForBlockDiffusion.from_pretrained(
-                info.path,
-                dtype=torch_dtype,
-                use_safetensors=True,
-                local_files_only=True,
-                trust_remote_code=trust_remote_code,
-                ignore_mismatched_sizes=True,
-                output_loading_info=True,
-            )
-        model, loading_info = loaded
+        model, loading_info = from_checkpoint(info, torch_dtype, trust_remote_code, on_weights)
     except Exception as exc:
         raise ModelLoadError(
             f"the weights in {info.path} do not load: {str(exc).splitlines()[0][:300]}"
@@ -403,6 +393,32 @@ def memory_needed(info: CheckpointInfo, quantize: str, dtype_bytes: int) -> tupl
     text = config.get("text_config") or {}
     runtime = runtime_overhead(int(config.get("canvas_length", 256)), int(text.get("vocab_size", 262_144)))
     return quantised_size(info.weight_files, quantize, dtype_bytes), runtime  # type: ignore[arg-type]
+
+
+def from_checkpoint(
+    info: CheckpointInfo,
+    dtype: Any,
+    trust_remote_code: bool,
+    on_weights: WeightsProgress | None,
+    **placement: Any,
+) -> tuple[Any, Any]:
+    """transformers' ``from_pretrained`` the one way diffedit calls it (safetensors, local files only, the
+    loading info returned so mismatched shapes can be named); ``placement``: ``device_map`` and
+    ``offload_folder`` for a split model. Returns (model, loading info)."""
+    from transformers import DiffusionGemmaForBlockDiffusion
+
+    with weights_progress(on_weights):
+        loaded: Any = DiffusionGemmaForBlockDiffusion.from_pretrained(
+            info.path,
+            dtype=dtype,
+            use_safetensors=True,
+            local_files_only=True,
+            trust_remote_code=trust_remote_code,
+            ignore_mismatched_sizes=True,
+            output_loading_info=True,
+            **placement,
+        )
+    return loaded[0], loaded[1]
 
 
 def check_fits(

@@ -322,26 +322,14 @@ def load_placed(
                 device_map=device_map,
             )
             return hook_offloaded_layers(model, placement)
-        from transformers import DiffusionGemmaForBlockDiffusion
-
         from diffedit.engine.checkpoint_check import check_loading_info
-        from diffedit.engine.load_progress import weights_progress
+        from diffedit.engine.loader import from_checkpoint
 
         folder = tempfile.mkdtemp(prefix="diffedit-offload-") if placement.offload_to == "disk" else None
         try:
-            with weights_progress(on_weights):
-                loaded: Any = DiffusionGemmaForBlockDiffusion.from_pretrained(
-                    info.path,
-                    dtype=dtype,
-                    device_map=device_map,
-                    offload_folder=folder,
-                    use_safetensors=True,
-                    local_files_only=True,
-                    trust_remote_code=trust_remote_code,
-                    ignore_mismatched_sizes=True,
-                    output_loading_info=True,
-                )
-            model, loading_info = loaded
+            model, loading_info = from_checkpoint(
+                info, dtype, trust_remote_code, on_weights, device_map=device_map, offload_folder=folder
+            )
         except BaseException:
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
