@@ -38,12 +38,11 @@ class Profile:
     eval_every: int
 
 
-# cpu: ~2 hours in all on 2 idle cores: ~100 minutes of training at ~5.3 s per step (demo-1's measured 2.35 s
-# scaled by demo-2's 2.26x active parameters per token: an estimate, the shared machine could not measure it,
-# see docs/training.md), plus ~20 minutes of corpus, examples, sweep and evaluation.
+# cpu: ~2 hours in all on 2 idle cores: 1,600 steps at ~3.5 s a step (measured, docs/training.md) is ~95
+# minutes of training, plus ~20 minutes of corpus, examples, sweep and evaluation.
 # gpu: sized for ~10 minutes of a lent GPU (demo-1 ran 0.19 s per step on an H100), not measured yet.
 PROFILES = {
-    "cpu": Profile("cpu", steps=1100, batch_size=16, lr=1.2e-3, warmup=100, eval_every=200),
+    "cpu": Profile("cpu", steps=1600, batch_size=16, lr=1.2e-3, warmup=100, eval_every=200),
     "gpu": Profile("cuda", steps=4000, batch_size=16, lr=1.2e-3, warmup=150, eval_every=400),
 }
 SHAPE = "demo-2"

@@ -40,6 +40,7 @@ from diffedit.training.niceness import nice_to
 RESULTS_FILE = "eval_results.json"
 DEFAULT_BUDGET = 192
 REWRITE_SEED = 14  # which held-out blocks the card shows: random.Random(REWRITE_SEED), not a hand pick
+ACCURACY_SEED = 0  # which held-out examples the one-pass accuracy reads when they are capped
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,15 @@ def train_target_examples(tokenizer: Any, budget: int, canvas_length: int, data_
         return pickle.loads(cache.read_bytes())[1]
     docs = corpus.read_documents(data_dir / "corpus" / "train.jsonl")
     return build_examples(tokenizer, [d.text for d in docs], budget, canvas_length)
+
+
+def accuracy_subset(examples: Sequence[Example], limit: int | None) -> list[Example]:
+    """All ``examples``, or ``limit`` of them drawn by ``ACCURACY_SEED`` (never by hand) if there are more."""
+    import random
+
+    if limit is None or limit >= len(examples):
+        return list(examples)
+    return random.Random(ACCURACY_SEED).sample(list(examples), limit)
 
 
 def regenerate(
@@ -147,6 +157,7 @@ def evaluate(
     dictionary_n: int = 0,
     rewrites: int = 10,
     words_file: Path | None = None,
+    accuracy_examples: int | None = None,
 ) -> dict[str, Any]:
     torch.manual_seed(0)
     model, tokenizer = load_checkpoint(checkpoint)
@@ -154,7 +165,8 @@ def evaluate(
     canvas = model.config.canvas_length
     assert canvas is not None
     docs = corpus.read_documents(data_dir / "corpus" / "heldout.jsonl")
-    heldout = build_examples(tokenizer, [d.text for d in docs], budget, canvas)
+    all_heldout = build_examples(tokenizer, [d.text for d in docs], budget, canvas)
+    heldout = accuracy_subset(all_heldout, accuracy_examples)
     pad = tokenizer.pad_token_id
     token = most_frequent_token(train_target_examples(tokenizer, budget, canvas, data_dir), pad)
     acc = one_pass_accuracy(model, heldout, pad)
@@ -170,7 +182,9 @@ def evaluate(
         )
     return {
         "heldout_documents": len(docs),
-        "heldout_examples": len(heldout),
+        "heldout_examples": len(all_heldout),
+        "accuracy_examples": len(heldout),
+        "accuracy_seed": ACCURACY_SEED,
         "noise_fraction": 0.5,
         "renoised_positions": acc.noised,
         "model_accuracy": round(acc.value, 4),
@@ -196,6 +210,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--dictionary-n", type=int, default=40, help="rewrites per held-out set for the dictionary-word rate"
     )
+    parser.add_argument(
+        "--accuracy-examples",
+        type=int,
+        default=2000,
+        help="held-out examples for the one-pass accuracy, drawn by a fixed seed (0: all; default 2000)",
+    )
     parser.add_argument("--rewrites", type=int, default=10, help="verbatim before/after rewrites kept")
     parser.add_argument("--words", type=Path, default=None, help="word list (default /usr/share/dict/words)")
     parser.add_argument("--nice", type=int, default=10)
@@ -203,7 +223,13 @@ def main(argv: list[str] | None = None) -> None:
     nice_to(args.nice)
     torch.set_num_threads(args.threads)
     results = evaluate(
-        args.checkpoint, args.data, args.generations, args.dictionary_n, args.rewrites, args.words
+        args.checkpoint,
+        args.data,
+        args.generations,
+        args.dictionary_n,
+        args.rewrites,
+        args.words,
+        args.accuracy_examples or None,
     )
     (args.checkpoint / RESULTS_FILE).write_text(
         json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"

@@ -341,6 +341,14 @@ against the first demo model:
 """
 
 
+def examples_phrase(res: dict[str, Any]) -> str:
+    """Which held-out examples the one-pass accuracy read: all of them, or a fixed-seed draw."""
+    total, used = res["heldout_examples"], res.get("accuracy_examples", res["heldout_examples"])
+    if used >= total:
+        return f"all {total:,} held-out examples"
+    return f"{used:,} of the {total:,} held-out examples (drawn by seed {res.get('accuracy_seed', 0)})"
+
+
 def rewrites_section(res: dict[str, Any]) -> str:
     dic = res.get("dictionary")
     if not dic or not dic.get("rewrites"):
@@ -479,7 +487,7 @@ examples):
 
 ## Evaluation
 
-`python -m diffedit.training.evaluate_demo` on all {res["heldout_examples"]} held-out examples
+`python -m diffedit.training.evaluate_demo` on {examples_phrase(res)}
 ({res["renoised_positions"]:,} re-noised positions): re-noise 50% of each target canvas's non-pad positions
 with uniform random tokens (the rest kept, context on both sides given) and count the positions restored
 exactly by the argmax of **one** forward pass.

@@ -16,7 +16,7 @@ def test_dry_run_prints_every_stage_in_order(capsys: pytest.CaptureFixture[str],
     assert stages == ["corpus", "train", "sweep", "evaluate", "card"]
     train = lines[lines.index("# train") + 1]
     assert "diffedit.training.train_demo --shape demo-2" in train and "--device" not in train
-    assert "--steps 1100" in train
+    assert "--steps 1600" in train
     assert "diffedit.training.sweep_sampling" in lines[lines.index("# sweep") + 1]
     assert "--write" in lines[lines.index("# sweep") + 1]
 

@@ -130,3 +130,11 @@ def test_card_of_a_python_only_model_keeps_the_first_demos_data_section(tmp_path
     assert "has seen only Python\ndocumentation" in card
     assert "held out **by document** (a hash of the source path" in card and "`howto/sorting.rst.txt`" in card
     assert "## Rewrites of held-out blocks" not in card  # no dictionary results: no such section
+
+
+def test_the_card_says_whether_accuracy_read_all_held_out_examples_or_a_seeded_draw() -> None:
+    from diffedit.training.model_card import examples_phrase
+
+    assert examples_phrase({"heldout_examples": 1462}) == "all 1,462 held-out examples"
+    capped = {"heldout_examples": 10705, "accuracy_examples": 2000, "accuracy_seed": 0}
+    assert examples_phrase(capped) == "2,000 of the 10,705 held-out examples (drawn by seed 0)"
