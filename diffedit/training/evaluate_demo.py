@@ -79,7 +79,10 @@ def train_target_examples(tokenizer: Any, budget: int, canvas_length: int, data_
     """The training examples (cached by the training run if present), for the baseline's token."""
     cache = data_dir / "train_examples.pkl"
     if cache.is_file():
-        return pickle.loads(cache.read_bytes())[1]
+        key, examples = pickle.loads(cache.read_bytes())
+        # train_demo's key ends "-budget-canvas-vocabulary": another tokenizer's ids would pick a wrong token
+        if str(key).endswith(f"-{budget}-{canvas_length}-{len(tokenizer)}"):
+            return list(examples)
     docs = corpus.read_documents(data_dir / "corpus" / "train.jsonl")
     return build_examples(tokenizer, [d.text for d in docs], budget, canvas_length)
 
