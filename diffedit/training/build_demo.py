@@ -1,9 +1,9 @@
 """Build the demo model with one command: corpus -> tokenizer -> examples -> training -> sampling sweep ->
-evaluation -> model card.
+evaluation -> comparison with the bundled demo -> model card.
 
     python -m diffedit.training.build_demo --profile cpu               # this project's 2-core CPU, ~2 h
     python -m diffedit.training.build_demo --profile gpu --stages train  # on a lent GPU (~15 min), then:
-    python -m diffedit.training.build_demo --profile gpu --stages sweep,evaluate,card   # back on the CPU
+    python -m diffedit.training.build_demo --profile gpu --stages sweep,evaluate,compare,card  # on the CPU
 
 Each stage runs as its own ``python -m diffedit.training.*`` process (so each records its own command
 line), niced, and is printed before it runs. The checkpoint goes to ``--out`` (default
@@ -23,9 +23,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from diffedit.training.checkpoint import DEMO_DIR
 from diffedit.training.niceness import nice_to
 
-STAGES = ("corpus", "train", "sweep", "evaluate", "card")
+STAGES = ("corpus", "train", "sweep", "evaluate", "compare", "card")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ PROFILES = {
 SHAPE = "demo-2"
 
 
-def commands(profile: Profile, out: Path, data: Path, threads: int) -> dict[str, list[str]]:
+def commands(
+    profile: Profile, out: Path, data: Path, threads: int, previous: Path = DEMO_DIR
+) -> dict[str, list[str]]:
     py = [sys.executable, "-m"]
     train = [
         *py,
@@ -87,6 +90,16 @@ def commands(profile: Profile, out: Path, data: Path, threads: int) -> dict[str,
             "--write",
         ],
         "evaluate": [*py, "diffedit.training.evaluate_demo", "--checkpoint", str(out), "--data", str(data)],
+        "compare": [
+            *py,
+            "diffedit.training.compare_demos",
+            "--checkpoint",
+            str(out),
+            "--previous",
+            str(previous),
+            "--data",
+            str(data),
+        ],
         "card": [*py, "diffedit.training.model_card", "--checkpoint", str(out), "--data", str(data)],
     }
 
@@ -101,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--previous", type=Path, default=DEMO_DIR, help="the demo to compare with (default: the bundled one)"
+    )
+    parser.add_argument(
         "--rebuild-corpus", action="store_true", help="convert again even if data/corpus exists"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
@@ -109,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise SystemExit(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
-    cmds = commands(PROFILES[args.profile], args.out, args.data, args.threads)
+    cmds = commands(PROFILES[args.profile], args.out, args.data, args.threads, args.previous)
     if not args.dry_run:
         nice_to(10)
     for stage in stages:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from diffedit.training.checkpoint import DEMO_DIR
+from diffedit.training.compare_demos import COMPARISON_FILE
 from diffedit.training.corpus import read_documents
 from diffedit.training.evaluate_demo import RESULTS_FILE
 from diffedit.training.sweep_sampling import SWEEP_FILE
@@ -37,14 +38,14 @@ PYTHON_DATA = """- Source: the reST sources of the Python 3.11 documentation, fr
 - {total} documents kept: {train} for training, {heldout}
   held out **by document** (a hash of the source path; never seen in training, nor by the tokenizer):
   {heldout_list}."""
-# The first demo (diffedit-demo as bundled until issue 14), on its own held-out split: one-pass accuracy from
-# its card; dictionary-word rates from `sweep_sampling` at its shipped config (t 0.1..0.3, bound 0.1) on only
-# 4 blocks a set (80 and 54 words; session 6, a loaded machine). Re-measure before the card ships:
-# `evaluate_demo --checkpoint OLD_DEMO_COPY --data DATA_OF_PYTHON_AND_GNU_STANDARDS --dictionary-n 40`.
+# The first demo (diffedit-demo as bundled until issue 14), for a card written without a
+# `demo_comparison.json` (`diffedit.training.compare_demos`): one-pass accuracy on its own held-out split (its
+# card), dictionary-word rates of `evaluate_demo --dictionary-n 40` on the 12.8M-character corpus's held-out
+# blocks (dev-cpu, 2026-12-03: 936 and 762 words).
 PREVIOUS_DEMO = {
     "one_pass_accuracy": 0.1392,
-    "heldout_documents_dictionary_word_rate": 0.85,
-    "heldout_source_dictionary_word_rate": 0.8333,
+    "heldout_documents_dictionary_word_rate": 0.8024,
+    "heldout_source_dictionary_word_rate": 0.7795,
 }
 
 
@@ -109,7 +110,7 @@ def shape_of(phase: dict[str, Any]) -> str:
 def devices_sentence(run: dict[str, Any]) -> str:
     devices = {device_of(p) for p in all_phases(run)}
     if devices == {"cpu"}:
-        return "on 2 CPU cores shared with other people's jobs"
+        return "on this project's 2-core CPU machine (2 torch threads)"
     steps = sum(steps_run(p["args"]) for p in all_phases(run))
     per_step = CPU_SECONDS_PER_STEP.get(shape_of(run), CPU_SECONDS_PER_STEP["demo-1"])
     cpu_minutes = steps * per_step / 60
@@ -309,10 +310,13 @@ original blocks themselves score {original["dictionary_word_rate"]}.
 {chr(10).join(lines)}"""
 
 
-def comparison_section(res: dict[str, Any]) -> str:
+def comparison_section(res: dict[str, Any], comparison: dict[str, Any] | None = None) -> str:
+    """This model against the first demo: measured side by side (``demo_comparison.json``) if present."""
     dic = res.get("dictionary")
     if not dic:
         return ""
+    if comparison is not None:
+        return measured_comparison(res, comparison)
     prev = PREVIOUS_DEMO
     docs, src = dic.get("heldout_documents"), dic.get("heldout_source")
 
@@ -338,6 +342,46 @@ against the first demo model:
 | dictionary-word rate, held-out documents | {prev_docs} | {cell(docs)} | {orig(docs)} |
 | dictionary-word rate, held-out source (not from its corpus) | {prev_src} | {cell(src)} | {orig(src)} |
 | repetition (share of repeated word pairs), held-out documents | | {rep_docs} | {rep_orig} |
+"""
+
+
+def measured_comparison(res: dict[str, Any], comparison: dict[str, Any]) -> str:
+    dic = res["dictionary"]
+    first, split = comparison["previous_split"], comparison["heldout_split"]
+    prev, ours = split["previous"], split["this"]
+
+    def rate(f: dict[str, Any], key: str) -> str:
+        if key + "_words" not in f:
+            return "n/a"
+        return f"{f[key + '_dictionary_word_rate']} ({f[key + '_words']:,} words)"
+
+    def orig(key: str) -> str:
+        return str(dic[key]["original"]["dictionary_word_rate"]) if key in dic else "n/a"
+
+    def rep(f: dict[str, Any]) -> str:
+        return str(f.get("heldout_documents_repetition", "n/a"))
+
+    sources = ", ".join(f"`{s}`" for s in first["sources"])
+    return f"""
+Against the first demo model, both measured here by `python -m diffedit.training.compare_demos` (each with
+its own tokenizer, so one-pass accuracies compare the same documents, not the same tokens). Dictionary-word
+rate (`diffedit.training.text_metrics`: share of prose words, outside code, found in
+`{dic["words_file"]}`) of rewrites from noise through `Engine.rewrite`, each model with its shipped
+generation config, on the same held-out blocks with the same seeds:
+
+| | first demo | this model | the original text |
+|---|---:|---:|---:|
+| one-pass accuracy at 50% noise, the first demo's held-out split ({first["documents"]} {sources} documents; \
+{first["previous"]["examples"]:,} and {first["this"]["examples"]:,} examples) \
+| {first["previous"]["accuracy"]} | **{first["this"]["accuracy"]}** | |
+| one-pass accuracy at 50% noise, this model's held-out split ({split["documents"]} documents, \
+{ours["accuracy_examples"]:,} examples drawn by seed) | {prev["accuracy"]} | **{ours["accuracy"]}** | |
+| dictionary-word rate, held-out documents | {rate(prev, "heldout_documents")} \
+| **{rate(ours, "heldout_documents")}** | {orig("heldout_documents")} |
+| dictionary-word rate, held-out source (not from either corpus) | {rate(prev, "heldout_source")} \
+| **{rate(ours, "heldout_source")}** | {orig("heldout_source")} |
+| repetition (share of repeated word pairs), held-out documents | {rep(prev)} | {rep(ours)} \
+| {dic.get("heldout_documents", {}).get("original", {}).get("repetition", "n/a")} |
 """
 
 
@@ -498,12 +542,12 @@ exactly by the argmax of **one** forward pass.
 | most frequent training-target token (`{res["baseline_token"]}`) | {res["baseline_accuracy"]:.4f} |
 | ratio | **{res["ratio"]}x** |
 
-{comparison_section(res)}
+{comparison_section(res, read_optional(checkpoint / COMPARISON_FILE))}
 {sampler_section(checkpoint, res)}
 
 Speed: `model.generate` of one {cfg["canvas_length"]}-token canvas (prompt budget {args["budget"]}, the
 shipped sampler, adaptive stop) takes a median of **{res["generate_median_s"]} s** on this
-project's shared 2-core CPU machine in fp32 with {res["torch_threads"]} torch thread(s)
+project's 2-core CPU machine in fp32 with {res["torch_threads"]} torch thread(s)
 ({len(res["generate_seconds"])} paragraphs: {res["generate_seconds"]} s).
 
 ## Full regenerations of held-out blocks

@@ -13,12 +13,14 @@ def test_dry_run_prints_every_stage_in_order(capsys: pytest.CaptureFixture[str],
     build_demo.main(["--dry-run", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")])
     lines = capsys.readouterr().out.splitlines()
     stages = [line[2:] for line in lines if line.startswith("# ")]
-    assert stages == ["corpus", "train", "sweep", "evaluate", "card"]
+    assert stages == ["corpus", "train", "sweep", "evaluate", "compare", "card"]
     train = lines[lines.index("# train") + 1]
     assert "diffedit.training.train_demo --shape demo-2" in train and "--device" not in train
     assert "--steps 1600" in train
     assert "diffedit.training.sweep_sampling" in lines[lines.index("# sweep") + 1]
     assert "--write" in lines[lines.index("# sweep") + 1]
+    compare = lines[lines.index("# compare") + 1]
+    assert "diffedit.training.compare_demos" in compare and "--previous" in compare
 
 
 def test_gpu_profile_trains_on_cuda_and_an_existing_corpus_is_kept(
