@@ -42,6 +42,7 @@ PYTHON_DATA = """- Source: the reST sources of the Python 3.11 documentation, fr
 # `demo_comparison.json` (`diffedit.training.compare_demos`): one-pass accuracy on its own held-out split (its
 # card), dictionary-word rates of `evaluate_demo --dictionary-n 40` on the 12.8M-character corpus's held-out
 # blocks (dev-cpu, 2026-12-03: 936 and 762 words).
+LATENCY_FILE = "rewrite_latency.json"  # benchmarks/rewrite_latency.py --out CHECKPOINT/rewrite_latency.json
 PREVIOUS_DEMO = {
     "one_pass_accuracy": 0.1392,
     "heldout_documents_dictionary_word_rate": 0.8024,
@@ -385,6 +386,28 @@ generation config, on the same held-out blocks with the same seeds:
 """
 
 
+def latency_section(checkpoint: Path) -> str:
+    """Engine time of a paragraph rewrite (``benchmarks/rewrite_latency.py --out``), if it was measured."""
+    lat = read_optional(checkpoint / LATENCY_FILE)
+    if lat is None:
+        return ""
+    line = (
+        "\n\nEngine time of a paragraph rewrite as the editor runs it "
+        "(`python benchmarks/rewrite_latency.py`: {paragraphs} held-out paragraphs through `Engine.rewrite`, "
+        "default settings, {machine}, {device}): "
+        "median **{total_s_median} s**, max {total_s_max} s, {steps_median:g} steps (median) of "
+        "{step_ms_median} ms."
+    ).format(**lat)
+    versus = lat.get("versus")
+    if versus:
+        line += (
+            " The previous demo (`{model}`) on the same paragraphs in the same run, interleaved: median "
+            "{total_s_median} s, "
+            "{steps_median:g} steps of {step_ms_median} ms (ratio {ratio})."
+        ).format(ratio=lat["median_ratio"], **versus)
+    return line
+
+
 def examples_phrase(res: dict[str, Any]) -> str:
     """Which held-out examples the one-pass accuracy read: all of them, or a fixed-seed draw."""
     total, used = res["heldout_examples"], res.get("accuracy_examples", res["heldout_examples"])
@@ -548,7 +571,7 @@ exactly by the argmax of **one** forward pass.
 Speed: `model.generate` of one {cfg["canvas_length"]}-token canvas (prompt budget {args["budget"]}, the
 shipped sampler, adaptive stop) takes a median of **{res["generate_median_s"]} s** on this
 project's 2-core CPU machine in fp32 with {res["torch_threads"]} torch thread(s)
-({len(res["generate_seconds"])} paragraphs: {res["generate_seconds"]} s).
+({len(res["generate_seconds"])} paragraphs: {res["generate_seconds"]} s).{latency_section(checkpoint)}
 
 ## Full regenerations of held-out blocks
 

@@ -193,3 +193,26 @@ def test_card_shows_the_side_by_side_comparison_when_compare_demos_wrote_one(tmp
     )
     assert "(not from either corpus) | 0.7795 (762 words) | **0.8301 (762 words)** | 0.98 |" in card
     assert "0.7795 | **0.93**" not in card  # the recorded fallback figures are not used
+
+
+def test_card_quotes_the_measured_rewrite_latency_beside_the_previous_demo(tmp_path: Path) -> None:
+    ck = checkpoint_with_results(tmp_path)
+    side = {"machine": "x86_64, 2 threads", "device": "cpu", "paragraphs": 20, "total_s_max": 0.4}
+    latency = {
+        **side,
+        "model": "new",
+        "total_s_median": 0.248,
+        "steps_median": 8.0,
+        "step_ms_median": 28.4,
+        "versus": {**side, "model": "old-demo", "total_s_median": 0.347, "steps_median": 18},
+        "median_ratio": 0.715,
+    }
+    latency["versus"]["step_ms_median"] = 16.8
+    (ck / "rewrite_latency.json").write_text(json.dumps(latency), encoding="utf-8")
+    data = corpus_dir(tmp_path)
+    card = render(ck, data)
+    assert "20 held-out paragraphs through `Engine.rewrite`, default settings, x86_64, 2 threads, cpu" in card
+    assert "median **0.248 s**, max 0.4 s, 8 steps (median) of 28.4 ms." in card
+    assert "The previous demo (`old-demo`) on the same paragraphs" in card and "(ratio 0.715)" in card
+    (ck / "rewrite_latency.json").unlink()
+    assert "rewrite_latency.py" not in render(ck, data)  # not measured: not claimed

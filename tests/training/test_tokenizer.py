@@ -29,7 +29,7 @@ def test_special_token_ids(tokenizer: object) -> None:
     assert tokenizer.unk_token == "<unk>"
     for token in ("<|prefix|>", "<|suffix|>", "<|middle|>"):
         assert tokenizer.convert_tokens_to_ids(token) not in (None, tokenizer.unk_token_id)
-    assert len(tokenizer) == 4096
+    assert len(tokenizer) == 8192
 
 
 @pytest.mark.parametrize("text", MARKDOWN)
