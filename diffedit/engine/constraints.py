@@ -15,6 +15,10 @@ Simplifications that keep the guarantee (``diffedit.rewrites`` sets the characte
 - a code body forbids the fence character, so no line of it can close the fence;
 - a token whose text is empty (a special token other than the end, or control characters only) is
   forbidden in every slot, so the first visible character really is at the first position.
+- a token that is only part of a character (a byte of a multi-byte UTF-8 sequence: alone it decodes to
+  U+FFFD) is forbidden in a slot whose original needs none: a weak model strings such bytes into invalid
+  sequences, which would put a replacement character into English prose. A slot whose original is spelt
+  with them (rare characters split into bytes) keeps them.
 
 Kept words (:class:`KeptText`) are held tokens inside a slot: placed in order at positions proportional to
 where they sat in the original (:func:`place_kept`), and the slot's end may not fall before the last of them,
@@ -60,6 +64,8 @@ class TokenClasses:
         empty = torch.tensor([not t for t in self.texts], dtype=torch.bool)
         empty[sorted(self.end_ids)] = False
         self.empty = empty  # shows nothing: no slot may hold one (the end ids are placed by the band)
+        # part of a character: alone it decodes to U+FFFD (see the module's docstring)
+        self.partial = torch.tensor(["\ufffd" in t for t in self.texts], dtype=torch.bool)
         self.ends = torch.zeros(vocab_size, dtype=torch.bool)
         self.ends[sorted(self.end_ids)] = True
         # Masks by rule, the least recently used dropped past MASK_CACHE_SIZE: diffedit's templates use a
@@ -249,6 +255,8 @@ def compile_templates(
         ids = _encode(tokenizer, seg.original)
         low, high = band(len(ids) if seg.target_tokens is None else seg.target_tokens, seg)
         mask = classes.containing(seg.forbid_chars) | classes.empty if seg.forbid_chars else classes.empty
+        if not any(classes.partial[i] for i in ids):
+            mask = mask | classes.partial
         offsets, kept, word_ends = kept_ids(tokenizer, seg.original, seg.kept)
         at = place_kept(offsets, [len(k) for k in kept], len(ids), low, high)
         placed = list(zip(at, kept, word_ends, strict=True))

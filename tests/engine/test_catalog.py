@@ -176,7 +176,7 @@ def test_a_repo_id_resolves_to_its_cached_snapshot(cache: Path) -> None:
 
 
 def test_the_offloaded_column_asks_the_loaders_planner_not_the_sum_of_gpu_and_ram() -> None:
-    """GPU + RAM hold the demo's 17 MB many times over, but a GPU with 1 MB free cannot hold the resident
+    """GPU + RAM hold the demo's 34 MB many times over, but a GPU with 1 MB free cannot hold the resident
     parts, one layer's room and the runtime: the loader would refuse the split, so the catalogue says so."""
     demo = default_model_path()
     tiny_gpu = MachineMemory(16 * 10**9, 8 * 10**9, "cuda:0 test", gpu_total=10**6, gpu_free=10**6)

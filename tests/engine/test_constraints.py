@@ -220,3 +220,22 @@ def test_the_rule_masks_are_remembered_but_never_more_than_a_bounded_number(clas
     assert torch.equal(first, again)
     kept = classes.containing(frozenset({chr(0x4E00 + 3 * MASK_CACHE_SIZE - 1)}))
     assert kept is classes._containing[frozenset({chr(0x4E00 + 3 * MASK_CACHE_SIZE - 1)})]
+
+
+def test_lone_bytes_of_characters_are_forbidden_unless_the_original_is_spelt_with_them(
+    tokenizer: Any, classes: TokenClasses
+) -> None:
+    partial = set(classes.partial.nonzero().squeeze(1).tolist())
+    assert partial == _ids_where(classes, lambda t: "\ufffd" in t) and len(partial) > 64  # byte-level BPE
+
+    def forbidden_at_start(original: str) -> set[int]:
+        (run,) = _paragraph_job(tokenizer, classes, 64, original).runs
+        c = run.constraints(0, torch.device("cpu"))
+        assert c.forbidden is not None
+        start = run.slots[0].start
+        return {t for p, t in zip(*(x.tolist() for x in c.forbidden), strict=True) if p == start}
+
+    assert partial <= forbidden_at_start("Plain English words only.")
+    spelt = "Named after 景太郎."
+    assert set(tokenizer.encode(spelt, add_special_tokens=False)) & partial  # this tokenizer splits them
+    assert not partial & forbidden_at_start(spelt)
