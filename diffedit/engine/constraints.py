@@ -255,7 +255,7 @@ def compile_templates(
         ids = _encode(tokenizer, seg.original)
         low, high = band(len(ids) if seg.target_tokens is None else seg.target_tokens, seg)
         mask = classes.containing(seg.forbid_chars) | classes.empty if seg.forbid_chars else classes.empty
-        if not any(classes.partial[i] for i in ids):
+        if not classes.partial[ids].any():
             mask = mask | classes.partial
         offsets, kept, word_ends = kept_ids(tokenizer, seg.original, seg.kept)
         at = place_kept(offsets, [len(k) for k in kept], len(ids), low, high)

@@ -63,13 +63,16 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
     return ck, data
 
 
+def written(path: Path, **kw: int) -> Path:
+    path.write_text(json.dumps(results(**kw)), encoding="utf-8")
+    return path
+
+
 def test_the_same_weights_score_the_same_on_the_previous_split(
     setup: tuple[Path, Path], tmp_path: Path
 ) -> None:
     ck, data = setup
-    prev_results = tmp_path / "prev.json"
-    prev_results.write_text(json.dumps(results()), encoding="utf-8")
-    out = compare(ck, DEMO, data, ("python",), prev_results)
+    out = compare(ck, DEMO, data, ("python",), written(tmp_path / "prev.json"))
     first = out["previous_split"]
     assert first["documents"] == 1  # the wordnet document is not the previous demo's split
     assert first["previous"]["examples"] >= 6 and first["previous"]["renoised_positions"] > 100
@@ -80,8 +83,7 @@ def test_the_same_weights_score_the_same_on_the_previous_split(
 
 def test_results_of_another_evaluation_are_refused(setup: tuple[Path, Path], tmp_path: Path) -> None:
     ck, data = setup
-    other = tmp_path / "other.json"
-    other.write_text(json.dumps(results(documents=99)), encoding="utf-8")
+    other = written(tmp_path / "other.json", documents=99)
     with pytest.raises(SystemExit, match="did not read the same held-out documents"):
         compare(ck, DEMO, data, ("python",), other)
     with pytest.raises(SystemExit, match="no held-out documents of perl-doc"):
@@ -92,8 +94,7 @@ def test_main_writes_the_comparison_next_to_the_new_weights_only(
     setup: tuple[Path, Path], tmp_path: Path
 ) -> None:
     ck, data = setup
-    prev_results = tmp_path / "prev.json"
-    prev_results.write_text(json.dumps(results()), encoding="utf-8")
+    prev_results = written(tmp_path / "prev.json")
     before = sorted(p.name for p in DEMO.iterdir())
     args = ["--checkpoint", str(ck), "--previous", str(DEMO), "--data", str(data), "--nice", "0"]
     main([*args, "--previous-results", str(prev_results), "--threads", "1"])
