@@ -114,29 +114,30 @@ def regenerate(
 
 
 def dictionary_figures(
-    checkpoint: Path, data_dir: Path, n: int, rewrites: int, words_file: Path
+    checkpoint: Path, data_dir: Path, n: int, rewrites: int, words_file: Path, free_form: bool = False
 ) -> dict[str, Any]:
     """Dictionary-word rate and repetition of ``n`` rewrites per held-out set, and ``rewrites`` of them
-    (chosen by ``REWRITE_SEED``) verbatim. The checkpoint's generation config decides the sampler."""
+    (chosen by ``REWRITE_SEED``) verbatim. The checkpoint's generation config decides the sampler; the
+    rewrites keep each block's shape as the editor's do, unless ``free_form``."""
     import random
     import statistics
 
     from diffedit.engine.engine import Engine
-    from diffedit.engine.types import GenerationSettings, RewriteJob
-    from diffedit.training.heldout_sets import load_sets, reference_score
+    from diffedit.engine.types import GenerationSettings
+    from diffedit.training.heldout_sets import load_sets, reference_score, rewrite_split
     from diffedit.training.text_metrics import dictionary_word_rate, load_words, repetition
 
     words = load_words(words_file)
     engine = Engine.load(checkpoint, device="cpu")
     sets = load_sets(checkpoint, data_dir, n)
     names = {"selection": "heldout_documents", "heldout_source": "heldout_source"}
-    out: dict[str, Any] = {"words_file": str(words_file)}
+    path = "free form" if free_form else "shaped"
+    out: dict[str, Any] = {"words_file": str(words_file), "rewrite_path": path}
     pool: list[dict[str, str]] = []
     for key, splits in sets.items():
         texts = []
         for i, s in enumerate(splits):
-            job = RewriteJob(EditRequest(s.prefix, s.target, s.suffix), GenerationSettings(seed=i))
-            text = engine.rewrite(job).text
+            text, _ = rewrite_split(engine, s, GenerationSettings(seed=i), free_form)
             texts.append(text)
             pool.append({"set": names[key], "original": s.target, "rewritten": text})
         count = dictionary_word_rate(texts, words)
@@ -161,6 +162,7 @@ def evaluate(
     rewrites: int = 10,
     words_file: Path | None = None,
     accuracy_examples: int | None = None,
+    free_form: bool = False,
 ) -> dict[str, Any]:
     torch.manual_seed(0)
     model, tokenizer = load_checkpoint(checkpoint)
@@ -181,7 +183,7 @@ def evaluate(
         from diffedit.training.text_metrics import WORDS_FILE
 
         extra["dictionary"] = dictionary_figures(
-            checkpoint, data_dir, dictionary_n, rewrites, words_file or WORDS_FILE
+            checkpoint, data_dir, dictionary_n, rewrites, words_file or WORDS_FILE, free_form
         )
     return {
         "heldout_documents": len(docs),
@@ -220,6 +222,11 @@ def main(argv: list[str] | None = None) -> None:
         help="held-out examples for the one-pass accuracy, drawn by a fixed seed (0: all; default 2000)",
     )
     parser.add_argument("--rewrites", type=int, default=10, help="verbatim before/after rewrites kept")
+    parser.add_argument(
+        "--free-form",
+        action="store_true",
+        help="rewrite without keeping each block's shape (the editor's Free form), not as the editor does",
+    )
     parser.add_argument("--words", type=Path, default=None, help="word list (default /usr/share/dict/words)")
     parser.add_argument("--nice", type=int, default=10)
     args = parser.parse_args(argv)
@@ -233,6 +240,7 @@ def main(argv: list[str] | None = None) -> None:
         args.rewrites,
         args.words,
         args.accuracy_examples or None,
+        args.free_form,
     )
     (args.checkpoint / RESULTS_FILE).write_text(
         json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"

@@ -13,6 +13,9 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from diffedit.engine.engine import Engine
+from diffedit.engine.types import EditRequest, GenerationSettings, RewriteJob, RewriteResult
+from diffedit.rewrites import assemble_blocks, build_job
 from diffedit.training import corpus
 from diffedit.training.examples import Split, candidate_splits
 from diffedit.training.text_metrics import dictionary_word_rate, repetition
@@ -81,3 +84,19 @@ def reference_score(splits: Sequence[Split], words: frozenset[str]) -> dict[str,
         "dictionary_word_rate": round(dictionary_word_rate(targets, words).rate, 4),
         "repetition": round(statistics.fmean(repetition(t) for t in targets), 4),
     }
+
+
+def rewrite_split(
+    engine: Engine, split: Split, settings: GenerationSettings, free_form: bool = False
+) -> tuple[str, RewriteResult]:
+    """``split``'s target rewritten as the editor rewrites it: block by block, each keeping its Markdown
+    shape (``diffedit.rewrites``: a paragraph stays one paragraph, a list item one item), or ``free_form``
+    (the engine alone: the model may write any blocks in the target's place)."""
+    if free_form:
+        res = engine.rewrite(RewriteJob(EditRequest(split.prefix, split.target, split.suffix), settings))
+        return res.text, res
+    text = split.prefix + split.target + split.suffix
+    start = len(split.prefix)
+    job = build_job(text, start, start + len(split.target), settings)
+    res = engine.rewrite(job)
+    return assemble_blocks(job, res).text, res

@@ -303,7 +303,7 @@ def sampler_section(checkpoint: Path, res: dict[str, Any]) -> str:
     return f"""{text}
 
 Chosen by `python -m diffedit.training.sweep_sampling --write`: every setting rewrote the same
-{sweep["blocks"]["selection"]} held-out prose blocks from noise through `Engine.rewrite` (seed = index); the
+{sweep["blocks"]["selection"]} held-out prose blocks from noise {rewrite_path(sweep)} (seed = index); the
 highest dictionary-word rate whose repetition stays within 0.05 of the originals' ({original["repetition"]})
 with at most 5% empty outputs wins (the held-out source's column is shown, never used to choose). The
 original blocks themselves score {original["dictionary_word_rate"]}.
@@ -333,7 +333,7 @@ def comparison_section(res: dict[str, Any], comparison: dict[str, Any] | None = 
     prev_src = prev["heldout_source_dictionary_word_rate"]
     return f"""
 Dictionary-word rate (`diffedit.training.text_metrics`: share of prose words, outside code, found in
-`{dic["words_file"]}`) of rewrites from noise through `Engine.rewrite` with the shipped generation config,
+`{dic["words_file"]}`) of rewrites from noise {rewrite_path(dic)} with the shipped generation config,
 against the first demo model:
 
 | | first demo | this model | the original text |
@@ -367,7 +367,7 @@ def measured_comparison(res: dict[str, Any], comparison: dict[str, Any]) -> str:
 Against the first demo model, both measured here by `python -m diffedit.training.compare_demos` (each with
 its own tokenizer, so one-pass accuracies compare the same documents, not the same tokens). Dictionary-word
 rate (`diffedit.training.text_metrics`: share of prose words, outside code, found in
-`{dic["words_file"]}`) of rewrites from noise through `Engine.rewrite`, each model with its shipped
+`{dic["words_file"]}`) of rewrites from noise {rewrite_path(dic)}, each model with its shipped
 generation config, on the same held-out blocks with the same seeds:
 
 | | first demo | this model | the original text |
@@ -384,6 +384,16 @@ generation config, on the same held-out blocks with the same seeds:
 | repetition (share of repeated word pairs), held-out documents | {rep(prev)} | {rep(ours)} \
 | {dic.get("heldout_documents", {}).get("original", {}).get("repetition", "n/a")} |
 """
+
+
+def rewrite_path(figures: dict[str, Any]) -> str:
+    """How the measured rewrites were made (results from before ``rewrite_path`` existed: free form)."""
+    if figures.get("rewrite_path") == "shaped":
+        return (
+            "as the editor makes them (`diffedit.rewrites.build_job`, then `Engine.rewrite`: each block "
+            "keeps its Markdown shape)"
+        )
+    return "through `Engine.rewrite` alone (free form: the model may write any blocks in the target's place)"
 
 
 def latency_section(checkpoint: Path) -> str:
@@ -423,7 +433,7 @@ def rewrites_section(res: dict[str, Any]) -> str:
     parts = [
         f"## Rewrites of held-out blocks\n\n{len(dic['rewrites'])} blocks drawn by "
         f"`random.Random({dic['rewrite_seed']})` from the blocks the dictionary-word rate was measured on, "
-        "rewritten from noise by `Engine.rewrite` with the shipped generation config (seed = the block's "
+        f"rewritten from noise {rewrite_path(dic)} with the shipped generation config (seed = the block's "
         "index), verbatim:\n"
     ]
     for i, r in enumerate(dic["rewrites"], 1):

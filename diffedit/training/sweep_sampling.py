@@ -2,8 +2,9 @@
 
     python -m diffedit.training.sweep_sampling --checkpoint DIR [--data data] [--n 24] [--write]
 
-Every (temperature range, entropy bound) pair rewrites the same held-out blocks from full noise through
-``Engine.rewrite`` (what the editor runs; seed = the block's index), and the outputs are scored with
+Every (temperature range, entropy bound) pair rewrites the same held-out blocks from full noise as the
+editor does (``diffedit.rewrites.build_job`` then ``Engine.rewrite``: each block keeps its Markdown shape;
+``--free-form`` leaves the shape to the model; seed = the block's index), and the outputs are scored with
 :mod:`diffedit.training.text_metrics`: dictionary-word rate (pooled), repetition (mean), empty outputs,
 denoising steps and engine seconds.
 
@@ -37,11 +38,11 @@ from typing import Any
 import torch
 
 from diffedit.engine.engine import Engine
-from diffedit.engine.types import EditRequest, GenerationSettings, RewriteJob
+from diffedit.engine.types import GenerationSettings
 from diffedit.training import corpus
 from diffedit.training.evaluate_demo import encode_splits, training_budget
 from diffedit.training.examples import Split
-from diffedit.training.heldout_sets import load_sets, reference_score
+from diffedit.training.heldout_sets import load_sets, reference_score, rewrite_split
 from diffedit.training.metrics import one_pass_accuracy
 from diffedit.training.niceness import nice_to
 from diffedit.training.text_metrics import WORDS_FILE, dictionary_word_rate, load_words, repetition
@@ -70,14 +71,18 @@ class Score:
     seconds_median: float
 
 
-def run_setting(engine: Engine, splits: Sequence[Split], setting: Setting) -> tuple[list[str], list[Any]]:
+def run_setting(
+    engine: Engine, splits: Sequence[Split], setting: Setting, free_form: bool = False
+) -> tuple[list[str], list[Any]]:
+    """Every split rewritten with ``setting`` (seed = index), each block keeping its shape unless
+    ``free_form``: the rewrites the editor would make."""
     outputs, results = [], []
     for i, s in enumerate(splits):
         settings = GenerationSettings(
             seed=i, t_min=setting.t_min, t_max=setting.t_max, entropy_bound=setting.entropy_bound
         )
-        res = engine.rewrite(RewriteJob(EditRequest(s.prefix, s.target, s.suffix), settings))
-        outputs.append(res.text)
+        text, res = rewrite_split(engine, s, settings, free_form)
+        outputs.append(text)
         results.append(res)
     return outputs, results
 
@@ -130,6 +135,7 @@ def sweep(
     grid: Sequence[Setting],
     words_file: Path = WORDS_FILE,
     log: bool = True,
+    free_form: bool = False,
 ) -> dict[str, Any]:
     words = load_words(words_file)
     engine = Engine.load(checkpoint, device="cpu")
@@ -139,7 +145,7 @@ def sweep(
     for setting in grid:
         row: dict[str, Any] = {"setting": asdict(setting)}
         for name, splits in sets.items():
-            outputs, results = run_setting(engine, splits, setting)
+            outputs, results = run_setting(engine, splits, setting, free_form)
             row[name] = asdict(score(outputs, results, words))
         rows.append(row)
         if log:
@@ -149,6 +155,7 @@ def sweep(
     return {
         "checkpoint": str(checkpoint),
         "words_file": str(words_file),
+        "rewrite_path": "free form" if free_form else "shaped",
         "blocks": {name: len(s) for name, s in sets.items()},
         "selection_from": "data/corpus/heldout.jsonl"
         if corpus.read_documents(data_dir / "corpus" / "heldout.jsonl", missing_ok=True)
@@ -186,6 +193,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--entropy-bounds", default=",".join(str(b) for b in ENTROPY_BOUNDS))
     parser.add_argument("--words", type=Path, default=WORDS_FILE, help="word list (default %(default)s)")
     parser.add_argument("--write", action="store_true", help="write the best into generation_config.json")
+    parser.add_argument(
+        "--free-form",
+        action="store_true",
+        help="rewrite without keeping each block's shape (unlike the editor)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--nice", type=int, default=10)
     args = parser.parse_args(argv)
@@ -196,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         for lo, hi in parse_pairs(args.temperatures)
         for b in args.entropy_bounds.split(",")
     ]
-    result = sweep(args.checkpoint, args.data, args.n, grid, args.words)
+    result = sweep(args.checkpoint, args.data, args.n, grid, args.words, free_form=args.free_form)
     (args.checkpoint / SWEEP_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     best = Setting(**result["best"]["setting"])
     if args.write:

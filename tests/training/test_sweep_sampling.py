@@ -58,3 +58,32 @@ def test_a_small_sweep_on_the_demo_model_writes_a_generation_config_the_engine_r
     assert (engine.defaults.t_min, engine.defaults.t_max, engine.defaults.entropy_bound) == (0.25, 0.55, 0.2)
     gen = json.loads((checkpoint / "generation_config.json").read_text())
     assert gen["max_denoising_steps"] == 24 and gen["eos_token_id"] == 1  # the rest is kept
+
+
+def test_measured_rewrites_keep_each_blocks_shape_as_the_editors_do() -> None:
+    """The sweep and the evaluation score what the editor writes: a paragraph stays one paragraph, a list
+    item one list item. Free form (the engine alone) is what the model writes unshaped."""
+    from diffedit.document.blocks import MARKDOWN
+    from diffedit.engine.types import GenerationSettings
+    from diffedit.training.examples import Split
+    from diffedit.training.heldout_sets import rewrite_split
+
+    engine = Engine.load(DEMO, device="cpu")
+    prefix = "# Paths\n\nThe module works with paths.\n\n"
+    suffix = "\n\n- Open the file.\n- Close it.\n"
+    target = "Each function takes a path and returns a new one; nothing is read from disk."
+    paragraph = Split(prefix, target, suffix)
+    item = Split(prefix + "- Read the file.\n", "- Write it back when you are done.", "\n- Close it.\n")
+    in_a_list = ["bullet_list_open", "list_item_open", "paragraph_open"]
+
+    def kinds(text: str) -> list[str]:
+        return [t.type for t in MARKDOWN.parse(text) if t.nesting == 1]
+
+    for seed in range(3):
+        settings = GenerationSettings(seed=seed, steps=8)
+        text, res = rewrite_split(engine, paragraph, settings)
+        assert kinds(text) == ["paragraph_open"] and text.strip() and res.steps >= 1, text
+        text, _ = rewrite_split(engine, item, settings)
+        assert text.startswith("- ") and kinds(text) == in_a_list, text
+        free, res = rewrite_split(engine, paragraph, settings, free_form=True)
+        assert free == res.text  # the engine's own text, no assembly
