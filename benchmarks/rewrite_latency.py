@@ -1,7 +1,8 @@
 """Engine time of a typical paragraph rewrite with the default settings (early stop on), as a user runs it.
 
 Takes held-out paragraphs the demo model never saw in training (its model card's sample), rewrites each
-through ``Engine.rewrite`` exactly as ``diffedit rewrite`` does, and prints the medians.
+as ``diffedit rewrite`` and the editor do (``build_job``, then ``Engine.rewrite``: the paragraph keeps its
+shape; :func:`diffedit.training.heldout_sets.rewrite_split`), and prints the medians.
 
     python benchmarks/rewrite_latency.py                 # the bundled demo model
     python benchmarks/rewrite_latency.py --model PATH --n 20
@@ -25,7 +26,9 @@ import torch
 
 from diffedit.engine.engine import Engine
 from diffedit.engine.loader import default_model_path
-from diffedit.engine.types import EditRequest, GenerationSettings, RewriteJob, RewriteResult
+from diffedit.engine.types import GenerationSettings, RewriteResult
+from diffedit.training.examples import Split
+from diffedit.training.heldout_sets import rewrite_split
 
 
 def summarise(engine: Engine, results: list[RewriteResult], strength: float) -> dict[str, Any]:
@@ -60,23 +63,15 @@ def main() -> None:
     rows = [
         r for r in rows if r["target"].strip() and not r["target"].lstrip().startswith(("#", "```", "-", "*"))
     ]
-    rows = rows[: args.n]
+    splits = [Split(r["prefix"], r["target"], r["suffix"]) for r in rows[: args.n]]
     for engine in engines:
-        engine.rewrite(
-            RewriteJob(
-                EditRequest(rows[0]["prefix"], rows[0]["target"], rows[0]["suffix"]),
-                GenerationSettings(seed=0),
-            )
-        )  # warm-up
+        rewrite_split(engine, splits[0], GenerationSettings(seed=0))  # warm-up
     results: list[list[RewriteResult]] = [[] for _ in engines]
-    for i, r in enumerate(rows):
+    for i, split in enumerate(splits):
         for engine, done in zip(engines, results, strict=True):
-            job = RewriteJob(
-                EditRequest(r["prefix"], r["target"], r["suffix"]),
-                GenerationSettings(seed=i, strength=args.strength),
-            )
-            res = engine.rewrite(job)
-            target_tokens = len(engine.tokenizer.encode(r["target"], add_special_tokens=False))
+            settings = GenerationSettings(seed=i, strength=args.strength)
+            text, res = rewrite_split(engine, split, settings)
+            target_tokens = len(engine.tokenizer.encode(split.target, add_special_tokens=False))
             done.append(res)
             print(
                 json.dumps(
@@ -84,7 +79,7 @@ def main() -> None:
                         "model": engine.name,
                         "i": i,
                         "target_tokens": target_tokens,
-                        "out_chars": len(res.text),
+                        "out_chars": len(text),
                         "steps": res.steps,
                         "canvases": res.canvases,
                         "total_s": round(res.total_s, 3),

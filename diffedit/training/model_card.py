@@ -38,16 +38,9 @@ PYTHON_DATA = """- Source: the reST sources of the Python 3.11 documentation, fr
 - {total} documents kept: {train} for training, {heldout}
   held out **by document** (a hash of the source path; never seen in training, nor by the tokenizer):
   {heldout_list}."""
-# The first demo (diffedit-demo as bundled until issue 14), for a card written without a
-# `demo_comparison.json` (`diffedit.training.compare_demos`): one-pass accuracy on its own held-out split (its
-# card), dictionary-word rates of `evaluate_demo --dictionary-n 40` on the 12.8M-character corpus's held-out
-# blocks (dev-cpu, 2026-12-03: 936 and 762 words).
+
+
 LATENCY_FILE = "rewrite_latency.json"  # benchmarks/rewrite_latency.py --out CHECKPOINT/rewrite_latency.json
-PREVIOUS_DEMO = {
-    "one_pass_accuracy": 0.1392,
-    "heldout_documents_dictionary_word_rate": 0.8024,
-    "heldout_source_dictionary_word_rate": 0.7795,
-}
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -312,13 +305,12 @@ original blocks themselves score {original["dictionary_word_rate"]}.
 
 
 def comparison_section(res: dict[str, Any], comparison: dict[str, Any] | None = None) -> str:
-    """This model against the first demo: measured side by side (``demo_comparison.json``) if present."""
+    """This model's dictionary-word rates, beside the first demo's where ``compare_demos`` measured both."""
     dic = res.get("dictionary")
     if not dic:
         return ""
     if comparison is not None:
         return measured_comparison(res, comparison)
-    prev = PREVIOUS_DEMO
     docs, src = dic.get("heldout_documents"), dic.get("heldout_source")
 
     def cell(d: dict[str, Any] | None) -> str:
@@ -329,20 +321,16 @@ def comparison_section(res: dict[str, Any], comparison: dict[str, Any] | None = 
 
     rep_docs = docs["repetition"] if docs else "n/a"
     rep_orig = docs["original"]["repetition"] if docs else "n/a"
-    prev_docs = prev["heldout_documents_dictionary_word_rate"]
-    prev_src = prev["heldout_source_dictionary_word_rate"]
     return f"""
 Dictionary-word rate (`diffedit.training.text_metrics`: share of prose words, outside code, found in
-`{dic["words_file"]}`) of rewrites from noise {rewrite_path(dic)} with the shipped generation config,
-against the first demo model:
+`{dic["words_file"]}`) of rewrites from noise {rewrite_path(dic)} with the shipped generation config
+(no comparison with another demo was measured: `python -m diffedit.training.compare_demos` adds one):
 
-| | first demo | this model | the original text |
-|---|---:|---:|---:|
-| one-pass accuracy at 50% noise (own held-out split) | {prev["one_pass_accuracy"]} \
-| **{res["model_accuracy"]:.4f}** | |
-| dictionary-word rate, held-out documents | {prev_docs} | {cell(docs)} | {orig(docs)} |
-| dictionary-word rate, held-out source (not from its corpus) | {prev_src} | {cell(src)} | {orig(src)} |
-| repetition (share of repeated word pairs), held-out documents | | {rep_docs} | {rep_orig} |
+| | this model | the original text |
+|---|---:|---:|
+| dictionary-word rate, held-out documents | {cell(docs)} | {orig(docs)} |
+| dictionary-word rate, held-out source (not from its corpus) | {cell(src)} | {orig(src)} |
+| repetition (share of repeated word pairs), held-out documents | {rep_docs} | {rep_orig} |
 """
 
 

@@ -30,6 +30,9 @@ def test_choice_takes_the_best_rate_among_settings_that_do_not_repeat_or_go_empt
     # a tie within 0.002 goes to fewer steps
     tie = [row(0.1, 0.900, 0.0, steps=12), row(0.2, 0.899, 0.0, steps=8)]
     assert choose(tie, original_repetition=0.0)["setting"]["t_min"] == 0.2
+    # a sampler that runs every step misses the engine-time target, however many real words it writes
+    slow = [row(0.4, 0.86, 0.0, steps=24), row(0.1, 0.84, 0.0, steps=12)]
+    assert choose(slow, original_repetition=0.0)["setting"]["t_min"] == 0.1
     # nothing passes: the best rate minus repetition
     bad = [row(0.1, 0.9, 0.5), row(0.2, 0.7, 0.1)]
     assert choose(bad, original_repetition=0.0)["setting"]["t_min"] == 0.2
@@ -87,3 +90,22 @@ def test_measured_rewrites_keep_each_blocks_shape_as_the_editors_do() -> None:
         assert text.startswith("- ") and kinds(text) == in_a_list, text
         free, res = rewrite_split(engine, paragraph, settings, free_form=True)
         assert free == res.text  # the engine's own text, no assembly
+
+
+def test_rechoose_applies_the_rule_again_to_the_saved_sweep(tmp_path: Path) -> None:
+    from diffedit.training.sweep_sampling import SWEEP_FILE, main
+
+    checkpoint = tmp_path / "demo"
+    shutil.copytree(DEMO, checkpoint)
+    saved = {
+        "rows": [row(0.4, 0.86, 0.0, steps=24), row(0.1, 0.84, 0.0, steps=12)],
+        "best": row(0.4, 0.86, 0.0, steps=24),
+        "original": {"selection": {"dictionary_word_rate": 0.98, "repetition": 0.01}},
+        "one_pass_accuracy": {"value": 0.14},
+    }
+    (checkpoint / SWEEP_FILE).write_text(json.dumps(saved), encoding="utf-8")
+    main(["--checkpoint", str(checkpoint), "--rechoose", "--write", "--nice", "0"])
+    again = json.loads((checkpoint / SWEEP_FILE).read_text())
+    assert again["best"]["setting"]["t_min"] == 0.1 and again["rows"] == saved["rows"]
+    gen = json.loads((checkpoint / "generation_config.json").read_text())
+    assert (gen["t_min"], gen["t_max"], gen["sampler_config"]["entropy_bound"]) == (0.1, 0.2, 0.1)
