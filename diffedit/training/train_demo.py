@@ -291,6 +291,16 @@ def steps_run(args: dict[str, str]) -> int:
     return int(args["steps"]) if stop in (None, "None") else min(int(args["steps"]), int(stop))
 
 
+def batches_seen(phases: list[dict[str, Any]], args: TrainArgs) -> int:
+    """How many batches of this run's data order the earlier phases consumed: their steps, when they drew
+    from the same order (same seed and batch size), else 0 (a different order: nothing to skip)."""
+    same = all(
+        p["args"].get("seed") == str(args.seed) and p["args"].get("batch_size") == str(args.batch_size)
+        for p in phases
+    )
+    return sum(steps_run(p["args"]) for p in phases) if phases and same else 0
+
+
 def train(args: TrainArgs) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -321,8 +331,14 @@ def train(args: TrainArgs) -> None:
     model.train()
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters", flush=True)
     optimizer = make_optimizer(model, args)
-    gen = torch.Generator().manual_seed(args.seed)
+    skipped = batches_seen(phases, args)
+    # A later phase goes on where the data order left off (and draws fresh noise), so it sees new examples.
+    gen = torch.Generator().manual_seed(args.seed + step_offset)
     stream = batch_stream(data.train, args.batch_size, args.seed)
+    for _ in range(skipped):
+        next(stream)
+    if skipped:
+        print(f"skipped the {skipped} batches earlier phases trained on", flush=True)
     start = time.time()
     tokens = 0
     smooth = None
@@ -362,6 +378,7 @@ def train(args: TrainArgs) -> None:
         "argv": sys.argv,
         "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         "previous_phases": phases,
+        "skipped_batches": skipped,
     }
     (args.out / RUN_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print("done " + json.dumps(summary), flush=True)

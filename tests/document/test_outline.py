@@ -56,3 +56,11 @@ def test_scan_yields_between_slices_and_can_skip_headings() -> None:
         assert done.value.words == len(text.split()) and done.value.headings == []
     assert steps >= len(text) // 4096
     assert len(outline(text)) == 2000
+
+
+def test_a_comment_in_a_list_items_code_is_not_a_heading() -> None:
+    text = (
+        "# Setup\n\n1. Install it:\n   ```\n   # as root\n   apt install x\n   ```\n\n"
+        "2. Then:\n\n   ~~~\n   ## not this either\n\n   ~~~\n\n## Next\n"
+    )
+    assert [(h.level, h.title) for h in outline(text)] == [(1, "Setup"), (2, "Next")]
