@@ -119,7 +119,15 @@ def devices_sentence(run: dict[str, Any]) -> str:
 def continuation_note(run: dict[str, Any]) -> str:
     if not run.get("previous_phases"):
         return ""
-    return " Each later phase starts from the previous phase's saved (bf16) weights with a fresh optimizer."
+    note = " Each later phase starts from the previous phase's saved (bf16) weights with a fresh optimizer"
+    skipped = [p.get("skipped_batches", 0) for p in all_phases(run)[1:]]
+    if any(skipped):
+        note += (
+            ", and goes on in the first phase's data order where the phases before it stopped (skipping the "
+            + ", ".join(f"{n:,}" for n in skipped)
+            + " batches they trained on), with fresh noise"
+        )
+    return note + "."
 
 
 def phase_table(run: dict[str, Any]) -> str:

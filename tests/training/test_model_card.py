@@ -216,3 +216,14 @@ def test_card_quotes_the_measured_rewrite_latency_beside_the_previous_demo(tmp_p
     assert "The previous demo (`old-demo`) on the same paragraphs" in card and "(ratio 0.715)" in card
     (ck / "rewrite_latency.json").unlink()
     assert "rewrite_latency.py" not in render(ck, data)  # not measured: not claimed
+
+
+def test_the_card_says_where_a_later_phase_picked_up_the_data_order() -> None:
+    from diffedit.training.model_card import continuation_note
+
+    first = {"args": {"steps": "1600", "seed": "0", "batch_size": "16"}, "wall_time_min": 105.3}
+    assert continuation_note(first) == ""
+    second = {"args": {}, "previous_phases": [first], "skipped_batches": 1600}
+    note = continuation_note(second)
+    assert "fresh optimizer" in note and "skipping the 1,600 batches" in note
+    assert "skipping" not in continuation_note({**second, "skipped_batches": 0})
