@@ -2,7 +2,6 @@
 evaluation -> comparison with the bundled demo -> model card.
 
     python -m diffedit.training.build_demo --profile cpu               # this project's 2-core CPU, ~2 h
-    python -m diffedit.training.build_demo --profile cpu-2             # the shipped demo: two phases, ~3.5 h
     python -m diffedit.training.build_demo --profile gpu --stages train  # on a lent GPU (~15 min), then:
     python -m diffedit.training.build_demo --profile gpu --stages sweep,evaluate,compare,card  # on the CPU
 
@@ -31,88 +30,77 @@ STAGES = ("corpus", "train", "sweep", "evaluate", "compare", "card")
 
 
 @dataclass(frozen=True)
-class Phase:
+class Profile:
+    device: str
     steps: int
+    batch_size: int
     lr: float
     warmup: int
     eval_every: int
 
 
-@dataclass(frozen=True)
-class Profile:
-    device: str
-    phases: tuple[Phase, ...]  # a later phase starts from the earlier one's weights, in its data order
-    batch_size: int = 16
-
-
 # cpu: ~2 hours in all on 2 idle cores: 1,600 steps at ~3.5 s a step (measured, docs/training.md) is ~95
 # minutes of training, plus ~20 minutes of corpus, examples, sweep and evaluation.
-# cpu-2: the shipped demo: the cpu profile, then a second phase of 1,150 steps from its weights (re-warmed
-# to half the peak): ~3 h of training in all on 2 cores, in two commands that can run in separate sittings.
 # gpu: sized for ~10 minutes of a lent GPU (demo-1 ran 0.19 s per step on an H100), not measured yet.
-FIRST_CPU_PHASE = Phase(steps=1600, lr=1.2e-3, warmup=100, eval_every=200)
 PROFILES = {
-    "cpu": Profile("cpu", (FIRST_CPU_PHASE,)),
-    "cpu-2": Profile("cpu", (FIRST_CPU_PHASE, Phase(steps=1150, lr=6e-4, warmup=50, eval_every=230))),
-    "gpu": Profile("cuda", (Phase(steps=4000, lr=1.2e-3, warmup=150, eval_every=400),)),
+    "cpu": Profile("cpu", steps=1600, batch_size=16, lr=1.2e-3, warmup=100, eval_every=200),
+    "gpu": Profile("cuda", steps=4000, batch_size=16, lr=1.2e-3, warmup=150, eval_every=400),
 }
 SHAPE = "demo-2"
 
 
-def train_commands(profile: Profile, out: Path, data: Path, threads: int) -> list[list[str]]:
-    """One ``train_demo`` command per phase; each later one continues the checkpoint in ``out``."""
-    cmds = []
-    for i, phase in enumerate(profile.phases):
-        cmd = [sys.executable, "-m", "diffedit.training.train_demo", "--shape", SHAPE, "--data", str(data)]
-        cmd += ["--out", str(out)] + (["--init-from", str(out)] if i else [])
-        cmd += ["--steps", str(phase.steps), "--batch-size", str(profile.batch_size), "--lr", str(phase.lr)]
-        cmd += [
-            "--warmup",
-            str(phase.warmup),
-            "--eval-every",
-            str(phase.eval_every),
-            "--threads",
-            str(threads),
-        ]
-        if profile.device != "cpu":
-            cmd += ["--device", profile.device]
-        cmds.append(cmd)
-    return cmds
-
-
 def commands(
     profile: Profile, out: Path, data: Path, threads: int, previous: Path = DEMO_DIR
-) -> dict[str, list[list[str]]]:
-    """The commands of every stage, in order (the train stage has one per phase)."""
+) -> dict[str, list[str]]:
     py = [sys.executable, "-m"]
+    train = [
+        *py,
+        "diffedit.training.train_demo",
+        "--shape",
+        SHAPE,
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        str(profile.steps),
+        "--batch-size",
+        str(profile.batch_size),
+        "--lr",
+        str(profile.lr),
+        "--warmup",
+        str(profile.warmup),
+        "--eval-every",
+        str(profile.eval_every),
+        "--threads",
+        str(threads),
+    ]
+    if profile.device != "cpu":
+        train += ["--device", profile.device]
     return {
-        "corpus": [[*py, "diffedit.training.corpus", "--out", str(data / "corpus")]],
-        "train": train_commands(profile, out, data, threads),
+        "corpus": [*py, "diffedit.training.corpus", "--out", str(data / "corpus")],
+        "train": train,
         "sweep": [
-            [
-                *py,
-                "diffedit.training.sweep_sampling",
-                "--checkpoint",
-                str(out),
-                "--data",
-                str(data),
-                "--write",
-            ]
+            *py,
+            "diffedit.training.sweep_sampling",
+            "--checkpoint",
+            str(out),
+            "--data",
+            str(data),
+            "--write",
         ],
-        "evaluate": [[*py, "diffedit.training.evaluate_demo", "--checkpoint", str(out), "--data", str(data)]],
+        "evaluate": [*py, "diffedit.training.evaluate_demo", "--checkpoint", str(out), "--data", str(data)],
         "compare": [
-            [
-                *py,
-                "diffedit.training.compare_demos",
-                "--checkpoint",
-                str(out),
-                "--previous",
-                str(previous),
-                "--data",
-                str(data),
-            ]
+            *py,
+            "diffedit.training.compare_demos",
+            "--checkpoint",
+            str(out),
+            "--previous",
+            str(previous),
+            "--data",
+            str(data),
         ],
-        "card": [[*py, "diffedit.training.model_card", "--checkpoint", str(out), "--data", str(data)]],
+        "card": [*py, "diffedit.training.model_card", "--checkpoint", str(out), "--data", str(data)],
     }
 
 
@@ -131,9 +119,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rebuild-corpus", action="store_true", help="convert again even if data/corpus exists"
     )
-    parser.add_argument(
-        "--phase", type=int, default=None, help="train only this phase of the profile (1-based): resume a run"
-    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -147,17 +132,9 @@ def main(argv: list[str] | None = None) -> None:
         if stage == "corpus" and (args.data / "corpus" / "train.jsonl").is_file() and not args.rebuild_corpus:
             print(f"# corpus: {args.data / 'corpus'} exists (--rebuild-corpus to convert again)", flush=True)
             continue
-        phases = cmds[stage]
-        if stage == "train" and args.phase is not None:
-            if not 1 <= args.phase <= len(phases):
-                raise SystemExit(
-                    f"--phase {args.phase}: the {args.profile} profile has {len(phases)} phase(s)"
-                )
-            phases = [phases[args.phase - 1]]
-        for cmd in phases:
-            print(f"# {stage}\n{shlex.join(cmd)}", flush=True)
-            if not args.dry_run:
-                subprocess.run(cmd, check=True)
+        print(f"# {stage}\n{shlex.join(cmds[stage])}", flush=True)
+        if not args.dry_run:
+            subprocess.run(cmds[stage], check=True)
 
 
 if __name__ == "__main__":

@@ -36,25 +36,6 @@ def test_gpu_profile_trains_on_cuda_and_an_existing_corpus_is_kept(
     assert "--device cuda" in out and "--steps 4000" in out
 
 
-def test_the_two_phase_profile_continues_the_first_phase_in_the_same_folder(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
-    build_demo.main(["--dry-run", "--profile", "cpu-2", "--stages", "train", "--out", str(out)])
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0::2] == ["# train", "# train"]
-    first, second = lines[1], lines[3]
-    assert "--steps 1600" in first and "--init-from" not in first
-    assert f"--init-from {out} " in second and f"--out {out} " in second
-    assert "--steps 1150" in second and "--lr 0.0006" in second and "--warmup 50" in second
-    build_demo.main(
-        ["--dry-run", "--profile", "cpu-2", "--stages", "train", "--phase", "2", "--out", str(out)]
-    )
-    assert capsys.readouterr().out.splitlines() == ["# train", second]
-    with pytest.raises(SystemExit, match="has 1 phase"):
-        build_demo.main(["--dry-run", "--profile", "cpu", "--stages", "train", "--phase", "2"])
-
-
 def test_unknown_stage_is_refused() -> None:
     with pytest.raises(SystemExit, match="unknown stage"):
         build_demo.main(["--dry-run", "--stages", "corpus,trian"])
