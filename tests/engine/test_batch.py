@@ -130,12 +130,22 @@ def test_rows_that_settle_stop_changing_while_the_others_go_on(demo_engine: Engi
     job = build_job(text, block.start, block.end, calm, free_form=True)
     seeds = [0, 1, 2]
     rows = [_row(demo_engine, job, s)[0] for s in seeds]
-    batch = denoise_batch(demo_engine.model, rows)
+    seen: dict[int, list[int]] = {}
+
+    def observe(views: list[tuple[int, StepView]]) -> None:
+        for row, view in views:
+            seen.setdefault(row, []).append(view.step)
+
+    batch = denoise_batch(demo_engine.model, rows, observe)
     steps = [o.forwards for o in batch.rows]
     assert len(set(steps)) > 1 and min(steps) < 16  # settled early, at different steps
     assert batch.forwards == max(steps)
-    first = steps.index(min(steps))  # it left the batch early; its canvas is its single run's
-    assert batch.rows[first].tokens == _single(demo_engine, rows[first], seeds[first])
+    first = steps.index(min(steps))  # it left the batch early: no frame of it after its last step
+    assert len(seen[first]) == steps[first] < len(seen[steps.index(max(steps))])
+    # Not asserted here: its tokens equal its single run's. On the demo model that held bit for bit on an
+    # AMD EPYC but not on an Intel Xeon (the token at canvas position 34 differs; plain linear layers give
+    # identical rows there, so some batched kernel rounds differently: not traced). The bit-exact claim is
+    # tested on the test checkpoint (test_rows_over_one_context_equal_the_single_canvas_run_of_their_own_seed)
 
 
 def test_alternatives_are_one_batch_and_candidate_r_is_the_rewrite_with_seed_plus_r(engine: Engine) -> None:
