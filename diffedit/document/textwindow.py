@@ -3,7 +3,8 @@
 Parsing a 1 MB document takes about a second, so the outline, block snapping and the long-document preview
 work on the raw text. They share three things, each defined once here:
 
-- the fence rule for one line (``fence_opener``, ``fence_closes``), also used by the highlighter;
+- the fence rule for one line (``fence_opener``, ``fence_closes``) and the heading and rule lines
+  (``ATX_HEADING``, ``THEMATIC_BREAK``), also used by the highlighter;
 - the fence scanner (``FenceScanner``, ``fenced_spans``, ``in_spans``): where fenced code blocks lie, at
   the top level and in top-level list items (which it follows, so a fence in an item never shifts the
   top-level ones), a slice at a time if the caller wants to spread the work over several turns of an
@@ -51,8 +52,10 @@ def fence_closes(line: str, fence: str) -> bool:
 
 # A line that can open a top-level list item: up to 3 spaces, a bullet or an ordered marker, then a blank.
 _LIST_MARKER = re.compile(r"( {0,3})([-*+]|\d{1,9}[.)])(?=[ \t]|$)")
-_THEMATIC_BREAK = re.compile(r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
-_ATX_HEADING = re.compile(r" {0,3}#{1,6}(?:[ \t]|$)")
+# A whole line that is a thematic break, or that opens an ATX heading (CommonMark: spaces and tabs only);
+# the highlighter uses the same two.
+THEMATIC_BREAK = re.compile(r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+ATX_HEADING = re.compile(r" {0,3}#{1,6}(?:[ \t]|$)")
 _QUOTE = re.compile(r" {0,3}>")
 _SETEXT_DASHES = re.compile(r" {0,3}-+[ \t]*$")
 _SETEXT_EQUALS = re.compile(r" {0,3}=+[ \t]*$")
@@ -87,7 +90,7 @@ def _is_paragraph_line(line: str) -> bool:
     """Whether ``line`` (outside fences, indented less than 4) is paragraph text rather than a heading,
     rule, fence or block quote (after a quoted paragraph any list item may start, as in markdown-it)."""
     return bool(line.strip()) and not (
-        _QUOTE.match(line) or _ATX_HEADING.match(line) or _THEMATIC_BREAK.match(line) or fence_opener(line)
+        _QUOTE.match(line) or ATX_HEADING.match(line) or THEMATIC_BREAK.match(line) or fence_opener(line)
     )
 
 
@@ -124,7 +127,7 @@ def _list_item(line: str, after_paragraph: bool) -> tuple[int, str] | None:
     """``(content indent, content)`` of the list item ``line`` opens at the top level, or None.
     An empty item, or an ordered one not starting at 1, cannot interrupt a paragraph (CommonMark)."""
     m = _LIST_MARKER.match(line)
-    if m is None or _THEMATIC_BREAK.match(line):
+    if m is None or THEMATIC_BREAK.match(line):
         return None
     marker = m.group(2)
     rest = line[m.end() :]
@@ -241,7 +244,7 @@ class FenceScanner:
         if (
             self._item_fence is None
             and item is None
-            and not (fence_opener(line) or _ATX_HEADING.match(line) or _THEMATIC_BREAK.match(line))
+            and not (fence_opener(line) or ATX_HEADING.match(line) or THEMATIC_BREAK.match(line))
             and not _QUOTE.match(line)
             and _follows_paragraph(self.text, pos, indent, self._item_start, self._item_first)
         ):

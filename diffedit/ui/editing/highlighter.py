@@ -37,13 +37,11 @@ from PySide6.QtGui import (
     QTextDocument,
 )
 
-from diffedit.document.textwindow import fence_closes, fence_opener
+from diffedit.document.textwindow import ATX_HEADING, THEMATIC_BREAK, fence_closes, fence_opener
 from diffedit.ui.editing.theme import Theme
 
-_HEADING = re.compile(r"^ {0,3}#{1,6}(?:\s|$)")
 _LIST = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])(?=\s)")
 _QUOTE = re.compile(r"^\s*>")
-_RULE = re.compile(r"^ {0,3}(?:(?:-\s*){3,}|(?:\*\s*){3,}|(?:_\s*){3,})$")
 _CODE = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)")
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ITALIC = re.compile(r"(?<![*_\w])([*_])(?=\S)(.+?)(?<=\S)\1(?![*_\w])")
@@ -310,10 +308,10 @@ class MarkdownHighlighter(QSyntaxHighlighter):
     def _inline(self, text: str) -> None:
         if not text:
             return
-        if _HEADING.match(text):
+        if ATX_HEADING.match(text):
             self.setFormat(0, len(text), self.f_heading)
             return
-        if _RULE.match(text):
+        if THEMATIC_BREAK.match(text):
             self.setFormat(0, len(text), self.f_rule)
             return
         m = _QUOTE.match(text)
