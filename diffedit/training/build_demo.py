@@ -1,9 +1,9 @@
-"""Build the demo model with one command: corpus -> tokenizer -> examples -> training -> sampling sweep ->
-evaluation -> comparison with the bundled demo -> model card.
+"""Build the demo model with one command: corpus -> tokenizer -> examples -> training -> snapshot choice ->
+sampling sweep -> evaluation -> comparison with the bundled demo -> model card.
 
     python -m diffedit.training.build_demo --profile cpu               # this project's 2-core CPU, ~2 h
     python -m diffedit.training.build_demo --profile gpu --stages train  # on a lent GPU (~15 min), then:
-    python -m diffedit.training.build_demo --profile gpu --stages sweep,evaluate,compare,card  # on the CPU
+    python -m diffedit.training.build_demo --profile gpu --stages pick,sweep,evaluate,compare,card  # CPU
 
 Each stage runs as its own ``python -m diffedit.training.*`` process (so each records its own command
 line), niced, and is printed before it runs. The checkpoint goes to ``--out`` (default
@@ -26,27 +26,32 @@ from pathlib import Path
 from diffedit.training.checkpoint import DEMO_DIR
 from diffedit.training.niceness import nice_to
 
-STAGES = ("corpus", "train", "sweep", "evaluate", "compare", "card")
+STAGES = ("corpus", "train", "pick", "sweep", "evaluate", "compare", "card")
 
 
 @dataclass(frozen=True)
 class Profile:
     device: str
-    steps: int
+    steps: int  # with minutes: the most steps (the loop times itself and fits the rest)
     batch_size: int
     lr: float
     warmup: int
     eval_every: int
+    minutes: float | None = None
 
 
 # cpu: ~2 hours in all on 2 idle cores: 1,600 steps at ~3.5 s a step (measured, docs/training.md) is ~95
-# minutes of training, plus ~20 minutes of corpus, examples, sweep and evaluation.
-# gpu: sized for ~10 minutes of a lent GPU (demo-1 ran 0.19 s per step on an H100), not measured yet.
+# minutes of training, plus ~30 minutes of corpus, examples, snapshot choice, sweep and evaluation.
+# gpu: a lent GPU gives 15 minutes in all, starting the machine included, so the loop gets 8: it times its
+# first 30 steps and one evaluation and fits its length to that (train_demo --minutes). Batches of 64 (demo-1
+# ran 0.19 s a step at batch 16 on an H100, far from filling it): not measured yet.
 PROFILES = {
     "cpu": Profile("cpu", steps=1600, batch_size=16, lr=1.2e-3, warmup=100, eval_every=200),
-    "gpu": Profile("cuda", steps=4000, batch_size=16, lr=1.2e-3, warmup=150, eval_every=400),
+    "gpu": Profile("cuda", steps=20000, batch_size=64, lr=1.2e-3, warmup=150, eval_every=500, minutes=8),
 }
 SHAPE = "demo-2"
+# The setting the sweep chose for this shape in both of its CPU runs: the snapshots are compared with it.
+PICK_SETTING = "0.1:0.3:1.0"
 
 
 def commands(
@@ -74,12 +79,26 @@ def commands(
         str(profile.eval_every),
         "--threads",
         str(threads),
+        "--snapshots",
     ]
     if profile.device != "cpu":
         train += ["--device", profile.device]
+    if profile.minutes is not None:
+        train += ["--minutes", f"{profile.minutes:g}"]
     return {
         "corpus": [*py, "diffedit.training.corpus", "--out", str(data / "corpus")],
         "train": train,
+        "pick": [
+            *py,
+            "diffedit.training.pick_snapshot",
+            "--checkpoint",
+            str(out),
+            "--data",
+            str(data),
+            "--setting",
+            PICK_SETTING,
+            "--apply",
+        ],
         "sweep": [
             *py,
             "diffedit.training.sweep_sampling",

@@ -69,7 +69,8 @@ def same_evaluation(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
 
     def blocks(r: dict[str, Any]) -> list[Any]:
         dic = r.get("dictionary", {})
-        return [dic.get(k, {}).get("blocks") for k in ("heldout_documents", "heldout_source")]
+        counts = [dic.get(k, {}).get("blocks") for k in ("heldout_documents", "heldout_source")]
+        return [*counts, dic.get("skipped_sweep_blocks", 0)]
 
     return (
         ours["heldout_documents"] == theirs["heldout_documents"]
@@ -110,6 +111,7 @@ def compare(
             dictionary_n=ours.get("dictionary", {}).get("heldout_documents", {}).get("blocks", 0),
             rewrites=0,
             accuracy_examples=ours.get("accuracy_examples"),
+            dictionary_skip=ours.get("dictionary", {}).get("skipped_sweep_blocks", 0),
         )
     return {
         "previous": str(previous),

@@ -114,11 +114,18 @@ def regenerate(
 
 
 def dictionary_figures(
-    checkpoint: Path, data_dir: Path, n: int, rewrites: int, words_file: Path, free_form: bool = False
+    checkpoint: Path,
+    data_dir: Path,
+    n: int,
+    rewrites: int,
+    words_file: Path,
+    free_form: bool = False,
+    skip: int = 0,
 ) -> dict[str, Any]:
     """Dictionary-word rate and repetition of ``n`` rewrites per held-out set, and ``rewrites`` of them
     (chosen by ``REWRITE_SEED``) verbatim. The checkpoint's generation config decides the sampler; the
-    rewrites keep each block's shape as the editor's do, unless ``free_form``."""
+    rewrites keep each block's shape as the editor's do, unless ``free_form``. The held-out documents' blocks
+    start after the first ``skip`` (those the sampling sweep chose on)."""
     import random
     import statistics
 
@@ -129,10 +136,10 @@ def dictionary_figures(
 
     words = load_words(words_file)
     engine = Engine.load(checkpoint, device="cpu")
-    sets = load_sets(checkpoint, data_dir, n)
+    sets = load_sets(checkpoint, data_dir, n, skip)
     names = {"selection": "heldout_documents", "heldout_source": "heldout_source"}
     path = "free form" if free_form else "shaped"
-    out: dict[str, Any] = {"words_file": str(words_file), "rewrite_path": path}
+    out: dict[str, Any] = {"words_file": str(words_file), "rewrite_path": path, "skipped_sweep_blocks": skip}
     pool: list[dict[str, str]] = []
     for key, splits in sets.items():
         texts = []
@@ -163,7 +170,10 @@ def evaluate(
     words_file: Path | None = None,
     accuracy_examples: int | None = None,
     free_form: bool = False,
+    dictionary_skip: int | None = None,
 ) -> dict[str, Any]:
+    """``dictionary_skip``: held-out document blocks to pass over before the dictionary blocks (default: as
+    many as the checkpoint's own sampling sweep chose its setting on, so the figure is not read on them)."""
     torch.manual_seed(0)
     model, tokenizer = load_checkpoint(checkpoint)
     budget = training_budget(checkpoint)
@@ -180,10 +190,12 @@ def evaluate(
     regens = [regenerate(model, tokenizer, s, budget, seed=i) for i, s in enumerate(sample[:generations])]
     extra: dict[str, Any] = {}
     if dictionary_n > 0:
+        from diffedit.training.heldout_sets import sweep_selection_blocks
         from diffedit.training.text_metrics import WORDS_FILE
 
+        skip = sweep_selection_blocks(checkpoint) if dictionary_skip is None else dictionary_skip
         extra["dictionary"] = dictionary_figures(
-            checkpoint, data_dir, dictionary_n, rewrites, words_file or WORDS_FILE, free_form
+            checkpoint, data_dir, dictionary_n, rewrites, words_file or WORDS_FILE, free_form, skip
         )
     return {
         "heldout_documents": len(docs),

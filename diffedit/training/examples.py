@@ -7,8 +7,10 @@ Targets are restricted to one canvas (target tokens + eos fit in ``canvas_length
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,14 +55,23 @@ def split_at(text: str, spans: Sequence[tuple[int, int]], first: int, count: int
     return Split(text[:start], text[start:end], text[end:])
 
 
-def candidate_splits(text: str, rng: random.Random) -> Iterator[Split]:
-    """For every block: the block alone, and a run of 2..MAX_TARGET_BLOCKS blocks starting there."""
-    spans = block_spans(text)
-    for first in range(len(spans)):
-        yield split_at(text, spans, first, 1)
-        longest = min(MAX_TARGET_BLOCKS, len(spans) - first)
+def candidate_ranges(blocks: int, rng: random.Random) -> list[tuple[int, int]]:
+    """(first block, block count) of every candidate target: for every block, the block alone, and a run of
+    2..MAX_TARGET_BLOCKS blocks starting there (its length drawn from ``rng``)."""
+    ranges = []
+    for first in range(blocks):
+        ranges.append((first, 1))
+        longest = min(MAX_TARGET_BLOCKS, blocks - first)
         if longest >= 2:
-            yield split_at(text, spans, first, rng.randint(2, longest))
+            ranges.append((first, rng.randint(2, longest)))
+    return ranges
+
+
+def candidate_splits(text: str, rng: random.Random) -> Iterator[Split]:
+    """The document split at each of :func:`candidate_ranges`."""
+    spans = block_spans(text)
+    for first, count in candidate_ranges(len(spans), rng):
+        yield split_at(text, spans, first, count)
 
 
 def bucketed_budget(natural_length: int, budget: int) -> int:
@@ -86,15 +97,48 @@ def encode_split(
     return Example(prompt, canvas)
 
 
-def build_examples(
-    tokenizer: Any, texts: Sequence[str], budget: int, canvas_length: int, seed: int = 0
+def encode_document(
+    tokenizer: Any, text: str, ranges: Sequence[tuple[int, int]], budget: int, canvas_length: int
 ) -> list[Example]:
-    rng = random.Random(seed)
+    """The examples of one document's candidate ``ranges`` (those that fit one canvas)."""
     fmt = InfillFormat()
-    out: list[Example] = []
-    for text in texts:
-        for split in candidate_splits(text, rng):
-            ex = encode_split(tokenizer, fmt, split, budget, canvas_length)
-            if ex is not None:
-                out.append(ex)
+    spans = block_spans(text)
+    out = []
+    for first, count in ranges:
+        ex = encode_split(tokenizer, fmt, split_at(text, spans, first, count), budget, canvas_length)
+        if ex is not None:
+            out.append(ex)
     return out
+
+
+_worker: tuple[Any, int, int] | None = None  # a pool worker's (tokenizer, budget, canvas_length)
+
+
+def _start_worker(tokenizer: Any, budget: int, canvas_length: int) -> None:
+    global _worker
+    _worker = (tokenizer, budget, canvas_length)
+
+
+def _encode_in_worker(item: tuple[str, list[tuple[int, int]]]) -> list[Example]:
+    assert _worker is not None
+    tokenizer, budget, canvas_length = _worker
+    return encode_document(tokenizer, item[0], item[1], budget, canvas_length)
+
+
+def build_examples(
+    tokenizer: Any, texts: Sequence[str], budget: int, canvas_length: int, seed: int = 0, workers: int = 1
+) -> list[Example]:
+    """Every document's examples, in document order. The candidate targets are drawn first, in one pass
+    with one ``rng`` (cheap); encoding them (the tokenizer, the cost) then runs in ``workers`` processes,
+    which yields the same list as one process."""
+    rng = random.Random(seed)
+    items = [(text, candidate_ranges(len(block_spans(text)), rng)) for text in texts]
+    if workers <= 1 or len(items) < 2 * workers:
+        per_doc = [encode_document(tokenizer, t, r, budget, canvas_length) for t, r in items]
+    else:
+        spawn = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
+        with ProcessPoolExecutor(
+            workers, mp_context=spawn, initializer=_start_worker, initargs=(tokenizer, budget, canvas_length)
+        ) as pool:
+            per_doc = list(pool.map(_encode_in_worker, items, chunksize=max(1, len(items) // (8 * workers))))
+    return [ex for doc in per_doc for ex in doc]

@@ -21,6 +21,7 @@ from diffedit.training.examples import Split, candidate_splits
 from diffedit.training.text_metrics import dictionary_word_rate, repetition
 
 SPLIT_SEED = 11
+SWEEP_FILE = "sampling_sweep.json"  # written by diffedit.training.sweep_sampling
 
 
 def is_prose_target(target: str) -> bool:
@@ -56,19 +57,30 @@ def trim_context(split: Split, chars: int = 1500) -> Split:
     return Split(split.prefix[-chars:], split.target, split.suffix[:chars])
 
 
-def load_sets(checkpoint: Path, data_dir: Path, n: int) -> dict[str, list[Split]]:
+def load_sets(checkpoint: Path, data_dir: Path, n: int, skip: int = 0) -> dict[str, list[Split]]:
+    """``n`` blocks of each set. ``skip`` passes over the first ``skip`` selection blocks (the ones a sweep
+    chose its sampler on), so that an evaluation reads blocks the choice never saw; the order is fixed, so
+    the first ``skip`` blocks are exactly those a sweep of ``--n skip`` read."""
     corpus_dir = data_dir / "corpus"
     heldout = corpus.read_documents(corpus_dir / "heldout.jsonl", missing_ok=True)
     if heldout:
-        selection = [trim_context(s) for s in prose_splits(heldout, n)]
+        selection = [trim_context(s) for s in prose_splits(heldout, skip + n)[skip:]]
     else:
         sample = read_sample(checkpoint / "heldout_sample.jsonl")
-        selection = [s for s in sample if is_prose_target(s.target)][:n]
+        selection = [s for s in sample if is_prose_target(s.target)][skip : skip + n]
     sets = {"selection": selection}
     other = corpus.read_documents(corpus_dir / "heldout_source.jsonl", missing_ok=True)
     if other:
         sets["heldout_source"] = [trim_context(s) for s in prose_splits(other, n)]
     return sets
+
+
+def sweep_selection_blocks(checkpoint: Path) -> int:
+    """How many selection blocks the checkpoint's sampling sweep chose its setting on (0: no sweep)."""
+    path = checkpoint / SWEEP_FILE
+    if not path.is_file():
+        return 0
+    return int(json.loads(path.read_text(encoding="utf-8")).get("blocks", {}).get("selection", 0))
 
 
 def read_sample(path: Path) -> list[Split]:

@@ -33,7 +33,7 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,12 +45,11 @@ from diffedit.engine.types import GenerationSettings
 from diffedit.training import corpus
 from diffedit.training.evaluate_demo import encode_splits, training_budget
 from diffedit.training.examples import Split
-from diffedit.training.heldout_sets import load_sets, reference_score, rewrite_split
+from diffedit.training.heldout_sets import SWEEP_FILE, load_sets, reference_score, rewrite_split
 from diffedit.training.metrics import one_pass_accuracy
 from diffedit.training.niceness import nice_to
 from diffedit.training.text_metrics import WORDS_FILE, dictionary_word_rate, load_words, repetition
 
-SWEEP_FILE = "sampling_sweep.json"
 TEMPERATURES = ((0.05, 0.15), (0.1, 0.3), (0.2, 0.4), (0.3, 0.6), (0.4, 0.8))
 ENTROPY_BOUNDS = (0.05, 0.1, 0.3, 1.0)
 REPETITION_SLACK = 0.05
@@ -103,8 +102,13 @@ def score(outputs: Sequence[str], results: Sequence[Any], words: frozenset[str])
     )
 
 
-def choose(rows: Sequence[dict[str, Any]], original_repetition: float) -> dict[str, Any]:
-    """The best row by the rule in the module docstring."""
+def choose(
+    rows: Sequence[dict[str, Any]],
+    original_repetition: float,
+    prefer: Callable[[dict[str, Any]], Any] | None = None,
+) -> dict[str, Any]:
+    """The best row by the rule in the module docstring, each row's figures under ``"selection"``; among
+    rows within 0.002 of the best rate, the one with fewest steps, or the greatest ``prefer``."""
     cap = original_repetition + REPETITION_SLACK
     ok = [
         r
@@ -117,6 +121,8 @@ def choose(rows: Sequence[dict[str, Any]], original_repetition: float) -> dict[s
         return max(rows, key=lambda r: r["selection"]["dictionary_word_rate"] - r["selection"]["repetition"])
     best = max(r["selection"]["dictionary_word_rate"] for r in ok)
     close = [r for r in ok if r["selection"]["dictionary_word_rate"] >= best - 0.002]
+    if prefer is not None:
+        return max(close, key=prefer)
     return min(close, key=lambda r: (r["selection"]["steps_mean"], -r["selection"]["dictionary_word_rate"]))
 
 

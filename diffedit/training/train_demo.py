@@ -6,7 +6,10 @@ Steps: fetch and convert the corpus (``data/corpus``), train the BPE, build infi
 own prompt and canvas code, then train a small DiffusionGemma with the uniform-state diffusion objective:
 per example ``t ~ U(0, 1]`` (stratified over the batch), that share of canvas positions replaced by uniform
 random tokens, cross-entropy against the clean canvas. Self-conditioning on every other batch. The run is a
-fixed number of steps with a fixed seed and data order.
+fixed number of steps with a fixed seed and data order, or, with ``--minutes``, as many steps of that order
+as fit the time: the loop times its first steps and one evaluation, then fixes the schedule's length before
+the warmup ends (for a lent GPU, where the minutes are what is given). ``--snapshots`` keeps the weights of
+every evaluation under ``snapshots/step-N`` (``diffedit.training.pick_snapshot`` chooses among them).
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import argparse
 import csv
 import json
 import math
+import os
 import pickle
 import random
 import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,7 @@ CURVE_FILE = "training_curve.csv"
 HELDOUT_SAMPLE_FILE = "heldout_sample.jsonl"
 HELDOUT_SOURCE_SAMPLE_FILE = "heldout_source_sample.jsonl"  # blocks of the sources held out whole
 RUN_FILE = "training_run.json"
+SNAPSHOTS_DIR = "snapshots"
 DATA_SEED = 0  # the example set and the evaluation subset do not depend on --seed
 
 
@@ -64,6 +69,8 @@ class TrainArgs:
     init_from: Path | None = None
     stop_after: int | None = None  # stop early, keeping the schedule of --steps (a phase cut short)
     device: str = "cpu"  # the noise and the data order are drawn on the CPU either way
+    minutes: float | None = None  # fit the run to this wall time (steps then caps it)
+    snapshots: bool = False  # keep every evaluation's weights under snapshots/step-N
     shape: str = "demo-1"  # a name in model_config.SHAPES
     data: Path = DATA_DIR
 
@@ -93,7 +100,9 @@ def cached_examples(
         stored_key, examples = pickle.loads(path.read_bytes())
         if stored_key == key:
             return examples
-    examples = build_examples(tokenizer, [d.text for d in docs], args.budget, canvas_length, seed=DATA_SEED)
+    texts = [d.text for d in docs]
+    workers = os.cpu_count() or 1  # before training starts: every core may encode
+    examples = build_examples(tokenizer, texts, args.budget, canvas_length, seed=DATA_SEED, workers=workers)
     path.write_bytes(pickle.dumps((key, examples)))
     return examples
 
@@ -208,6 +217,18 @@ def training_step(
     )
     loss = diffusion_loss(out.logits, clean, position_weights(clean, mask, model.config.pad_token_id, args))
     return loss, prompts.numel() + clean.numel()
+
+
+CALIBRATION_STEPS = 30  # steps timed (after the first 5) before a --minutes run fixes its length
+
+
+def planned_steps(budget_s: float, spent_s: float, step_s: float, eval_s: float, args: TrainArgs) -> int:
+    """The most steps (at most ``args.steps``) whose training and evaluations fit what is left of
+    ``budget_s``: each step ``step_s``, an evaluation (with its saves) ``eval_s`` every ``eval_every`` steps
+    and one at the end. At least one step more than the timed ones."""
+    left = budget_s - spent_s - eval_s  # the closing evaluation
+    fit = math.floor(left / (step_s + eval_s / args.eval_every)) if left > 0 else 0
+    return max(CALIBRATION_STEPS + 1, min(args.steps, fit))
 
 
 def lr_at(step: int, args: TrainArgs) -> float:
@@ -342,8 +363,32 @@ def train(args: TrainArgs) -> None:
     start = time.time()
     tokens = 0
     smooth = None
+    requested = args.steps
+    if args.minutes is not None and args.warmup < CALIBRATION_STEPS:
+        raise SystemExit(f"--minutes needs --warmup of at least {CALIBRATION_STEPS} (the steps it times)")
     last = min(args.steps, args.stop_after or args.steps)
-    for step in range(last):
+    timed_from = 0.0
+    step = 0
+    while step < last:
+        if step == 5:
+            timed_from = time.time()
+        if args.minutes is not None and step == CALIBRATION_STEPS:
+            step_s = (time.time() - timed_from) / (CALIBRATION_STEPS - 5)
+            eval_start = time.time()
+            one_pass_accuracy(model, data.eval, pad_id)
+            save_start = time.time()
+            save_checkpoint(model, data.tokenizer, args.out, context_tokens=args.budget)
+            saves = 2 if args.snapshots else 1
+            eval_s = save_start - eval_start + saves * (time.time() - save_start)
+            args = replace(
+                args, steps=planned_steps(args.minutes * 60, time.time() - start, step_s, eval_s, args)
+            )
+            last = min(args.steps, args.stop_after or args.steps)
+            print(
+                f"timed {step_s:.3f} s a step, {eval_s:.1f} s an evaluation: {args.steps} steps fit "
+                f"{args.minutes:g} minutes",
+                flush=True,
+            )
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, args)
         loss, n_tok = training_step(model, data.train, next(stream), step % 2 == 1, gen, args)
@@ -369,6 +414,14 @@ def train(args: TrainArgs) -> None:
             append_curve(curve, row)
             print("EVAL " + json.dumps(row), flush=True)
             save_checkpoint(model, data.tokenizer, args.out, context_tokens=args.budget)
+            if args.snapshots:
+                save_checkpoint(
+                    model,
+                    data.tokenizer,
+                    args.out / SNAPSHOTS_DIR / f"step-{step_offset + step + 1}",
+                    context_tokens=args.budget,
+                )
+        step += 1
     summary = {
         "args": {k: str(v) for k, v in asdict(args).items()},
         "shape": asdict(shape),
@@ -379,6 +432,7 @@ def train(args: TrainArgs) -> None:
         "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         "previous_phases": phases,
         "skipped_batches": skipped,
+        "requested_steps": requested,
     }
     (args.out / RUN_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print("done " + json.dumps(summary), flush=True)
@@ -398,6 +452,12 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
     for name in ("lr", "min_lr_ratio", "weight_decay", "kept_weight", "pad_weight"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps")
+    parser.add_argument(
+        "--minutes", type=float, default=None, help="fit the run to this wall time (--steps caps it)"
+    )
+    parser.add_argument(
+        "--snapshots", action="store_true", help="keep every evaluation's weights under snapshots/step-N"
+    )
     parser.add_argument(
         "--init-from", type=Path, default=None, help="continue from this checkpoint's weights"
     )

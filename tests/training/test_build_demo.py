@@ -13,10 +13,12 @@ def test_dry_run_prints_every_stage_in_order(capsys: pytest.CaptureFixture[str],
     build_demo.main(["--dry-run", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")])
     lines = capsys.readouterr().out.splitlines()
     stages = [line[2:] for line in lines if line.startswith("# ")]
-    assert stages == ["corpus", "train", "sweep", "evaluate", "compare", "card"]
+    assert stages == ["corpus", "train", "pick", "sweep", "evaluate", "compare", "card"]
     train = lines[lines.index("# train") + 1]
     assert "diffedit.training.train_demo --shape demo-2" in train and "--device" not in train
-    assert "--steps 1600" in train
+    assert "--steps 1600" in train and "--snapshots" in train and "--minutes" not in train
+    pick = lines[lines.index("# pick") + 1]
+    assert "diffedit.training.pick_snapshot" in pick and "--apply" in pick
     assert "diffedit.training.sweep_sampling" in lines[lines.index("# sweep") + 1]
     assert "--write" in lines[lines.index("# sweep") + 1]
     compare = lines[lines.index("# compare") + 1]
@@ -33,7 +35,7 @@ def test_gpu_profile_trains_on_cuda_and_an_existing_corpus_is_kept(
     )
     out = capsys.readouterr().out
     assert "exists (--rebuild-corpus to convert again)" in out
-    assert "--device cuda" in out and "--steps 4000" in out
+    assert "--device cuda" in out and "--minutes 8" in out and "--batch-size 64" in out
 
 
 def test_unknown_stage_is_refused() -> None:

@@ -17,7 +17,7 @@ from diffedit.training.evaluate_demo import RESULTS_FILE
 DEMO = resources_dir() / "models" / "diffedit-demo"
 
 
-def results(documents: int = 2, examples: int = 10, blocks: int = 4) -> dict[str, object]:
+def results(documents: int = 2, examples: int = 10, blocks: int = 4, skipped: int = 0) -> dict[str, object]:
     def block(rate: float) -> dict[str, object]:
         return {"blocks": blocks, "dictionary_word_rate": rate, "words": 50, "repetition": 0.01}
 
@@ -27,7 +27,11 @@ def results(documents: int = 2, examples: int = 10, blocks: int = 4) -> dict[str
         "accuracy_examples": examples,
         "accuracy_seed": 0,
         "model_accuracy": 0.12,
-        "dictionary": {"heldout_documents": block(0.8), "heldout_source": block(0.7)},
+        "dictionary": {
+            "heldout_documents": block(0.8),
+            "heldout_source": block(0.7),
+            "skipped_sweep_blocks": skipped,
+        },
     }
 
 
@@ -36,6 +40,7 @@ def test_same_evaluation_needs_the_same_documents_draw_and_blocks() -> None:
     assert not same_evaluation(results(), results(documents=3))
     assert not same_evaluation(results(), results(examples=11))
     assert not same_evaluation(results(), results(blocks=5))
+    assert not same_evaluation(results(), results(skipped=24))  # other blocks of the same documents
 
 
 def test_figures_keep_the_comparable_numbers() -> None:

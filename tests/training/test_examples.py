@@ -12,7 +12,14 @@ from diffedit.engine.context import InfillFormat
 from diffedit.engine.types import EditRequest
 from diffedit.resources import resources_dir
 from diffedit.training.corpus import block_kind, keep_block, split_blocks
-from diffedit.training.examples import BUCKET, Split, block_spans, candidate_splits, encode_split
+from diffedit.training.examples import (
+    BUCKET,
+    Split,
+    block_spans,
+    build_examples,
+    candidate_splits,
+    encode_split,
+)
 
 DEMO = resources_dir() / "models" / "diffedit-demo"
 
@@ -81,3 +88,18 @@ def test_encoded_example_uses_infill_format_and_layout_canvases(tokenizer: objec
 def test_target_longer_than_one_canvas_is_skipped(tokenizer: object) -> None:
     long = Split("Intro.\n\n", " ".join(["word"] * 200), "")
     assert encode_split(tokenizer, InfillFormat(), long, budget=192, canvas_length=128) is None
+
+
+def test_examples_encoded_in_worker_processes_are_the_ones_one_process_makes(tokenizer: object) -> None:
+    docs = [
+        DOC.replace("Sorting", f"Sorting {i}").replace("list", "sequence" if i % 2 else "list")
+        for i in range(6)
+    ]
+    one = build_examples(tokenizer, docs, budget=96, canvas_length=128, seed=3)
+    two = build_examples(tokenizer, docs, budget=96, canvas_length=128, seed=3, workers=2)
+    assert len(one) > 12 and one == two
+    # and they are the splits candidate_splits draws with the same seed, in the same order
+    rng = random.Random(3)
+    splits = [s for d in docs for s in candidate_splits(d, rng)]
+    encoded = [encode_split(tokenizer, InfillFormat(), s, 96, 128) for s in splits]
+    assert one == [e for e in encoded if e is not None]
