@@ -20,7 +20,7 @@ import argparse
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from diffedit.training.checkpoint import DEMO_DIR
@@ -42,12 +42,13 @@ class Profile:
 
 # cpu: ~2 hours in all on 2 idle cores: 1,600 steps at ~3.5 s a step (measured, docs/training.md) is ~95
 # minutes of training, plus ~30 minutes of corpus, examples, snapshot choice, sweep and evaluation.
-# gpu: a lent GPU gives 15 minutes in all, starting the machine included, so the loop gets 8: it times its
-# first 30 steps and one evaluation and fits its length to that (train_demo --minutes). Batches of 64 (demo-1
-# ran 0.19 s a step at batch 16 on an H100, far from filling it): not measured yet.
+# gpu: a lent GPU gives 15 minutes in all, starting the machine included, and one command at most 10, so the
+# loop gets 6: it times its first 30 steps and one evaluation and fits its length to that (train_demo
+# --minutes). Batches of 64 (demo-1 ran 0.19 s a step at batch 16 on an H100, far from filling it): not
+# measured yet.
 PROFILES = {
     "cpu": Profile("cpu", steps=1600, batch_size=16, lr=1.2e-3, warmup=100, eval_every=200),
-    "gpu": Profile("cuda", steps=20000, batch_size=64, lr=1.2e-3, warmup=150, eval_every=500, minutes=8),
+    "gpu": Profile("cuda", steps=20000, batch_size=64, lr=1.2e-3, warmup=150, eval_every=500, minutes=6),
 }
 SHAPE = "demo-2"
 # The setting the sweep chose for this shape in both of its CPU runs: the snapshots are compared with it.
@@ -132,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/diffedit-demo-2"))
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default=None, help="train on this device instead of the profile's")
+    parser.add_argument(
+        "--minutes", type=float, default=None, help="fit the training to this many minutes instead"
+    )
     parser.add_argument(
         "--previous", type=Path, default=DEMO_DIR, help="the demo to compare with (default: the bundled one)"
     )
@@ -144,7 +149,12 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise SystemExit(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
-    cmds = commands(PROFILES[args.profile], args.out, args.data, args.threads, args.previous)
+    profile = PROFILES[args.profile]
+    if args.device is not None:
+        profile = replace(profile, device=args.device)
+    if args.minutes is not None:
+        profile = replace(profile, minutes=args.minutes)
+    cmds = commands(profile, args.out, args.data, args.threads, args.previous)
     if not args.dry_run:
         nice_to(10)
     for stage in stages:

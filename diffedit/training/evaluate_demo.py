@@ -161,6 +161,17 @@ def dictionary_figures(
     return out
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux), for the timings' sake; "unknown CPU" elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def evaluate(
     checkpoint: Path,
     data_dir: Path,
@@ -211,6 +222,7 @@ def evaluate(
         "generate_median_s": round(statistics.median(r.seconds for r in regens), 3) if regens else None,
         "generate_seconds": [round(r.seconds, 3) for r in regens],
         "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_name(),
         "regenerations": [{"original": r.original, "generated": r.generated} for r in regens],
         **extra,
     }

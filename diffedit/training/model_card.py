@@ -332,7 +332,8 @@ def comparison_section(res: dict[str, Any], comparison: dict[str, Any] | None = 
     return f"""
 Dictionary-word rate (`diffedit.training.text_metrics`: share of prose words, outside code, found in
 `{dic["words_file"]}`) of rewrites from noise {rewrite_path(dic)} with the shipped generation config
-(no comparison with another demo was measured: `python -m diffedit.training.compare_demos` adds one):
+({blocks_phrase(dic)}; no comparison with another demo was measured: `python -m
+diffedit.training.compare_demos` adds one):
 
 | | this model | the original text |
 |---|---:|---:|
@@ -340,6 +341,25 @@ Dictionary-word rate (`diffedit.training.text_metrics`: share of prose words, ou
 | dictionary-word rate, held-out source (not from its corpus) | {cell(src)} | {orig(src)} |
 | repetition (share of repeated word pairs), held-out documents | {rep_docs} | {rep_orig} |
 """
+
+
+def blocks_phrase(dic: dict[str, Any]) -> str:
+    """Which held-out blocks the dictionary figures read."""
+    n = dic.get("heldout_documents", {}).get("blocks", "?")
+    skip = dic.get("skipped_sweep_blocks", 0)
+    if skip:
+        return (
+            f"{n} blocks of each set; the held-out documents' are the {n} after the {skip} the sampling "
+            "sweep chose the sampler on"
+        )
+    return f"{n} blocks of each set"
+
+
+def bold_higher(a: Any, b: Any) -> tuple[str, str]:
+    """Two figures as table cells, the higher in bold."""
+    if isinstance(a, int | float) and isinstance(b, int | float) and a != b:
+        return (f"**{a}**", str(b)) if a > b else (str(a), f"**{b}**")
+    return str(a), str(b)
 
 
 def measured_comparison(res: dict[str, Any], comparison: dict[str, Any]) -> str:
@@ -359,20 +379,22 @@ def measured_comparison(res: dict[str, Any], comparison: dict[str, Any]) -> str:
         return str(f.get("heldout_documents_repetition", "n/a"))
 
     sources = ", ".join(f"`{s}`" for s in first["sources"])
+    first_prev, first_this = bold_higher(first["previous"]["accuracy"], first["this"]["accuracy"])
+    split_prev, split_this = bold_higher(prev["accuracy"], ours["accuracy"])
     return f"""
 Against the first demo model, both measured here by `python -m diffedit.training.compare_demos` (each with
 its own tokenizer, so one-pass accuracies compare the same documents, not the same tokens). Dictionary-word
 rate (`diffedit.training.text_metrics`: share of prose words, outside code, found in
 `{dic["words_file"]}`) of rewrites from noise {rewrite_path(dic)}, each model with its shipped
-generation config, on the same held-out blocks with the same seeds:
+generation config, on the same held-out blocks with the same seeds ({blocks_phrase(dic)}):
 
 | | first demo | this model | the original text |
 |---|---:|---:|---:|
 | one-pass accuracy at 50% noise, the first demo's held-out split ({first["documents"]} {sources} documents; \
 {first["previous"]["examples"]:,} and {first["this"]["examples"]:,} examples) \
-| {first["previous"]["accuracy"]} | **{first["this"]["accuracy"]}** | |
+| {first_prev} | {first_this} | |
 | one-pass accuracy at 50% noise, this model's held-out split ({split["documents"]} documents, \
-{ours["accuracy_examples"]:,} examples drawn by seed) | {prev["accuracy"]} | **{ours["accuracy"]}** | |
+{ours["accuracy_examples"]:,} examples drawn by seed) | {split_prev} | {split_this} | |
 | dictionary-word rate, held-out documents | {rate(prev, "heldout_documents")} \
 | **{rate(ours, "heldout_documents")}** | {orig("heldout_documents")} |
 | dictionary-word rate, held-out source (not from either corpus) | {rate(prev, "heldout_source")} \
@@ -575,8 +597,8 @@ exactly by the argmax of **one** forward pass.
 {sampler_section(checkpoint, res)}
 
 Speed: `model.generate` of one {cfg["canvas_length"]}-token canvas (prompt budget {args["budget"]}, the
-shipped sampler, adaptive stop) takes a median of **{res["generate_median_s"]} s** on this
-project's 2-core CPU machine in fp32 with {res["torch_threads"]} torch thread(s)
+shipped sampler, adaptive stop) takes a median of **{res["generate_median_s"]} s** on
+{res.get("cpu", "this project's 2-core CPU machine")} in fp32 with {res["torch_threads"]} torch thread(s)
 ({len(res["generate_seconds"])} paragraphs: {res["generate_seconds"]} s).{latency_section(checkpoint)}
 
 ## Full regenerations of held-out blocks

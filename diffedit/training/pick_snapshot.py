@@ -91,6 +91,7 @@ def pick(
     setting: Setting | None = None,
     words_file: Path = WORDS_FILE,
     log: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     found = snapshots(checkpoint)
     if not found:
@@ -104,7 +105,7 @@ def pick(
     start = time.time()
     rows: list[dict[str, Any]] = []
     for step, folder in found:
-        engine = Engine.load(folder, device="cpu")
+        engine = Engine.load(folder, device=device)
         outputs, results = run_setting(engine, splits, setting)
         row = {
             "step": step,
@@ -125,6 +126,7 @@ def pick(
         "rows": rows,
         "chosen_step": best["step"],
         "last_step": found[-1][0],
+        "device": device,
         "torch_threads": torch.get_num_threads(),
         "minutes": round((time.time() - start) / 60, 1),
     }
@@ -152,11 +154,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--apply", action="store_true", help="copy the chosen snapshot's weights in")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="where the rewrites run (cpu, or cuda on a lent GPU)")
     parser.add_argument("--nice", type=int, default=10)
     args = parser.parse_args(argv)
     nice_to(args.nice)
     torch.set_num_threads(args.threads)
-    result = pick(args.checkpoint, args.data, args.n, args.setting, args.words)
+    result = pick(args.checkpoint, args.data, args.n, args.setting, args.words, device=args.device)
     (args.checkpoint / CHOICE_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if args.apply:
         apply(args.checkpoint, result["chosen_step"])

@@ -35,7 +35,7 @@ def test_gpu_profile_trains_on_cuda_and_an_existing_corpus_is_kept(
     )
     out = capsys.readouterr().out
     assert "exists (--rebuild-corpus to convert again)" in out
-    assert "--device cuda" in out and "--minutes 8" in out and "--batch-size 64" in out
+    assert "--device cuda" in out and "--minutes 6" in out and "--batch-size 64" in out
 
 
 def test_unknown_stage_is_refused() -> None:
@@ -53,3 +53,10 @@ def test_stages_started_by_a_niced_parent_do_not_nice_twice() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "3"
+
+
+def test_device_and_minutes_override_the_profiles(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    args = ["--dry-run", "--profile", "gpu", "--data", str(tmp_path / "data"), "--stages", "train"]
+    build_demo.main([*args, "--device", "cpu", "--minutes", "0.5"])
+    train = capsys.readouterr().out.splitlines()[1]
+    assert "--device" not in train and "--minutes 0.5" in train and "--batch-size 64" in train

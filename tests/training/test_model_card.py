@@ -227,3 +227,17 @@ def test_the_card_says_where_a_later_phase_picked_up_the_data_order() -> None:
     note = continuation_note(second)
     assert "fresh optimizer" in note and "skipping the 1,600 batches" in note
     assert "skipping" not in continuation_note({**second, "skipped_batches": 0})
+
+
+def test_the_higher_figure_is_the_bold_one_and_the_blocks_read_are_named() -> None:
+    from diffedit.training.model_card import blocks_phrase, bold_higher
+
+    assert bold_higher(0.1384, 0.1314) == ("**0.1384**", "0.1314")  # the first demo's, where it is higher
+    assert bold_higher(0.0948, 0.1348) == ("0.0948", "**0.1348**")
+    assert bold_higher(0.5, 0.5) == ("0.5", "0.5")
+    swept = {"heldout_documents": {"blocks": 40}, "skipped_sweep_blocks": 24}
+    assert blocks_phrase(swept) == (
+        "40 blocks of each set; the held-out documents' are the 40 after the 24 the sampling sweep chose "
+        "the sampler on"
+    )
+    assert blocks_phrase({"heldout_documents": {"blocks": 40}}) == "40 blocks of each set"
