@@ -224,7 +224,7 @@ CALIBRATION_STEPS = 30  # steps timed (after the first 5) before a --minutes run
 
 def planned_steps(budget_s: float, spent_s: float, step_s: float, eval_s: float, args: TrainArgs) -> int:
     """The most steps (at most ``args.steps``) whose training and evaluations fit what is left of
-    ``budget_s``: each step ``step_s``, an evaluation (with its saves) ``eval_s`` every ``eval_every`` steps
+    ``budget_s``: each step ``step_s``, an evaluation (with its save) ``eval_s`` every ``eval_every`` steps
     and one at the end. At least one step more than the timed ones."""
     left = budget_s - spent_s - eval_s  # the closing evaluation
     fit = math.floor(left / (step_s + eval_s / args.eval_every)) if left > 0 else 0
@@ -376,10 +376,8 @@ def train(args: TrainArgs) -> None:
             step_s = (time.time() - timed_from) / (CALIBRATION_STEPS - 5)
             eval_start = time.time()
             one_pass_accuracy(model, data.eval, pad_id)
-            save_start = time.time()
             save_checkpoint(model, data.tokenizer, args.out, context_tokens=args.budget)
-            saves = 2 if args.snapshots else 1
-            eval_s = save_start - eval_start + saves * (time.time() - save_start)
+            eval_s = time.time() - eval_start
             args = replace(
                 args, steps=planned_steps(args.minutes * 60, time.time() - start, step_s, eval_s, args)
             )
@@ -413,14 +411,12 @@ def train(args: TrainArgs) -> None:
             }
             append_curve(curve, row)
             print("EVAL " + json.dumps(row), flush=True)
-            save_checkpoint(model, data.tokenizer, args.out, context_tokens=args.budget)
-            if args.snapshots:
-                save_checkpoint(
-                    model,
-                    data.tokenizer,
-                    args.out / SNAPSHOTS_DIR / f"step-{step_offset + step + 1}",
-                    context_tokens=args.budget,
-                )
+            if args.snapshots:  # saved once, then copied over the run's own checkpoint files
+                snapshot = args.out / SNAPSHOTS_DIR / f"step-{step_offset + step + 1}"
+                save_checkpoint(model, data.tokenizer, snapshot, context_tokens=args.budget)
+                shutil.copytree(snapshot, args.out, dirs_exist_ok=True)
+            else:
+                save_checkpoint(model, data.tokenizer, args.out, context_tokens=args.budget)
         step += 1
     summary = {
         "args": {k: str(v) for k, v in asdict(args).items()},

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from diffedit.training import corpus
 from diffedit.training.corpus import Document
 from diffedit.training.model_config import Shape
+from diffedit.training.train_demo import TrainArgs
 
 TINY = Shape(  # trains in seconds on one core
     vocab_size=600,
@@ -38,3 +40,9 @@ def tiny_corpus(root: Path) -> Path:
     corpus.write_jsonl(data / "corpus" / "train.jsonl", [doc(i) for i in range(24)])
     corpus.write_jsonl(data / "corpus" / "heldout.jsonl", [doc(i) for i in range(24, 30)])
     return data
+
+
+def tiny_args(out: Path, data: Path, shape: str, **overrides: Any) -> TrainArgs:
+    """A run of the tiny shape on ``data`` that keeps a snapshot every 10 steps, on one thread."""
+    fields: dict[str, Any] = dict(batch_size=4, eval_every=10, eval_examples=8, budget=64, threads=1)
+    return TrainArgs(out=out, shape=shape, data=data, snapshots=True, **{**fields, **overrides})

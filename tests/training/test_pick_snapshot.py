@@ -11,8 +11,8 @@ import pytest
 from diffedit.training.pick_snapshot import CHOICE_FILE, WEIGHTS, apply, main, snapshots
 from diffedit.training.sweep_sampling import choose
 from diffedit.training.text_metrics import WORDS_FILE
-from diffedit.training.train_demo import SNAPSHOTS_DIR, TrainArgs, train
-from tests.helpers.tiny_training import tiny_corpus
+from diffedit.training.train_demo import SNAPSHOTS_DIR, train
+from tests.helpers.tiny_training import tiny_args, tiny_corpus
 
 
 def row(step: int, rate: float, repetition: float = 0.0, steps_mean: float = 10.0) -> dict[str, Any]:
@@ -36,19 +36,7 @@ def test_the_best_rate_wins_and_a_tie_goes_to_the_later_snapshot() -> None:
 def test_a_runs_snapshots_are_scored_and_the_chosen_one_copied_in(tmp_path: Path, tiny_shape: str) -> None:
     data = tiny_corpus(tmp_path)
     out = tmp_path / "run"
-    args = TrainArgs(
-        out=out,
-        shape=tiny_shape,
-        data=data,
-        steps=20,
-        batch_size=4,
-        warmup=5,
-        eval_every=10,
-        eval_examples=8,
-        budget=64,
-        threads=1,
-        snapshots=True,
-    )
+    args = tiny_args(out, data, tiny_shape, steps=20, warmup=5)
     train(args)
     assert [s for s, _ in snapshots(out)] == [10, 20]
     apply(out, 10)  # the earlier weights over the run's own

@@ -22,7 +22,7 @@ from diffedit.training.train_demo import (
     steps_run,
     train,
 )
-from tests.helpers.tiny_training import tiny_corpus
+from tests.helpers.tiny_training import tiny_args, tiny_corpus
 
 
 def phase(steps: int, seed: int = 0, batch_size: int = 16, stop_after: int | None = None) -> dict[str, Any]:
@@ -87,19 +87,13 @@ def test_a_run_fitted_to_minutes_plans_its_length_and_keeps_every_evaluations_sn
     tmp_path: Path, tiny_shape: str
 ) -> None:
     out = tmp_path / "run"
-    run_args = TrainArgs(
-        out=out,
-        shape=tiny_shape,
-        data=tiny_corpus(tmp_path),
+    run_args = tiny_args(
+        out,
+        tiny_corpus(tmp_path),
+        tiny_shape,
         steps=10_000,
-        batch_size=4,
         warmup=CALIBRATION_STEPS,
-        eval_every=10,
-        eval_examples=8,
-        budget=64,
-        threads=1,
         minutes=0.001,  # less than the timed steps take: the run ends at the first step after them
-        snapshots=True,
     )
     train(run_args)
     run = json.loads((out / RUN_FILE).read_text())
