@@ -52,6 +52,19 @@ def _fresh_compiler_state() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _torch_threads_restored() -> Iterator[None]:
+    """A test that calls code setting torch's thread count (the training commands' ``--threads``) leaves the
+    count as it found it: the tests after it, and a server process they compare with bit for bit, run with
+    torch's default, where a different count can round a near-tie the other way."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings, recovery files and caches of the app under test never touch the real user folders."""
     base = tmp_path_factory.mktemp("user")
