@@ -184,7 +184,8 @@ def evaluate(
     dictionary_skip: int | None = None,
 ) -> dict[str, Any]:
     """``dictionary_skip``: held-out document blocks to pass over before the dictionary blocks (default: as
-    many as the checkpoint's own sampling sweep chose its setting on, so the figure is not read on them)."""
+    many as the checkpoint's own sampling sweep and snapshot choice read, so the figure is not read on
+    them)."""
     torch.manual_seed(0)
     model, tokenizer = load_checkpoint(checkpoint)
     budget = training_budget(checkpoint)
@@ -201,10 +202,10 @@ def evaluate(
     regens = [regenerate(model, tokenizer, s, budget, seed=i) for i, s in enumerate(sample[:generations])]
     extra: dict[str, Any] = {}
     if dictionary_n > 0:
-        from diffedit.training.heldout_sets import sweep_selection_blocks
+        from diffedit.training.heldout_sets import selection_blocks_used
         from diffedit.training.text_metrics import WORDS_FILE
 
-        skip = sweep_selection_blocks(checkpoint) if dictionary_skip is None else dictionary_skip
+        skip = selection_blocks_used(checkpoint) if dictionary_skip is None else dictionary_skip
         extra["dictionary"] = dictionary_figures(
             checkpoint, data_dir, dictionary_n, rewrites, words_file or WORDS_FILE, free_form, skip
         )

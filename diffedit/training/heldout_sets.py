@@ -22,6 +22,7 @@ from diffedit.training.text_metrics import dictionary_word_rate, repetition
 
 SPLIT_SEED = 11
 SWEEP_FILE = "sampling_sweep.json"  # written by diffedit.training.sweep_sampling
+CHOICE_FILE = "snapshot_choice.json"  # written by diffedit.training.pick_snapshot
 
 
 def is_prose_target(target: str) -> bool:
@@ -75,12 +76,16 @@ def load_sets(checkpoint: Path, data_dir: Path, n: int, skip: int = 0) -> dict[s
     return sets
 
 
-def sweep_selection_blocks(checkpoint: Path) -> int:
-    """How many selection blocks the checkpoint's sampling sweep chose its setting on (0: no sweep)."""
-    path = checkpoint / SWEEP_FILE
-    if not path.is_file():
-        return 0
-    return int(json.loads(path.read_text(encoding="utf-8")).get("blocks", {}).get("selection", 0))
+def selection_blocks_used(checkpoint: Path) -> int:
+    """How many selection blocks the checkpoint's choices read: its sampling sweep (the setting) and its
+    snapshot choice (the weights); 0 where neither ran."""
+    used = 0
+    sweep, choice = checkpoint / SWEEP_FILE, checkpoint / CHOICE_FILE
+    if sweep.is_file():
+        used = int(json.loads(sweep.read_text(encoding="utf-8")).get("blocks", {}).get("selection", 0))
+    if choice.is_file():
+        used = max(used, int(json.loads(choice.read_text(encoding="utf-8")).get("blocks", 0)))
+    return used
 
 
 def read_sample(path: Path) -> list[Split]:

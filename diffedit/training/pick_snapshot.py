@@ -30,14 +30,13 @@ from typing import Any
 import torch
 
 from diffedit.engine.engine import Engine
-from diffedit.training.heldout_sets import load_sets, reference_score
+from diffedit.training.heldout_sets import CHOICE_FILE, load_sets, reference_score
 from diffedit.training.niceness import nice_to
 from diffedit.training.sweep_sampling import Setting, choose, run_setting
 from diffedit.training.sweep_sampling import score as score_outputs
 from diffedit.training.text_metrics import WORDS_FILE, load_words
 from diffedit.training.train_demo import CURVE_FILE, SNAPSHOTS_DIR
 
-CHOICE_FILE = "snapshot_choice.json"
 WEIGHTS = "model.safetensors"
 _STEP = re.compile(r"step-(\d+)$")
 

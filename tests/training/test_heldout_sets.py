@@ -7,7 +7,7 @@ from pathlib import Path
 
 from diffedit.training import corpus
 from diffedit.training.corpus import Document
-from diffedit.training.heldout_sets import SWEEP_FILE, load_sets, sweep_selection_blocks
+from diffedit.training.heldout_sets import CHOICE_FILE, SWEEP_FILE, load_sets, selection_blocks_used
 
 PARAGRAPH = (
     "Paragraph {i} of document {d} says something plain about the subject at hand, at a useful length for "
@@ -36,7 +36,9 @@ def test_skipping_the_sweeps_blocks_reads_only_blocks_it_never_saw(tmp_path: Pat
     assert unskipped == swept + evaluated  # one fixed order: the sweep's blocks come first
 
 
-def test_the_sweeps_block_count_comes_from_its_file(tmp_path: Path) -> None:
-    assert sweep_selection_blocks(tmp_path) == 0  # no sweep: nothing to skip
+def test_the_blocks_to_skip_are_the_most_any_choice_read(tmp_path: Path) -> None:
+    assert selection_blocks_used(tmp_path) == 0  # no sweep, no snapshot choice: nothing to skip
     (tmp_path / SWEEP_FILE).write_text(json.dumps({"blocks": {"selection": 24, "heldout_source": 24}}))
-    assert sweep_selection_blocks(tmp_path) == 24
+    assert selection_blocks_used(tmp_path) == 24
+    (tmp_path / CHOICE_FILE).write_text(json.dumps({"blocks": 32}))  # snapshots chosen on more blocks
+    assert selection_blocks_used(tmp_path) == 32
